@@ -1,0 +1,566 @@
+"""Capture the residual stream entering and leaving each decoder block of a Hugging Face causal LM.
+
+Information Emergence compares I(h_l ; h_{l+1}) at two levels (see docs/method.md §1), where h_l is
+the residual stream *entering* block l and h_{l+1} the *raw output* of block l. Those are read with
+forward hooks on the blocks rather than from ``output_hidden_states``: in transformers the last
+entry of ``hidden_states`` is the final norm applied to the last block's output, not the output.
+
+- `capture_macro`: sequences processed in context, states at chosen token positions.
+- `capture_micro`: each token fed alone (optionally after BOS), one batched forward pass over the
+  distinct token ids, then looked up for every (sequence, position).
+
+The forward pass is stopped right after the last requested block (a private exception raised from
+that block's hook), so the final norm, the LM head and any later blocks never run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "BlocksNotFoundError",
+    "CapturedStates",
+    "RandomProjection",
+    "capture_macro",
+    "capture_micro",
+    "find_blocks",
+    "model_bos_token_id",
+    "num_layers",
+]
+
+_LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+_BLOCK_LIST_NAMES = {"layers", "h", "blocks", "layer", "block", "decoder_layers"}
+_BOS_MODEL_TYPES = {"llama", "gemma", "gemma2", "gemma3", "gemma3_text", "mistral"}
+
+
+# --------------------------------------------------------------------------------------------
+# Finding the blocks
+
+
+class BlocksNotFoundError(ValueError):
+    """No `nn.ModuleList` of the configured number of layers was found in the model."""
+
+
+def _expected_num_layers(model: nn.Module) -> tuple[int | None, str]:
+    """Configured number of decoder layers and the config key it came from."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return None, "model.config (missing)"
+    configs = []
+    get_text_config = getattr(config, "get_text_config", None)
+    if callable(get_text_config):
+        with contextlib.suppress(Exception):  # odd configs: fall back to the config itself
+            configs.append(("text config", get_text_config()))
+    configs.append(("config", config))
+    for label, cfg in configs:
+        for key in _LAYER_COUNT_KEYS:
+            value = getattr(cfg, key, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value, f"{label}.{key}"
+    return None, f"config.{'/'.join(_LAYER_COUNT_KEYS)} (none set)"
+
+
+def find_blocks(model: nn.Module) -> nn.ModuleList:
+    """Return the decoder block stack of a causal LM, found without a list of model classes.
+
+    The stack is the `nn.ModuleList` whose length equals the configured number of layers
+    (`num_hidden_layers`, `n_layer` or `num_layers` of `config.get_text_config()` / `config`).
+    When several match, prefer lists of one block class, named like `layers`/`h`/`blocks`, and
+    the shallowest. Raises `BlocksNotFoundError` listing the lists looked at otherwise.
+    """
+    expected, source = _expected_num_layers(model)
+    seen: list[tuple[str, int]] = []
+    matches: list[tuple[tuple[int, int, str], nn.ModuleList]] = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList):
+            continue
+        seen.append((name or "<model>", len(module)))
+        if expected is None or len(module) != expected:
+            continue
+        homogeneous = len({type(child) for child in module}) == 1
+        named_like = name.rsplit(".", 1)[-1] in _BLOCK_LIST_NAMES
+        depth = name.count(".") if name else -1
+        matches.append(((-(int(homogeneous) + int(named_like)), depth, name), module))
+    if matches:
+        return min(matches, key=lambda m: m[0])[1]
+    looked_at = ", ".join(f"{n} (len {k})" for n, k in seen) or "none"
+    want = f"{expected} ({source})" if expected is not None else f"unknown: {source}"
+    raise BlocksNotFoundError(
+        f"Could not find the decoder blocks of {type(model).__name__}: expected an nn.ModuleList "
+        f"with as many entries as the configured number of layers, {want}. ModuleLists looked "
+        f"at: {looked_at}. Check that the model's config states the number of decoder blocks "
+        f"(num_hidden_layers, n_layer or num_layers) and that the blocks are held in one "
+        f"nn.ModuleList; models built otherwise are not supported."
+    )
+
+
+def num_layers(model: nn.Module) -> int:
+    """Number of decoder blocks of `model` (the length of `find_blocks(model)`)."""
+    return len(find_blocks(model))
+
+
+# --------------------------------------------------------------------------------------------
+# Projection and results
+
+
+class RandomProjection:
+    """Seeded Gaussian random projection from d to k channels, scaled by 1/sqrt(k).
+
+    Applied to hidden states as they are captured, so memory holds n*k numbers, never n*d. The
+    matrix is drawn on the CPU from `torch.Generator().manual_seed(seed)`: the same (d, k, seed)
+    gives the same matrix on every machine. Distances are preserved in expectation
+    (Johnson-Lindenstrauss), and for k >= d the map is almost surely injective.
+    """
+
+    def __init__(self, d: int, k: int, seed: int = 0) -> None:
+        if d <= 0 or k <= 0:
+            raise ValueError(f"RandomProjection needs d > 0 and k > 0, got d={d}, k={k}")
+        self.d = int(d)
+        self.k = int(k)
+        self.seed = int(seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.matrix = torch.randn(self.d, self.k, generator=gen, dtype=torch.float32)
+        self.matrix /= math.sqrt(self.k)
+        self._on_device: dict[torch.device, torch.Tensor] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Project the last dimension of `x` (computed in float32 on `x`'s device)."""
+        if x.shape[-1] != self.d:
+            raise ValueError(
+                f"RandomProjection expects {self.d} channels, got a tensor of shape "
+                f"{tuple(x.shape)}; build it with d = the model's hidden size"
+            )
+        matrix = self._on_device.get(x.device)
+        if matrix is None:
+            matrix = self._on_device[x.device] = self.matrix.to(x.device)
+        return x.float() @ matrix
+
+    def __repr__(self) -> str:
+        return f"RandomProjection(d={self.d}, k={self.k}, seed={self.seed})"
+
+
+@dataclass
+class CapturedStates:
+    """Block inputs and raw outputs at chosen positions, float32 on the CPU."""
+
+    layers: list[int]  # block indices captured
+    inputs: torch.Tensor  # [n_layers, n, n_positions, k] float32, block input
+    outputs: torch.Tensor  # [n_layers, n, n_positions, k] float32, block raw output
+    positions: list[int]  # token positions captured (macro) or token index t (micro)
+    bos_token_id: int | None = None  # micro only: the BOS used, None if none
+
+
+# --------------------------------------------------------------------------------------------
+# Input validation
+
+
+def _as_input_ids(input_ids: Any) -> torch.Tensor:
+    """A 2-D int64 CPU tensor from a tensor or a list of equal-length token lists."""
+    if not isinstance(input_ids, torch.Tensor):
+        if not isinstance(input_ids, Sequence) or isinstance(input_ids, (str, bytes)):
+            raise ValueError(
+                "input_ids must be a 2-D integer tensor [n, T] or a list of equal-length token "
+                f"id lists, got {type(input_ids).__name__}"
+            )
+        rows = list(input_ids)
+        if rows and all(isinstance(r, int) for r in rows):
+            raise ValueError(
+                "input_ids must be 2-D [n, T] (a list of token id lists); got one flat list: wrap "
+                "a single sequence as [ids]"
+            )
+        lengths = sorted({len(r) for r in rows})
+        if len(lengths) > 1:
+            raise ValueError(
+                f"all sequences must have equal token length, got lengths {lengths}; pad, "
+                "truncate or filter them to one length T first"
+            )
+        input_ids = torch.tensor(rows, dtype=torch.long)
+    if input_ids.dim() != 2:
+        raise ValueError(
+            f"input_ids must be 2-D [n, T] (n sequences of equal token length T), got shape "
+            f"{tuple(input_ids.shape)}"
+        )
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+        raise ValueError(f"input_ids is empty (shape {tuple(input_ids.shape)})")
+    return input_ids.detach().to("cpu", torch.long)
+
+
+def _check_vocab(model: nn.Module, ids: torch.Tensor) -> None:
+    emb = _input_embeddings(model)
+    vocab = getattr(emb, "num_embeddings", None)
+    if vocab is None:
+        return
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= vocab:
+        raise ValueError(
+            f"token ids must lie in [0, {vocab - 1}] (the model's vocabulary), got {lo}..{hi}"
+        )
+
+
+def _resolve_layers(layers: Sequence[int] | None, n_blocks: int) -> list[int]:
+    if layers is None:
+        return list(range(n_blocks))
+    if isinstance(layers, int):
+        layers = [layers]
+    out = set()
+    for layer in layers:
+        if not isinstance(layer, int) or isinstance(layer, bool):
+            raise ValueError(f"layers must be integers, got {layer!r}")
+        if not -n_blocks <= layer < n_blocks:
+            raise ValueError(
+                f"layer {layer} is out of range: this model has {n_blocks} blocks, valid indices "
+                f"are 0..{n_blocks - 1} (or -{n_blocks}..-1)"
+            )
+        out.add(layer % n_blocks)
+    if not out:
+        raise ValueError("layers is empty; pass None for all blocks")
+    return sorted(out)
+
+
+def _resolve_positions(positions: str | Sequence[int], seq_len: int) -> list[int]:
+    if isinstance(positions, str):
+        if positions == "last":
+            return [seq_len - 1]
+        if positions == "all":
+            return list(range(seq_len))
+        raise ValueError(f"positions must be 'last', 'all' or a list of ints, got {positions!r}")
+    if isinstance(positions, int):
+        positions = [positions]
+    out = []
+    for pos in positions:
+        if not isinstance(pos, int) or isinstance(pos, bool):
+            raise ValueError(f"positions must be integers, got {pos!r}")
+        if not -seq_len <= pos < seq_len:
+            raise ValueError(
+                f"position {pos} is out of range for sequences of {seq_len} tokens: valid "
+                f"positions are 0..{seq_len - 1} (or -{seq_len}..-1)"
+            )
+        out.append(pos % seq_len)
+    if not out:
+        raise ValueError("positions is empty")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Hooks
+
+
+class _StopForward(Exception):
+    """Raised by the last requested block's hook to end the forward pass early."""
+
+
+def _input_embeddings(model: nn.Module) -> nn.Module | None:
+    get = getattr(model, "get_input_embeddings", None)
+    if callable(get):
+        try:
+            return get()
+        except (NotImplementedError, AttributeError):
+            return None
+    return None
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    emb = _input_embeddings(model)
+    weight = getattr(emb, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        return weight.device
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _block_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    if args and isinstance(args[0], torch.Tensor):
+        return args[0]
+    hidden = kwargs.get("hidden_states")
+    if isinstance(hidden, torch.Tensor):
+        return hidden
+    raise RuntimeError(
+        "could not read a decoder block's input: neither its first positional argument nor "
+        "kwargs['hidden_states'] is a tensor"
+    )
+
+
+def _block_output(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise RuntimeError(f"could not read a decoder block's output (got {type(output).__name__})")
+
+
+class _Recorder:
+    """Holds the CPU buffers and the hooks writing one batch at a time into them."""
+
+    def __init__(
+        self,
+        blocks: nn.ModuleList,
+        layers: list[int],
+        n: int,
+        positions: list[int],
+        projection: RandomProjection | None,
+    ) -> None:
+        self.blocks = blocks
+        self.layers = layers
+        self.n = n
+        self.positions = positions
+        self.projection = projection
+        self.inputs: torch.Tensor | None = None
+        self.outputs: torch.Tensor | None = None
+        self.rows = slice(0, 0)
+        self.seq_len = 0
+        self.seen: list[bool] = [False] * len(layers)
+        self._pos_index: dict[torch.device, torch.Tensor] = {}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> _Recorder:
+        try:
+            last = len(self.layers) - 1
+            for slot, layer in enumerate(self.layers):
+                hook = self._make_hook(slot, stop=slot == last)
+                handle = self.blocks[layer].register_forward_hook(hook, with_kwargs=True)
+                self._handles.append(handle)
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def start_batch(self, rows: slice, seq_len: int) -> None:
+        self.rows = rows
+        self.seq_len = seq_len
+        self.seen = [False] * len(self.layers)
+
+    def check_batch(self) -> None:
+        missing = [layer for layer, ok in zip(self.layers, self.seen, strict=True) if not ok]
+        if missing:
+            raise RuntimeError(f"decoder blocks {missing} did not run during the forward pass")
+
+    def _select(self, x: torch.Tensor) -> torch.Tensor:
+        batch = self.rows.stop - self.rows.start
+        if x.dim() != 3 or x.shape[0] != batch or x.shape[1] != self.seq_len:
+            raise RuntimeError(
+                f"a decoder block's hidden states have shape {tuple(x.shape)}, expected "
+                f"[{batch}, {self.seq_len}, hidden]"
+            )
+        index = self._pos_index.get(x.device)
+        if index is None:
+            index = self._pos_index[x.device] = torch.tensor(self.positions, device=x.device)
+        x = x.index_select(1, index)
+        x = self.projection(x) if self.projection is not None else x.float()
+        return x.to("cpu", torch.float32)
+
+    def _make_hook(self, slot: int, stop: bool) -> Callable[..., None]:
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            if self.seen[slot]:
+                raise RuntimeError(
+                    f"decoder block {self.layers[slot]} ran twice in one forward pass "
+                    "(shared blocks are not supported)"
+                )
+            x_in = self._select(_block_input(args, kwargs))
+            x_out = self._select(_block_output(output))
+            if self.inputs is None:
+                shape = (len(self.layers), self.n, len(self.positions), x_in.shape[-1])
+                self.inputs = torch.empty(shape, dtype=torch.float32)
+                self.outputs = torch.empty(shape, dtype=torch.float32)
+            self.inputs[slot, self.rows] = x_in
+            self.outputs[slot, self.rows] = x_out
+            self.seen[slot] = True
+            if stop:
+                raise _StopForward
+
+        return hook
+
+
+def _capture(
+    model: nn.Module,
+    blocks: nn.ModuleList,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    layers: list[int],
+    positions: list[int],
+    batch_size: int,
+    projection: RandomProjection | None,
+    progress: bool,
+    desc: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched forward passes with hooks on `layers`; returns (inputs, outputs) buffers."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    device = _model_device(model)
+    n, seq_len = input_ids.shape
+    starts = range(0, n, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=desc, unit="batch")
+    was_training = model.training
+    model.eval()
+    try:
+        with _Recorder(blocks, layers, n, positions, projection) as rec, torch.no_grad():
+            for start in starts:
+                rows = slice(start, min(start + batch_size, n))
+                kwargs: dict[str, Any] = {"input_ids": input_ids[rows].to(device)}
+                if attention_mask is not None:
+                    kwargs["attention_mask"] = attention_mask[rows].to(device)
+                if getattr(model, "config", None) is not None and hasattr(
+                    model.config, "use_cache"
+                ):
+                    kwargs["use_cache"] = False
+                rec.start_batch(rows, seq_len)
+                with contextlib.suppress(_StopForward):  # raised after the last requested block
+                    model(**kwargs)
+                rec.check_batch()
+    finally:
+        if was_training:
+            model.train()
+    assert rec.inputs is not None and rec.outputs is not None
+    return rec.inputs, rec.outputs
+
+
+# --------------------------------------------------------------------------------------------
+# Public capture API
+
+
+def capture_macro(
+    model: nn.Module,
+    input_ids: torch.Tensor | Sequence[Sequence[int]],
+    *,
+    layers: list[int] | None = None,
+    positions: str | list[int] = "last",
+    batch_size: int = 64,
+    projection: RandomProjection | None = None,
+    attention_mask: torch.Tensor | None = None,
+    progress: bool = False,
+) -> CapturedStates:
+    """Block inputs and raw outputs of sequences processed in context (the macro level).
+
+    `input_ids` [n, T] are used as given (prepending BOS is the caller's choice). `positions` is
+    "last" ([T-1]), "all" or a list of indices; they index the given rows, padding included.
+    `layers` defaults to all blocks. Returns float32 CPU tensors [n_layers, n, n_positions, k],
+    k = hidden size or projection.k.
+    """
+    ids = _as_input_ids(input_ids)
+    _check_vocab(model, ids)
+    blocks = find_blocks(model)
+    layer_list = _resolve_layers(layers, len(blocks))
+    pos_list = _resolve_positions(positions, ids.shape[1])
+    if attention_mask is not None:
+        attention_mask = torch.as_tensor(attention_mask)
+        if tuple(attention_mask.shape) != tuple(ids.shape):
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
+                f"{tuple(ids.shape)} like input_ids"
+            )
+    inputs, outputs = _capture(
+        model,
+        blocks,
+        ids,
+        attention_mask,
+        layer_list,
+        pos_list,
+        batch_size,
+        projection,
+        progress,
+        "macro",
+    )
+    return CapturedStates(
+        layers=layer_list, inputs=inputs, outputs=outputs, positions=pos_list, bos_token_id=None
+    )
+
+
+def capture_micro(
+    model: nn.Module,
+    input_ids: torch.Tensor | Sequence[Sequence[int]],
+    *,
+    bos_token_id: int | None,
+    layers: list[int] | None = None,
+    batch_size: int = 256,
+    projection: RandomProjection | None = None,
+    progress: bool = False,
+) -> CapturedStates:
+    """Block inputs and raw outputs of each token fed alone, without context (the micro level).
+
+    Each distinct token id is run once, as a length-1 sequence, or as `[bos, tok]` read at
+    position 1 when `bos_token_id` is not None; the states are then looked up, so entry
+    [:, i, t] is the micro state of `input_ids[i, t]`. Cost: one forward pass per
+    `batch_size` distinct tokens, not per sample. `positions` of the result is range(T).
+    """
+    ids = _as_input_ids(input_ids)
+    if bos_token_id is not None:
+        bos_token_id = int(bos_token_id)
+    _check_vocab(
+        model,
+        ids if bos_token_id is None else torch.cat([ids.flatten(), ids.new_tensor([bos_token_id])]),
+    )
+    blocks = find_blocks(model)
+    layer_list = _resolve_layers(layers, len(blocks))
+    distinct, inverse = torch.unique(ids, return_inverse=True)
+    singles = distinct.unsqueeze(1)  # [U, 1]
+    if bos_token_id is not None:
+        singles = torch.cat([torch.full_like(singles, bos_token_id), singles], dim=1)  # [U, 2]
+    read_at = [singles.shape[1] - 1]
+    table_in, table_out = _capture(
+        model, blocks, singles, None, layer_list, read_at, batch_size, projection, progress, "micro"
+    )
+    # [n_layers, U, 1, k] -> [n_layers, n, T, k] by lookup.
+    flat = inverse.flatten()
+    shape = (len(layer_list), *ids.shape, table_in.shape[-1])
+    inputs = table_in[:, :, 0].index_select(1, flat).reshape(shape)
+    outputs = table_out[:, :, 0].index_select(1, flat).reshape(shape)
+    return CapturedStates(
+        layers=layer_list,
+        inputs=inputs,
+        outputs=outputs,
+        positions=list(range(ids.shape[1])),
+        bos_token_id=bos_token_id,
+    )
+
+
+def model_bos_token_id(model: nn.Module, tokenizer: Any) -> int | None:
+    """The BOS token to prepend for micro capture, or None to feed each token alone.
+
+    Rule: the micro state should be taken under the same conditions the model sees text in.
+    1. No `tokenizer.bos_token_id` -> None.
+    2. The tokenizer prepends BOS by default (`tokenizer("a").input_ids[0] == bos`) -> BOS.
+    3. The tokenizer states `add_bos_token` explicitly -> BOS if True, else None.
+    4. Otherwise, by family: config `model_type` in Llama/Gemma/Mistral -> BOS, else None.
+    The tokenizer's own setting wins over the family, so SmolLM2 (model_type "llama", but BOS
+    `<|im_start|>` is a chat-turn marker that its tokenizer never prepends, add_bos_token=False)
+    gets None: its tokens sit at position 0 alone, exactly as the first token of a macro sequence
+    (lm-eval's HFLM does not prepend BOS for it either).
+    """
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    bos = int(bos)
+    try:
+        first = tokenizer("a").input_ids[:1]
+    except Exception:  # noqa: BLE001 - any tokenizer oddity: fall through to the other rules
+        first = []
+    if first and int(first[0]) == bos:
+        return bos
+    add_bos = getattr(tokenizer, "add_bos_token", None)
+    if isinstance(add_bos, bool):
+        return bos if add_bos else None
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type in _BOS_MODEL_TYPES:
+        return bos
+    return None

