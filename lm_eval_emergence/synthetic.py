@@ -1,4 +1,4 @@
-"""Ground-truth MI cases: correlated Gaussians with closed-form MI, optionally through invertible maps.
+"""Ground-truth MI cases: correlated Gaussians with closed-form MI, and invertible maps of them.
 
 Used by the tests and by ``benchmarks/estimators.py``. MI is invariant under invertible maps of
 either side, so every variant keeps the closed-form value of the Gaussian it was made from.
@@ -63,3 +63,18 @@ def correlated_gaussian(
         yb = yb * torch.exp(0.5 * torch.tanh(ya @ a)) + torch.sin(2.0 * ya @ b)
         y = torch.cat([ya, yb], dim=1)
     return GaussianCase(x=x, y=y, true_bits=gaussian_mi_bits(k, rho))
+
+
+def discrete_deterministic(n: int, d: int, *, n_symbols: int, seed: int = 0) -> GaussianCase:
+    """A uniform symbol embedded in d dimensions (x) and a fixed nonlinear map of it (y).
+
+    y is a deterministic function of x, as a transformer block's output is of its input, and x
+    takes ``n_symbols`` values, as a token's state does when fed alone: I(x; y) = H(x) =
+    log2(n_symbols) bits. Estimators that treat the data as continuous see an infinite MI here.
+    """
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(n_symbols, d, generator=g)
+    w = torch.randn(d, d, generator=g) / math.sqrt(d)
+    symbols = torch.randint(0, n_symbols, (n,), generator=g)
+    x = table[symbols]
+    return GaussianCase(x=x, y=torch.tanh(x @ w) + x, true_bits=math.log2(n_symbols))

@@ -1,4 +1,4 @@
-"""Mutual-information estimators: closed-form Gaussian, trained variational bounds, the paper's MINE."""
+"""MI estimators: closed-form Gaussian, trained variational bounds, the paper's MINE."""
 
 from .api import DEFAULT_METHOD, METHODS, estimate_mi, estimate_mi_many, method_options
 from .inputs import MIN_SAMPLES

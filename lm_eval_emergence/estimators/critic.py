@@ -4,6 +4,10 @@ Every weight has a leading pair dimension P and every layer is one batched matri
 the grid of (layer, position) pairs of an emergence profile costs one training run, not P.
 All P critics start from the same seeded draw: pair p's trajectory does not depend on which
 other pairs share the batch, so a single estimate and a batched one agree.
+
+A critic may carry a Gaussian anchor: the log density ratio log p(y|x)/p(y) of the Gaussian
+fitted to the training rows. The network then learns only what the Gaussian misses, starting
+from zero, and early stopping can never end below the anchor's own held-out value.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class StackedMLP:
         *,
         generator: torch.Generator,
         activation: str = "relu",
+        zero_last: bool = False,
     ) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -34,14 +39,25 @@ class StackedMLP:
         self.activation = ACTIVATIONS[activation]
         self.weights: list[torch.Tensor] = []
         self.biases: list[torch.Tensor] = []
-        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        pairs = list(zip(widths[:-1], widths[1:], strict=True))
+        for i, (fan_in, fan_out) in enumerate(pairs):
             std = (2.0 / (fan_in + fan_out)) ** 0.5  # Xavier-normal
             w = torch.randn(fan_in, fan_out, generator=generator) * std
+            if zero_last and i == len(pairs) - 1:
+                w = torch.zeros_like(w)
             self.weights.append(w.expand(n_pairs, -1, -1).clone().requires_grad_(True))
             self.biases.append(torch.zeros(n_pairs, 1, fan_out, requires_grad=True))
 
     def parameters(self) -> list[torch.Tensor]:
         return [*self.weights, *self.biases]
+
+    def subset(self, sl: slice) -> StackedMLP:
+        """The MLPs of the pairs in ``sl`` (views: no copy)."""
+        view = object.__new__(StackedMLP)
+        view.activation = self.activation
+        view.weights = [w[sl] for w in self.weights]
+        view.biases = [b[sl] for b in self.biases]
+        return view
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.weights) - 1
@@ -52,8 +68,59 @@ class StackedMLP:
         return x
 
 
+class GaussianAnchor:
+    """log p(y|x) - log p(y) of a Gaussian fitted to standardised training rows, per pair.
+
+    An anchor that believes in the chance correlations of its training rows is punished on
+    held-out data (it pulls the estimate of an independent pair below zero), so its log ratio is
+    multiplied by a per-pair ``scale`` in [0, 1] that the trainer calibrates on validation rows.
+
+    Written as a bilinear term plus one term in x alone and one in y alone, so all B x B
+    pairings cost one matrix product. ``ridge`` keeps the conditional covariance invertible when
+    y is (nearly) a deterministic function of x, as a block's output is of its input.
+    """
+
+    def __init__(self, x_fit: torch.Tensor, y_fit: torch.Tensor, ridge: float) -> None:
+        dx = x_fit.shape[-1]
+        z = torch.cat([x_fit, y_fit], dim=-1).double()
+        z = z - z.mean(dim=1, keepdim=True)
+        cov = z.transpose(1, 2) @ z / (z.shape[1] - 1)
+        cov = cov + ridge * torch.eye(cov.shape[-1], dtype=cov.dtype)
+        cxx, cyy, cxy = cov[:, :dx, :dx], cov[:, dx:, dx:], cov[:, :dx, dx:]
+        a = torch.linalg.solve(cxx, cxy).transpose(1, 2)  # E[y|x] = A x, [P, dy, dx]
+        cond = cyy - a @ cxy  # Cov(y|x)
+        cond_inv = torch.linalg.inv(cond)
+        self.bilinear = (a.transpose(1, 2) @ cond_inv).float()  # x^T B y, [P, dx, dy]
+        self.quad_x = (a.transpose(1, 2) @ cond_inv @ a).float()
+        self.quad_y = (cond_inv - torch.linalg.inv(cyy)).float()
+        logdet = torch.linalg.slogdet(cyy)[1] - torch.linalg.slogdet(cond)[1]
+        self.const = (0.5 * logdet).float()
+        self.scale = torch.ones(x_fit.shape[0])
+
+    def subset(self, sl: slice) -> GaussianAnchor:
+        view = object.__new__(GaussianAnchor)
+        for name in ("bilinear", "quad_x", "quad_y", "const", "scale"):
+            setattr(view, name, getattr(self, name)[sl])
+        return view
+
+    def _row(self, x: torch.Tensor) -> torch.Tensor:
+        return -0.5 * ((x @ self.quad_x) * x).sum(-1)
+
+    def _col(self, y: torch.Tensor) -> torch.Tensor:
+        return -0.5 * ((y @ self.quad_y) * y).sum(-1)
+
+    def scores(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        bil = (x @ self.bilinear) @ y.transpose(1, 2)
+        s = bil + self._row(x)[:, :, None] + self._col(y)[:, None, :] + self.const[:, None, None]
+        return self.scale[:, None, None] * s
+
+    def pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        bil = ((x @ self.bilinear) * y).sum(-1)
+        return self.scale[:, None] * (bil + self._row(x) + self._col(y) + self.const[:, None])
+
+
 class SeparableCritic:
-    """T(x, y) = f(x) . g(y): one pass per side gives the scores of all B x B pairings."""
+    """T(x, y) = f(x) . g(y) (+ anchor): one pass per side scores all B x B pairings."""
 
     kind = "separable"
 
@@ -68,24 +135,37 @@ class SeparableCritic:
         embed: int,
         generator: torch.Generator,
         activation: str = "relu",
+        anchor: GaussianAnchor | None = None,
     ) -> None:
+        self.anchor = anchor
         self.f = StackedMLP(
             n_pairs, [dx, *[hidden] * layers, embed], generator=generator, activation=activation
         )
         self.g = StackedMLP(
-            n_pairs, [dy, *[hidden] * layers, embed], generator=generator, activation=activation
+            n_pairs,
+            [dy, *[hidden] * layers, embed],
+            generator=generator,
+            activation=activation,
+            zero_last=anchor is not None,
         )
 
     def parameters(self) -> list[torch.Tensor]:
         return [*self.f.parameters(), *self.g.parameters()]
 
+    def subset(self, sl: slice) -> SeparableCritic:
+        view = object.__new__(SeparableCritic)
+        view.f, view.g = self.f.subset(sl), self.g.subset(sl)
+        view.anchor = None if self.anchor is None else self.anchor.subset(sl)
+        return view
+
     def scores(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """[P, Bx, By] scores of every x row against every y row."""
-        return self.f(x) @ self.g(y).transpose(1, 2)
+        s = self.f(x) @ self.g(y).transpose(1, 2)
+        return s if self.anchor is None else s + self.anchor.scores(x, y)
 
 
 class ConcatCritic:
-    """T(x, y) = MLP([x; y]), the joint critic of MINE: one pass per (x, y) pairing."""
+    """T(x, y) = MLP([x; y]) (+ anchor), the joint critic of MINE: one pass per pairing."""
 
     kind = "concat"
 
@@ -98,17 +178,30 @@ class ConcatCritic:
         widths: Sequence[int],
         generator: torch.Generator,
         activation: str = "leaky_relu",
+        anchor: GaussianAnchor | None = None,
     ) -> None:
+        self.anchor = anchor
         self.net = StackedMLP(
-            n_pairs, [dx + dy, *widths, 1], generator=generator, activation=activation
+            n_pairs,
+            [dx + dy, *widths, 1],
+            generator=generator,
+            activation=activation,
+            zero_last=anchor is not None,
         )
 
     def parameters(self) -> list[torch.Tensor]:
         return self.net.parameters()
 
+    def subset(self, sl: slice) -> ConcatCritic:
+        view = object.__new__(ConcatCritic)
+        view.net = self.net.subset(sl)
+        view.anchor = None if self.anchor is None else self.anchor.subset(sl)
+        return view
+
     def pairs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """[P, B] scores of row i of x against row i of y."""
-        return self.net(torch.cat([x, y], dim=-1)).squeeze(-1)
+        s = self.net(torch.cat([x, y], dim=-1)).squeeze(-1)
+        return s if self.anchor is None else s + self.anchor.pairs(x, y)
 
     def scores(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """[P, Bx, By] scores of every pairing (Bx * By critic passes: use on small batches)."""
@@ -116,11 +209,12 @@ class ConcatCritic:
         xx = x[:, :, None, :].expand(p, bx, by, x.shape[-1])
         yy = y[:, None, :, :].expand(p, bx, by, y.shape[-1])
         joint = torch.cat([xx, yy], dim=-1).reshape(p, bx * by, -1)
-        return self.net(joint).reshape(p, bx, by)
+        s = self.net(joint).reshape(p, bx, by)
+        return s if self.anchor is None else s + self.anchor.scores(x, y)
 
 
 class StackedAdam:
-    """Adam over stacked parameters, with a per-pair mask that freezes finished pairs exactly."""
+    """Adam(W) over stacked parameters, with a per-pair mask that freezes finished pairs exactly."""
 
     def __init__(
         self,
@@ -128,11 +222,13 @@ class StackedAdam:
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
     ) -> None:
         self.params = params
         self.lr = lr
         self.betas = betas
         self.eps = eps
+        self.weight_decay = weight_decay
         n_pairs = params[0].shape[0]
         self.steps = torch.zeros(n_pairs)
         self.m = [torch.zeros_like(p) for p in params]
@@ -155,5 +251,7 @@ class StackedAdam:
             m.copy_(torch.where(mask, b1 * m + (1 - b1) * g, m))
             v.copy_(torch.where(mask, b2 * v + (1 - b2) * g * g, v))
             update = (m / c1.view(shape)) / ((v / c2.view(shape)).sqrt() + self.eps)
+            if self.weight_decay:
+                update = update + self.weight_decay * p
             p.sub_(torch.where(mask, lr * update, torch.zeros_like(update)))
             p.grad = None

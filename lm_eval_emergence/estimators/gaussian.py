@@ -30,26 +30,67 @@ def ledoit_wolf(z: torch.Tensor) -> torch.Tensor:
     return (1 - shrink)[:, None, None] * cov + (shrink * mu)[:, None, None] * eye
 
 
-def canonical_correlations(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Canonical correlations of each pair in [P, m, dx], [P, m, dy] stacks, after shrinkage."""
+def sample_covariance(z: torch.Tensor) -> torch.Tensor:
+    """Sample covariance of each [m, D] sample in a [P, m, D] stack (float64)."""
+    z = z.double()
+    z = z - z.mean(dim=1, keepdim=True)
+    return z.transpose(1, 2) @ z / (z.shape[1] - 1)
+
+
+#: Canonical correlations this close to 1 mean a deterministic linear relation: infinite MI.
+RHO_MAX = 1.0 - 1e-6
+
+
+def _orthonormal_basis(z: torch.Tensor, rtol: float = 1e-7) -> torch.Tensor:
+    """Orthonormal basis of the centred columns' span, [P, m, d]; null directions are zeroed."""
+    u, s, _ = torch.linalg.svd(z - z.mean(dim=1, keepdim=True), full_matrices=False)
+    keep = s > rtol * s.amax(dim=-1, keepdim=True).clamp_min(1e-300)
+    return u * keep[:, None, :]
+
+
+def canonical_correlations(
+    x: torch.Tensor, y: torch.Tensor, shrinkage: str | float = 0.0
+) -> torch.Tensor:
+    """Canonical correlations of each pair of [P, m, dx], [P, m, dy] stacks, within [0, RHO_MAX].
+
+    Without shrinkage they are the singular values of Q_x^T Q_y for orthonormal bases of the
+    centred samples, which stays defined when a side is rank-deficient (a constant coordinate,
+    a few distinct points). ``shrinkage`` is ``"ledoit-wolf"`` or a ridge s in [0, 1): the joint
+    covariance becomes (1 - s) C + s mu I, which shrinks every canonical correlation too, so it
+    trades bias for stability when the dimension is not small against m.
+    """
+    if not shrinkage:
+        qx = _orthonormal_basis(x.double())
+        qy = _orthonormal_basis(y.double())
+        return torch.linalg.svdvals(qx.transpose(1, 2) @ qy).clamp(0.0, RHO_MAX)
     dx = x.shape[-1]
-    cov = ledoit_wolf(torch.cat([x, y], dim=-1))
+    z = torch.cat([x, y], dim=-1)
+    if shrinkage == "ledoit-wolf":
+        cov = ledoit_wolf(z)
+    else:
+        cov = sample_covariance(z)
+        mu = cov.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None]
+        cov = (1 - shrinkage) * cov + shrinkage * mu * torch.eye(cov.shape[-1], dtype=cov.dtype)
     cxx, cyy, cxy = cov[:, :dx, :dx], cov[:, dx:, dx:], cov[:, :dx, dx:]
     lx = torch.linalg.cholesky(cxx)
     ly = torch.linalg.cholesky(cyy)
     # whitened cross-covariance L_x^{-1} C_xy L_y^{-T}; its singular values are the rho_i
     left = torch.linalg.solve_triangular(lx, cxy, upper=False)
     whitened = torch.linalg.solve_triangular(ly, left.transpose(1, 2), upper=False).transpose(1, 2)
-    return torch.linalg.svdvals(whitened).clamp(0.0, 1.0 - 1e-12)
+    return torch.linalg.svdvals(whitened).clamp(0.0, RHO_MAX)
 
 
-def gaussian_mi_nats(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_mi_nats(
+    x: torch.Tensor, y: torch.Tensor, shrinkage: str | float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gaussian MI and its asymptotic standard error, both in nats, for each pair of a stack.
 
     The standard error uses var(I) ~ sum_i rho_i^2 / m, the delta-method variance of the
-    canonical-correlation form with independent canonical pairs.
+    canonical-correlation form with independent canonical pairs. The third tensor flags pairs
+    with a canonical correlation of 1 (to 1e-6): their Gaussian MI is infinite, and the finite
+    value returned is only what the clipping leaves.
     """
-    rho = canonical_correlations(x, y)
+    rho = canonical_correlations(x, y, shrinkage)
     mi = -0.5 * torch.log1p(-(rho * rho)).sum(-1)
     stderr = ((rho * rho).sum(-1) / x.shape[1]).sqrt()
-    return mi.float(), stderr.float()
+    return mi.float(), stderr.float(), (rho >= RHO_MAX).any(-1)

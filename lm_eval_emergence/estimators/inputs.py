@@ -15,7 +15,7 @@ ArrayLike = torch.Tensor | np.ndarray
 
 
 def as_matrix(value: Any, name: str) -> torch.Tensor:
-    """Return ``value`` as a float32 CPU tensor of shape [n, d], or raise a ValueError saying why not."""
+    """``value`` as a float32 CPU tensor of shape [n, d], or a ValueError that says why not."""
     if isinstance(value, np.ndarray):
         if not np.issubdtype(value.dtype, np.number):
             raise TypeError(f"{name} must be numeric, got a numpy array of dtype {value.dtype}.")
@@ -63,7 +63,7 @@ def check_pair(x: torch.Tensor, y: torch.Tensor, min_samples: int = MIN_SAMPLES)
 def as_pairs(
     xs: ArrayLike | Sequence[ArrayLike], ys: ArrayLike | Sequence[ArrayLike]
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Accept a [P, n, d] stack or a sequence of [n, d] matrices for each side; validate each pair."""
+    """Accept a [P, n, d] stack or a sequence of [n, d] matrices per side; validate each pair."""
     xs_list = _split_stack(xs, "xs")
     ys_list = _split_stack(ys, "ys")
     if len(xs_list) != len(ys_list):

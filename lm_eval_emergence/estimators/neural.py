@@ -12,15 +12,16 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-from .critic import ConcatCritic, SeparableCritic, StackedAdam
+from .critic import ConcatCritic, GaussianAnchor, SeparableCritic, StackedAdam
 
 BOUNDS = ("dv", "smile", "infonce")
 
 
 @dataclass(frozen=True)
 class NeuralConfig:
-    """Settings of the trained bounds. ``steps`` is the maximum; early stopping usually ends sooner."""
+    """Settings of the trained bounds; ``steps`` is a maximum: early stopping ends sooner."""
 
     bound: str
     critic: str = "separable"
@@ -35,6 +36,9 @@ class NeuralConfig:
     patience: int = 4
     tau: float = 5.0
     ema: float = 0.01
+    weight_decay: float = 0.0
+    anchor: bool = True
+    anchor_ridge: float = 1e-3
 
 
 def _offdiag_logmeanexp(scores: torch.Tensor) -> torch.Tensor:
@@ -86,9 +90,11 @@ def _training_loss(
         value, _ = bound_terms(scores, "infonce", config.tau)
         return -value, ema
     if config.bound == "smile":
-        marginal = marginal.clamp(-config.tau, config.tau)
-        log_mean_exp = torch.logsumexp(marginal, -1) - math.log(marginal.shape[-1])
-        return -(joint.mean(-1) - log_mean_exp), ema
+        # the clipped DV is unbounded as a training objective (scores above tau get no push-back),
+        # so the critic learns log p/q through the Jensen-Shannon objective, whose optimum that
+        # is, and the clipped DV is only the read-out (the "SMILE + JS" variant of Song & Ermon)
+        js = -F.softplus(-joint).mean(-1) - F.softplus(marginal).mean(-1)
+        return -js, ema
     # MINE: DV bound with the moving-average correction of the biased log-mean-exp gradient
     mean_exp = torch.exp(marginal).mean(-1)
     ema = torch.where(
@@ -112,7 +118,7 @@ def evaluate_bound(
     values, errors = [], []
     for start in range(0, x.shape[0], chunk):
         sl = slice(start, start + chunk)
-        sub = _subset(critic, sl)
+        sub = critic.subset(sl)
         if sub.kind == "concat" and config.bound != "infonce":
             value, terms = _shifted_bound_terms(sub, x[sl], y[sl], config)
         else:
@@ -138,24 +144,15 @@ def _shifted_bound_terms(
     return value, joint - torch.exp(row_log_b - log_mean_b)
 
 
-def _subset(critic: SeparableCritic | ConcatCritic, sl: slice) -> SeparableCritic | ConcatCritic:
-    """A view of the critic restricted to the pairs in ``sl`` (shares storage, no copy)."""
-    view = object.__new__(type(critic))
-    view.__dict__.update(critic.__dict__)
-    nets = ("f", "g") if critic.kind == "separable" else ("net",)
-    for name in nets:
-        net = getattr(critic, name)
-        sub = object.__new__(type(net))
-        sub.__dict__.update(net.__dict__)
-        sub.weights = [w[sl] for w in net.weights]
-        sub.biases = [b[sl] for b in net.biases]
-        setattr(view, name, sub)
-    return view
-
-
 def build_critic(
-    n_pairs: int, dx: int, dy: int, config: NeuralConfig, generator: torch.Generator
+    n_pairs: int,
+    dx: int,
+    dy: int,
+    config: NeuralConfig,
+    generator: torch.Generator,
+    anchor: GaussianAnchor | None = None,
 ) -> SeparableCritic | ConcatCritic:
+    """The critic named by ``config.critic``, one per pair, optionally on a Gaussian anchor."""
     if config.critic == "separable":
         return SeparableCritic(
             n_pairs,
@@ -166,6 +163,7 @@ def build_critic(
             embed=config.embed,
             generator=generator,
             activation=config.activation,
+            anchor=anchor,
         )
     if config.critic == "concat":
         return ConcatCritic(
@@ -175,8 +173,28 @@ def build_critic(
             widths=[config.hidden] * max(config.layers, 1),
             generator=generator,
             activation=config.activation,
+            anchor=anchor,
         )
     raise ValueError(f"unknown critic {config.critic!r}; choose 'separable' or 'concat'.")
+
+
+ANCHOR_SCALES = (0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+def _calibrate_anchor(
+    critic: SeparableCritic | ConcatCritic,
+    anchor: GaussianAnchor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    config: NeuralConfig,
+) -> None:
+    """Set each pair's anchor scale to the grid value with the best validation bound."""
+    values = []
+    for scale in ANCHOR_SCALES:
+        anchor.scale = torch.full_like(anchor.scale, scale)
+        values.append(evaluate_bound(critic, x_val, y_val, config)[0])
+    table = torch.stack(values).nan_to_num(nan=-torch.inf)
+    anchor.scale = torch.tensor(ANCHOR_SCALES)[table.argmax(dim=0)]
 
 
 @dataclass
@@ -202,11 +220,20 @@ def train_and_estimate(
     n_pairs = x.shape[0]
     init_gen = torch.Generator().manual_seed(seed)
     batch_gen = torch.Generator().manual_seed(seed + 1)
-    critic = build_critic(n_pairs, x.shape[-1], y.shape[-1], config, init_gen)
+    anchor = None
+    if config.anchor:
+        anchor = GaussianAnchor(x[:, train_idx], y[:, train_idx], config.anchor_ridge)
+    critic = build_critic(n_pairs, x.shape[-1], y.shape[-1], config, init_gen, anchor)
     params = critic.parameters()
-    optimizer = StackedAdam(params, lr=config.lr)
+    optimizer = StackedAdam(params, lr=config.lr, weight_decay=config.weight_decay)
+    x_val, y_val = x[:, val_idx], y[:, val_idx]
+    if anchor is not None:
+        _calibrate_anchor(critic, anchor, x_val, y_val, config)
     best = [p.detach().clone() for p in params]
-    best_val = torch.full((n_pairs,), float("-inf"))
+    best_val, _ = evaluate_bound(critic, x_val, y_val, config)
+    best_val = torch.where(
+        torch.isfinite(best_val), best_val, torch.full_like(best_val, -torch.inf)
+    )
     since_best = torch.zeros(n_pairs, dtype=torch.long)
     active = torch.ones(n_pairs, dtype=torch.bool)
     diverged = torch.zeros(n_pairs, dtype=torch.bool)
@@ -215,7 +242,6 @@ def train_and_estimate(
     batch = min(config.batch_size, len(train_idx))
     order = train_idx[torch.randperm(len(train_idx), generator=batch_gen)]
     cursor = 0
-    x_val, y_val = x[:, val_idx], y[:, val_idx]
     for step in range(1, config.steps + 1):
         if cursor + batch > len(order):
             order = train_idx[torch.randperm(len(train_idx), generator=batch_gen)]

@@ -60,7 +60,7 @@ def cca_directions(
 
 
 def random_directions(d: int, k: int, seed: int) -> torch.Tensor:
-    """A seeded Gaussian projection [d, k]; the same matrix for every call with the same (d, k, seed)."""
+    """A seeded Gaussian projection [d, k]: the same matrix for the same (d, k, seed)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(d, k, generator=generator) / k**0.5
 

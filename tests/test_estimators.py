@@ -1,0 +1,261 @@
+"""MI estimators against closed-form ground truth, their invariants, their errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lm_eval_emergence import METHODS, estimate_mi, estimate_mi_many, method_options
+from lm_eval_emergence.estimators import MIN_SAMPLES
+from lm_eval_emergence.estimators.paper import PaperConfig, paper_lr
+from lm_eval_emergence.synthetic import (
+    correlated_gaussian,
+    discrete_deterministic,
+    gaussian_mi_bits,
+    rho_for_bits,
+)
+
+FAST_NEURAL = {"steps": 300, "eval_every": 50, "patience": 2}
+
+
+def test_closed_form_helpers_agree():
+    assert gaussian_mi_bits(3, rho_for_bits(4.5, 3)) == pytest.approx(4.5)
+    assert gaussian_mi_bits(1, 0.0) == 0.0
+    # -(1/2) log2(1 - 0.75) = 1 bit per coordinate pair at rho^2 = 3/4
+    assert gaussian_mi_bits(2, math.sqrt(0.75)) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("bits", [0.5, 2.0, 4.0])
+def test_gaussian_method_recovers_closed_form(bits):
+    case = correlated_gaussian(4000, 8, k=2, bits=bits, seed=3)
+    est = estimate_mi(case.x, case.y, method="gaussian")
+    assert est.bits == pytest.approx(bits, abs=0.15)
+    assert 0 < est.stderr_bits < 0.2
+    assert est.ceiling_bits is None
+    assert not est.diverged
+
+
+def test_cca_reduction_finds_rotated_signal_in_high_dimension():
+    # 2 correlated coordinate pairs hidden by random rotations in 128 dimensions: PCA cannot see
+    # them (the covariance is isotropic); the supervised reduction keeps them.
+    case = correlated_gaussian(4000, 128, k=2, bits=3.0, seed=4)
+    cca = estimate_mi(case.x, case.y, method="gaussian", reduce="cca", reduce_dim=8)
+    pca = estimate_mi(case.x, case.y, method="gaussian", reduce="pca", reduce_dim=8)
+    assert cca.bits == pytest.approx(3.0, abs=0.5)
+    assert pca.bits < 1.0
+
+
+def test_infonce_recovers_closed_form_below_its_ceiling():
+    case = correlated_gaussian(3000, 8, k=2, bits=2.0, seed=5)
+    est = estimate_mi(case.x, case.y, method="infonce", **FAST_NEURAL)
+    assert est.bits == pytest.approx(2.0, abs=0.4)
+    assert est.ceiling_bits == pytest.approx(math.log2(est.n_test))
+    assert est.n_test == 1500
+
+
+@pytest.mark.parametrize("method", ["gaussian", "infonce"])
+def test_independent_pair_reads_near_zero(method):
+    case = correlated_gaussian(3000, 16, k=2, bits=0.0, seed=6)
+    options = FAST_NEURAL if method != "gaussian" else {}
+    est = estimate_mi(case.x, case.y, method=method, **options)
+    assert abs(est.bits) < 0.15
+
+
+def test_gaussian_is_invariant_under_invertible_linear_maps():
+    case = correlated_gaussian(3000, 6, k=2, bits=2.0, seed=7)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(6, 6, generator=g) + 3 * torch.eye(6)
+    b = torch.randn(6, 6, generator=g) + 3 * torch.eye(6)
+    plain = estimate_mi(case.x, case.y, method="gaussian", reduce="none")
+    mapped = estimate_mi(case.x @ a + 5.0, case.y @ b - 2.0, method="gaussian", reduce="none")
+    assert mapped.bits == pytest.approx(plain.bits, abs=1e-3)
+
+
+def test_neural_estimate_survives_an_invertible_nonlinear_map():
+    case = correlated_gaussian(3000, 4, k=2, bits=2.0, seed=8)
+    y = case.y + case.y**3 / 3  # monotone in every coordinate, so MI is unchanged
+    plain = estimate_mi(case.x, case.y, method="infonce", **FAST_NEURAL)
+    mapped = estimate_mi(case.x, y, method="infonce", **FAST_NEURAL)
+    assert mapped.bits == pytest.approx(2.0, abs=0.6)
+    assert mapped.bits == pytest.approx(plain.bits, abs=0.6)
+
+
+def test_noise_std_makes_a_deterministic_pair_finite_with_known_value():
+    # y = x + noise of std sigma on 2 unit-variance coordinates: I = 2 * 1/2 log2(1 + 1/sigma^2)
+    x = torch.randn(4000, 2, generator=torch.Generator().manual_seed(9))
+    est = estimate_mi(x, x.clone(), method="gaussian", reduce="none", noise_std=1.0)
+    assert est.bits == pytest.approx(1.0, abs=0.1)
+    assert not est.diverged
+
+
+def test_deterministic_pair_without_noise_is_flagged_not_hidden():
+    x = torch.randn(1000, 3, generator=torch.Generator().manual_seed(10))
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        est = estimate_mi(x, 2 * x + 1, method="gaussian", reduce="none")
+    assert est.diverged
+    assert math.isfinite(est.bits)
+
+
+def test_infonce_reads_the_entropy_of_discrete_deterministic_data():
+    case = discrete_deterministic(3000, 16, n_symbols=16, seed=11)
+    est = estimate_mi(case.x, case.y, method="infonce", **FAST_NEURAL)
+    assert est.bits == pytest.approx(case.true_bits, abs=0.3)
+
+
+def test_null_option_reports_shuffled_pairs_near_zero():
+    case = correlated_gaussian(3000, 8, k=2, bits=3.0, seed=12)
+    est = estimate_mi(case.x, case.y, method="gaussian", null=True)
+    assert est.bits > 2.5
+    assert est.null_bits is not None and abs(est.null_bits) < 0.1
+
+
+@pytest.mark.parametrize("method", ["gaussian", "infonce", "mine", "smile"])
+def test_same_seed_same_number(method):
+    case = correlated_gaussian(1000, 6, k=2, bits=1.5, seed=13)
+    options = FAST_NEURAL if method != "gaussian" else {}
+    first = estimate_mi(case.x, case.y, method=method, seed=5, **options)
+    second = estimate_mi(case.x, case.y, method=method, seed=5, **options)
+    other = estimate_mi(case.x, case.y, method=method, seed=6, **options)
+    assert first.bits == second.bits
+    assert first.seed == 5 and other.seed == 6
+    assert other.bits != first.bits  # another seed draws another split
+
+
+@pytest.mark.parametrize("method", ["gaussian", "infonce", "mine"])
+def test_batched_path_equals_single_path(method):
+    cases = [
+        correlated_gaussian(1000, 6, k=2, bits=b, seed=20 + i) for i, b in enumerate([0.5, 2, 3])
+    ]
+    options = FAST_NEURAL if method != "gaussian" else {}
+    batched = estimate_mi_many(
+        [c.x for c in cases], [c.y for c in cases], method=method, seed=3, **options
+    )
+    for case, together in zip(cases, batched, strict=True):
+        alone = estimate_mi(case.x, case.y, method=method, seed=3, **options)
+        assert together.bits == pytest.approx(alone.bits, abs=1e-4)
+        assert together.steps == alone.steps
+
+
+def test_estimate_mi_many_accepts_a_stack_and_mixed_shapes():
+    a = correlated_gaussian(500, 4, k=1, bits=1.0, seed=30)
+    b = correlated_gaussian(500, 6, k=1, bits=2.0, seed=31)
+    out = estimate_mi_many([a.x, b.x], [a.y, b.y], method="gaussian")
+    assert [round(e.bits) for e in out] == [1, 2]
+    stacked = estimate_mi_many(torch.stack([a.x, a.x]), torch.stack([a.y, a.y]), method="gaussian")
+    assert stacked[0].bits == stacked[1].bits == pytest.approx(out[0].bits)
+
+
+def test_numpy_input_and_record_fields():
+    case = correlated_gaussian(800, 4, k=1, bits=1.0, seed=32)
+    est = estimate_mi(case.x.numpy().astype(np.float64), case.y.numpy(), method="gaussian")
+    record = est.to_dict()
+    json.dumps(record, allow_nan=False)
+    assert record["nats"] == pytest.approx(est.bits * math.log(2))
+    assert record["method"] == "gaussian" and record["n"] == 800 and record["seed"] == 0
+    assert est.n_train + est.n_test == 800
+    assert record["options"]["reduce"] == "cca"
+
+
+def test_mine_paper_configuration_runs_and_reads_the_max_over_steps():
+    case = correlated_gaussian(256, 4, k=1, bits=1.0, seed=33)
+    est = estimate_mi(case.x, case.y, method="mine-paper", steps=30)
+    assert est.method == "mine-paper"
+    assert est.ceiling_bits == pytest.approx(8.0)  # log2(256): all pairs form the batch
+    assert est.n_train == est.n_test == 256
+    assert math.isfinite(est.bits) and est.steps == 30
+
+
+def test_paper_learning_rate_schedule():
+    config = PaperConfig()
+    assert paper_lr(1, config) == pytest.approx(2e-5)  # warm-up: 1/5 of 1e-4
+    assert paper_lr(5, config) == pytest.approx(1e-4)
+    assert paper_lr(10_000, config) == pytest.approx(1e-8)
+    mid = paper_lr(5 + (10_000 - 5) // 2, config)
+    assert mid == pytest.approx((1e-4 - 1e-8) * 0.5**3 + 1e-8, rel=1e-3)
+
+
+def test_every_method_lists_its_options():
+    for method in METHODS:
+        options = method_options(method)
+        assert "noise_std" in options and "null" in options
+    assert "steps" in method_options("mine-paper")
+    assert method_options("mine-paper")["steps"] == 10_000
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def _xy(n=200, d=3):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+
+
+def test_mismatched_sample_counts():
+    x, y = _xy()
+    with pytest.raises(ValueError, match="x has 200 samples and y has 150"):
+        estimate_mi(x, y[:150])
+
+
+def test_too_few_samples():
+    x, y = _xy(n=MIN_SAMPLES - 1)
+    with pytest.raises(ValueError, match=f"below the minimum of {MIN_SAMPLES}"):
+        estimate_mi(x, y)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_values(bad):
+    x, y = _xy()
+    x[5, 1] = bad
+    with pytest.raises(ValueError, match="NaN or inf in 1 of 200 rows"):
+        estimate_mi(x, y)
+
+
+def test_wrong_rank():
+    x, y = _xy()
+    with pytest.raises(ValueError, match=r"reshape\(-1, 1\)"):
+        estimate_mi(x[:, 0], y)
+    with pytest.raises(ValueError, match="expected rank 2"):
+        estimate_mi(x[None], y)
+    with pytest.raises(TypeError, match="torch.Tensor or numpy.ndarray"):
+        estimate_mi(x.tolist(), y)
+
+
+def test_unknown_method_lists_choices():
+    x, y = _xy()
+    with pytest.raises(
+        ValueError, match="choose one of: gaussian, infonce, smile, mine, mine-paper"
+    ):
+        estimate_mi(x, y, method="kraskov")
+
+
+def test_unknown_option_lists_accepted_ones():
+    x, y = _xy()
+    with pytest.raises(ValueError, match="unknown option.*'stepz'.*accepts:.*steps"):
+        estimate_mi(x, y, method="infonce", stepz=10)
+    with pytest.raises(ValueError, match="unknown reduction 'svd'"):
+        estimate_mi(x, y, reduce="svd")
+    with pytest.raises(ValueError, match="noise_std must be >= 0"):
+        estimate_mi(x, y, noise_std=-1.0)
+
+
+def test_a_diverging_critic_is_flagged_with_a_warning(monkeypatch):
+    from lm_eval_emergence.estimators import neural
+
+    real_loss = neural._training_loss
+
+    def nan_for_second_pair(*args, **kwargs):
+        loss, ema = real_loss(*args, **kwargs)
+        return loss + torch.tensor([0.0, float("nan")]), ema
+
+    monkeypatch.setattr(neural, "_training_loss", nan_for_second_pair)
+    cases = [correlated_gaussian(500, 4, k=2, bits=2.0, seed=34 + i) for i in range(2)]
+    with pytest.warns(RuntimeWarning, match="1 of 2 infonce estimates diverged"):
+        fine, broken = estimate_mi_many(
+            [c.x for c in cases], [c.y for c in cases], method="infonce", **FAST_NEURAL
+        )
+    assert not fine.diverged and broken.diverged
+    assert math.isfinite(broken.bits)  # the value of the last finite checkpoint, flagged
