@@ -42,11 +42,12 @@ class StackedMLP:
         pairs = list(zip(widths[:-1], widths[1:], strict=True))
         for i, (fan_in, fan_out) in enumerate(pairs):
             std = (2.0 / (fan_in + fan_out)) ** 0.5  # Xavier-normal
-            w = torch.randn(fan_in, fan_out, generator=generator) * std
+            w = torch.randn(fan_in, fan_out, generator=generator, device=generator.device) * std
             if zero_last and i == len(pairs) - 1:
                 w = torch.zeros_like(w)
             self.weights.append(w.expand(n_pairs, -1, -1).clone().requires_grad_(True))
-            self.biases.append(torch.zeros(n_pairs, 1, fan_out, requires_grad=True))
+            bias = torch.zeros(n_pairs, 1, fan_out, device=generator.device)
+            self.biases.append(bias.requires_grad_(True))
 
     def parameters(self) -> list[torch.Tensor]:
         return [*self.weights, *self.biases]
@@ -230,7 +231,7 @@ class StackedAdam:
         self.eps = eps
         self.weight_decay = weight_decay
         n_pairs = params[0].shape[0]
-        self.steps = torch.zeros(n_pairs)
+        self.steps = torch.zeros(n_pairs, device=params[0].device)
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
 

@@ -81,16 +81,22 @@ def canonical_correlations(
 
 
 def gaussian_mi_nats(
-    x: torch.Tensor, y: torch.Tensor, shrinkage: str | float = 0.0
+    x: torch.Tensor, y: torch.Tensor, shrinkage: str | float = 0.0, bias_correction: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gaussian MI and its asymptotic standard error, both in nats, for each pair of a stack.
 
-    The standard error uses var(I) ~ sum_i rho_i^2 / m, the delta-method variance of the
+    ``bias_correction`` subtracts the first-order upward bias of the plug-in value, so an
+    independent pair reads 0 on average (and may read slightly below). The standard error uses
+    var(I) ~ sum_i rho_i^2 / m, the delta-method variance of the
     canonical-correlation form with independent canonical pairs. The third tensor flags pairs
     with a canonical correlation of 1 (to 1e-6): their Gaussian MI is infinite, and the finite
     value returned is only what the clipping leaves.
     """
     rho = canonical_correlations(x, y, shrinkage)
     mi = -0.5 * torch.log1p(-(rho * rho)).sum(-1)
+    if bias_correction:
+        # Wilks: 2 m I is chi-square with dx * dy degrees of freedom for an independent pair, so
+        # the plug-in value is biased upward by dx * dy / (2 m) nats to first order
+        mi = mi - x.shape[-1] * y.shape[-1] / (2.0 * x.shape[1])
     stderr = ((rho * rho).sum(-1) / x.shape[1]).sqrt()
     return mi.float(), stderr.float(), (rho >= RHO_MAX).any(-1)

@@ -25,15 +25,15 @@ class NeuralConfig:
 
     bound: str
     critic: str = "separable"
-    steps: int = 2000
+    steps: int = 300
     batch_size: int = 256
     lr: float = 1e-3
     hidden: int = 64
     layers: int = 1
     embed: int = 32
     activation: str = "relu"
-    eval_every: int = 50
-    patience: int = 4
+    eval_every: int = 25
+    patience: int = 3
     tau: float = 5.0
     ema: float = 0.01
     weight_decay: float = 0.0

@@ -28,6 +28,7 @@ class PaperConfig:
     warmup: int = 5
     power: float = 3.0
     channels: int = 768
+    device: str = "cpu"
 
 
 def paper_lr(step: int, config: PaperConfig) -> float:
@@ -52,11 +53,12 @@ def train_paper(x: torch.Tensor, y: torch.Tensor, config: PaperConfig, seed: int
     ``stderr_nats`` is the spread (standard deviation) of the training estimate over the last
     100 steps: the paper reports none, and this is the noise its max is taken over.
     """
-    x = x[..., : config.channels]
-    y = y[..., : config.channels]
+    device = torch.device(config.device)
+    x = x[..., : config.channels].to(device)
+    y = y[..., : config.channels].to(device)
     n_pairs, n = x.shape[0], x.shape[1]
-    init_gen = torch.Generator().manual_seed(seed)
-    perm_gen = torch.Generator().manual_seed(seed + 1)
+    init_gen = torch.Generator(device=device).manual_seed(seed)
+    perm_gen = torch.Generator(device=device).manual_seed(seed + 1)
     critic = ConcatCritic(
         n_pairs,
         x.shape[-1],
@@ -66,12 +68,12 @@ def train_paper(x: torch.Tensor, y: torch.Tensor, config: PaperConfig, seed: int
         activation="leaky_relu",
     )
     optimizer = StackedAdam(critic.parameters(), lr=config.lr)
-    best = torch.full((n_pairs,), float("-inf"))
+    best = torch.full((n_pairs,), float("-inf"), device=device)
     recent: list[torch.Tensor] = []
-    active = torch.ones(n_pairs, dtype=torch.bool)
+    active = torch.ones(n_pairs, dtype=torch.bool, device=device)
     log_n = math.log(n)
     for step in range(1, config.steps + 1):
-        perm = torch.randperm(n, generator=perm_gen)
+        perm = torch.randperm(n, generator=perm_gen, device=device)
         joint = critic.pairs(x, y)
         marginal = critic.pairs(x, y[:, perm])
         value = joint.mean(-1) - (torch.logsumexp(marginal, dim=-1) - log_n)
@@ -84,8 +86,8 @@ def train_paper(x: torch.Tensor, y: torch.Tensor, config: PaperConfig, seed: int
         recent = (recent + [value.detach()])[-100:]
         if not active.any():
             break
-    spread = torch.stack(recent).std(dim=0) if len(recent) > 1 else torch.zeros(n_pairs)
+    spread = torch.stack(recent).std(dim=0) if len(recent) > 1 else torch.zeros_like(best)
     diverged = ~active | ~torch.isfinite(best)
     nats = torch.where(torch.isfinite(best), best, torch.zeros_like(best))
     spread = torch.where(torch.isfinite(spread), spread, torch.zeros_like(spread))
-    return PaperOutcome(nats=nats, stderr_nats=spread, diverged=diverged)
+    return PaperOutcome(nats=nats.cpu(), stderr_nats=spread.cpu(), diverged=diverged.cpu())

@@ -1,0 +1,17 @@
+PY ?= python
+
+.PHONY: test lint bench bench-quick
+
+test:
+	$(PY) -m pytest
+
+lint:
+	ruff check . && ruff format --check .
+
+# speed and accuracy tables (docs/performance.md); not part of the test run
+bench:
+	$(PY) benchmarks/estimators.py --seeds 2 --paper-json benchmarks/results/mine_paper_300_h200.json
+	$(PY) benchmarks/emergence_profile.py
+
+bench-quick:
+	$(PY) benchmarks/estimators.py --quick

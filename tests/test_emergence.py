@@ -1,0 +1,358 @@
+"""Tests of measure_emergence: the E(l) formula, provenance fields, seeds and input errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import lm_eval_emergence.emergence as emergence_mod
+from lm_eval_emergence.capture import BlocksNotFoundError
+from lm_eval_emergence.emergence import EmergenceResult, measure_emergence, plugin_entropy_bits
+from lm_eval_emergence.estimators import DEFAULT_METHOD, METHODS, MIN_SAMPLES, method_options
+
+N, T, VOCAB = 256, 6, 128
+FAST = {"estimator": "gaussian"}
+# Micro states of a position with few distinct tokens are rank-deficient (rank <= #tokens - 1):
+# the plain Gaussian fit is then singular and needs shrinkage to stay positive definite.
+ROBUST = {
+    **FAST,
+    **({"shrinkage": "ledoit-wolf"} if "shrinkage" in method_options("gaussian") else {}),
+}
+
+
+def random_ids(n: int = N, t: int = T, seed: int = 1) -> torch.Tensor:
+    """n distinct random token sequences of length t over the tiny model's vocabulary."""
+    ids = torch.randint(0, VOCAB, (n, t), generator=torch.Generator().manual_seed(seed))
+    assert torch.unique(ids, dim=0).shape[0] == n
+    return ids
+
+
+def word_tokenizer():
+    """A word-level tokenizer "w0".."w127" -> 0..127 for the tiny model (adds no specials)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"w{i}": i for i in range(VOCAB)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="w0"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="w0")
+
+
+@pytest.fixture(scope="module")
+def profile(tiny_gpt2) -> EmergenceResult:
+    return measure_emergence(tiny_gpt2, None, random_ids(), per_position=True, **FAST)
+
+
+def without_timings(record: dict) -> dict:
+    return {k: v for k, v in record.items() if not k.startswith("seconds")}
+
+
+# --------------------------------------------------------------------------------------------
+# The formula and the record
+
+
+def test_one_finite_entry_per_block(profile, tiny_gpt2):
+    assert profile.layers == [0, 1, 2]
+    assert [row["layer"] for row in profile.per_layer] == [0, 1, 2]
+    for row in profile.per_layer:
+        for key in ("macro_bits", "micro_bits", "emergence_bits", "stderr_bits"):
+            assert math.isfinite(row[key]), (key, row)
+        assert len(row["micro_bits_per_position"]) == T
+        assert row["stderr_bits"] >= 0 and row["macro_stderr_bits"] >= 0
+        assert row["diverged"] is False
+    assert math.isfinite(profile.ie_bits) and profile.ie_stderr_bits >= 0
+    assert profile.any_diverged is False
+    assert profile.n == N and profile.seq_len == T
+    assert profile.n_parameters == sum(p.numel() for p in tiny_gpt2.parameters())
+    assert profile.model_name  # config._name_or_path or the class name
+    assert profile.micro_input == "token alone" and profile.bos_token_id is None
+    assert profile.estimator == "gaussian" and profile.estimator_options["reduce"]
+
+
+def test_emergence_is_macro_minus_mean_micro(profile):
+    for row in profile.per_layer:
+        micro = row["micro_bits_per_position"]
+        assert row["micro_bits"] == pytest.approx(sum(micro) / T, abs=1e-12)
+        assert row["emergence_bits"] == pytest.approx(row["macro_bits"] - sum(micro) / T, abs=1e-12)
+        se_micro = row["micro_stderr_bits_per_position"]
+        expected = math.sqrt(row["macro_stderr_bits"] ** 2 + sum(s * s for s in se_micro) / T**2)
+        assert row["stderr_bits"] == pytest.approx(expected, rel=1e-12)
+    e = [row["emergence_bits"] for row in profile.per_layer]
+    se = [row["stderr_bits"] for row in profile.per_layer]
+    assert profile.ie_bits == pytest.approx(sum(e) / 3, abs=1e-12)
+    assert profile.ie_sum_bits == pytest.approx(sum(e), abs=1e-12)
+    assert profile.ie_stderr_bits == pytest.approx(math.sqrt(sum(s * s for s in se)) / 3)
+
+
+def test_per_position_uses_the_running_micro_mean(profile):
+    assert profile.per_position is not None and len(profile.per_position) == T
+    for t, pos in enumerate(profile.per_position):
+        assert pos["position"] == t and len(pos["per_layer"]) == 3
+        for row, layer_row in zip(pos["per_layer"], profile.per_layer, strict=True):
+            running = sum(layer_row["micro_bits_per_position"][: t + 1]) / (t + 1)
+            assert row["micro_bits"] == pytest.approx(running, abs=1e-12)
+            assert row["emergence_bits"] == pytest.approx(row["macro_bits"] - running, abs=1e-12)
+        mean = sum(r["emergence_bits"] for r in pos["per_layer"]) / 3
+        assert pos["emergence_bits"] == pytest.approx(mean, abs=1e-12)
+    # the last position is the per-layer profile itself
+    for row, layer_row in zip(
+        profile.per_position[-1]["per_layer"], profile.per_layer, strict=True
+    ):
+        assert row["macro_bits"] == layer_row["macro_bits"]
+        assert row["emergence_bits"] == pytest.approx(layer_row["emergence_bits"], abs=1e-12)
+
+
+def test_honesty_fields(profile):
+    assert profile.sequence_entropy_bits == math.log2(N)  # N distinct sequences
+    assert profile.n_distinct_sequences == N
+    assert profile.log2_n == math.log2(N)
+    assert profile.ceiling_bits is None  # the closed-form Gaussian has no sample ceiling
+    assert len(profile.token_entropy_bits) == T
+    assert all(0 < h <= math.log2(VOCAB) for h in profile.token_entropy_bits)
+
+
+def test_to_dict_is_strict_json(profile):
+    record = profile.to_dict()
+    text = json.dumps(record, allow_nan=False)
+    assert json.loads(text)["per_layer"][0]["layer"] == 0
+    # non-finite values become null, never NaN
+    broken = dataclasses.replace(profile, ie_bits=float("nan"), ceiling_bits=float("inf"))
+    record = broken.to_dict()
+    assert record["ie_bits"] is None and record["ceiling_bits"] is None
+    json.dumps(record, allow_nan=False)
+
+
+def test_plugin_entropy_by_hand():
+    assert plugin_entropy_bits(torch.tensor([5, 5, 7, 9])) == pytest.approx(1.5)
+    assert plugin_entropy_bits(torch.tensor([[1, 2], [1, 2], [1, 3], [1, 3]])) == 1.0
+    assert plugin_entropy_bits(torch.tensor([3, 3, 3])) == 0.0
+
+
+def test_token_entropy_and_constant_positions(tiny_gpt2):
+    """Position 0 constant (0 bits), 1 two-valued (1 bit), 2 four-valued (2 bits); 128 distinct
+    sequences each present twice (sequence entropy 7 bits)."""
+    gen = torch.Generator().manual_seed(3)
+    rows = 128
+    ids = torch.empty(rows, 4, dtype=torch.long)
+    ids[:, 0] = 9
+    ids[:, 1] = torch.arange(rows) % 2
+    ids[:, 2] = 10 + torch.arange(rows) % 4
+    ids[:, 3] = torch.randperm(VOCAB, generator=gen)[:rows]  # makes every row distinct
+    ids = torch.cat([ids, ids])
+    result = measure_emergence(tiny_gpt2, None, ids, **ROBUST)  # rank-1 and rank-3 micro states
+    assert result.token_entropy_bits[:3] == [0.0, 1.0, 2.0]
+    assert result.token_entropy_bits[3] == pytest.approx(7.0)
+    assert result.sequence_entropy_bits == pytest.approx(7.0)
+    assert result.n_distinct_sequences == 128
+    # the constant token has zero entropy: its micro MI is exactly 0, not estimated
+    for row in result.per_layer:
+        assert row["micro_exact_zero_positions"] == [0]
+        assert row["micro_bits_per_position"][0] == 0.0
+        assert row["micro_stderr_bits_per_position"][0] == 0.0
+    assert result.n_exact_zero == 3 and result.n_estimates == 3 * (1 + 3)
+
+
+def test_one_estimator_call_with_all_pairs(tiny_gpt2, monkeypatch):
+    calls = []
+    real = emergence_mod.estimate_mi_many
+
+    def spy(xs, ys, **kw):
+        calls.append((len(xs), kw))
+        return real(xs, ys, **kw)
+
+    monkeypatch.setattr(emergence_mod, "estimate_mi_many", spy)
+    measure_emergence(tiny_gpt2, None, random_ids(), layers=[0, 2], seed=5, **FAST)
+    assert len(calls) == 1
+    assert calls[0][0] == 2 * (1 + T)
+    assert calls[0][1]["seed"] == 5 and calls[0][1]["method"] == "gaussian"
+    calls.clear()
+    measure_emergence(tiny_gpt2, None, random_ids(), per_position=True, **FAST)
+    assert calls[0][0] == 3 * (T + T)
+
+
+def test_diverged_estimates_are_flagged(tiny_gpt2, monkeypatch):
+    real = emergence_mod.estimate_mi_many
+
+    def diverge_one(xs, ys, **kw):
+        out = real(xs, ys, **kw)
+        out[T + 1] = dataclasses.replace(out[T + 1], diverged=True)  # layer 1, macro
+        return out
+
+    monkeypatch.setattr(emergence_mod, "estimate_mi_many", diverge_one)
+    result = measure_emergence(tiny_gpt2, None, random_ids(), **FAST)
+    assert [row["diverged"] for row in result.per_layer] == [False, True, False]
+    assert result.any_diverged and result.diverged_layers == [1]
+    assert result.to_dict()["per_layer"][1]["diverged"] is True
+    assert result.warnings == [] and result.implausible_layers == []
+
+
+def test_negative_estimates_are_flagged(tiny_gpt2, monkeypatch):
+    real = emergence_mod.estimate_mi_many
+
+    def negative(xs, ys, **kw):
+        out = real(xs, ys, **kw)
+        out[2 * (1 + T) + 3] = dataclasses.replace(out[2 * (1 + T) + 3], bits=-5.0, stderr_bits=0.5)
+        return out
+
+    monkeypatch.setattr(emergence_mod, "estimate_mi_many", negative)
+    result = measure_emergence(tiny_gpt2, None, random_ids(), **FAST)
+    assert [row["implausible"] for row in result.per_layer] == [False, False, True]
+    assert result.implausible_layers == [2] and len(result.warnings) == 1
+    assert "block 2 micro position 2" in result.warnings[0]
+    assert result.per_layer[2]["micro_bits_per_position"][2] == -5.0  # kept, not hidden
+
+
+@pytest.mark.parametrize("method", sorted({DEFAULT_METHOD, "infonce"}))
+def test_default_and_trained_method_with_few_steps(tiny_gpt2, method):
+    known = method_options(method)
+    options = {k: v for k, v in {"steps": 40, "eval_every": 20}.items() if k in known}
+    result = measure_emergence(
+        tiny_gpt2, None, random_ids(), estimator=method, layers=[0, 1], **options
+    )
+    assert result.estimator == method
+    for key, value in options.items():
+        assert result.estimator_options[key] == value
+    assert all(math.isfinite(row["emergence_bits"]) for row in result.per_layer)
+    if result.ceiling_bits is not None:  # sample-based bounds: log2 of the held-out count
+        assert 0 < result.ceiling_bits < math.log2(N)
+    if method == "infonce":
+        assert result.ceiling_bits is not None
+        macro = [row["macro_bits"] for row in result.per_layer]
+        assert all(m <= result.ceiling_bits + 1e-6 for m in macro)  # InfoNCE <= log2 n_test
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_projection_and_texts(tiny_gpt2):
+    tok = word_tokenizer()
+    texts = [" ".join(f"w{i}" for i in row) for row in random_ids().tolist()]
+    from_text = measure_emergence(tiny_gpt2, tok, texts, layers=[1], **FAST)
+    from_ids = measure_emergence(tiny_gpt2, None, random_ids().tolist(), layers=[1], **FAST)
+    assert without_timings(from_text.to_dict()) == without_timings(from_ids.to_dict())
+    projected = measure_emergence(tiny_gpt2, None, random_ids(), projection_dim=8, **FAST)
+    assert projected.hidden_dim == 8 and projected.projection_dim == 8
+    assert all(math.isfinite(row["emergence_bits"]) for row in projected.per_layer)
+
+
+# --------------------------------------------------------------------------------------------
+# Seeds
+
+
+def test_same_seed_same_result(tiny_gpt2):
+    ids = random_ids()
+    a = measure_emergence(tiny_gpt2, None, ids, seed=3, **FAST).to_dict()
+    b = measure_emergence(tiny_gpt2, None, ids, seed=3, **FAST).to_dict()
+    c = measure_emergence(tiny_gpt2, None, ids, seed=4, **FAST).to_dict()
+    assert without_timings(a) == without_timings(b)
+    assert a["seed"] == 3 and c["seed"] == 4
+    assert a["per_layer"] != c["per_layer"]  # another held-out split
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_unequal_lengths_name_the_fix(tiny_gpt2):
+    rows = random_ids().tolist()
+    rows[0] = rows[0][:5]
+    with pytest.raises(ValueError) as err:
+        measure_emergence(tiny_gpt2, None, rows, **FAST)
+    msg = str(err.value)
+    assert "{5: 1, 6: 255}" in msg and "truncate_to" in msg
+    result = measure_emergence(tiny_gpt2, None, rows, truncate_to=5, layers=[0], **FAST)
+    assert result.seq_len == 5
+
+
+def test_truncate_to_longer_than_a_sequence(tiny_gpt2):
+    rows = random_ids().tolist()
+    rows[17] = rows[17][:3]
+    with pytest.raises(ValueError, match="sequence 17 has 3 tokens"):
+        measure_emergence(tiny_gpt2, None, rows, truncate_to=4, **FAST)
+
+
+def test_too_few_sequences(tiny_gpt2):
+    with pytest.raises(ValueError, match=f"minimum of {MIN_SAMPLES}"):
+        measure_emergence(tiny_gpt2, None, random_ids(n=MIN_SAMPLES - 1), **FAST)
+
+
+def test_unknown_estimator_lists_methods(tiny_gpt2):
+    with pytest.raises(ValueError) as err:
+        measure_emergence(tiny_gpt2, None, random_ids(), estimator="kraskov")
+    assert all(m in str(err.value) for m in METHODS)
+    with pytest.raises(ValueError, match="unknown option"):
+        measure_emergence(tiny_gpt2, None, random_ids(), estimator="gaussian", stepz=3)
+
+
+def test_too_short_sequences(tiny_gpt2):
+    with pytest.raises(ValueError, match="T >= 2"):
+        measure_emergence(tiny_gpt2, None, random_ids()[:, :1], **FAST)
+
+
+def test_other_bad_inputs(tiny_gpt2):
+    with pytest.raises(ValueError, match="tokenizer"):
+        measure_emergence(tiny_gpt2, None, ["a b"] * N, **FAST)
+    with pytest.raises(ValueError, match="2-D"):
+        measure_emergence(tiny_gpt2, None, torch.zeros(N, dtype=torch.long), **FAST)
+    with pytest.raises(BlocksNotFoundError):
+        measure_emergence(nn.Linear(2, 2), None, random_ids(), **FAST)
+
+
+# --------------------------------------------------------------------------------------------
+# The profile command
+
+
+def test_profile_command(tiny_gpt2, tmp_path, capsys):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from lm_eval_emergence.data import COUNTRIES
+    from lm_eval_emergence.profile import main
+
+    vocab = {"[UNK]": 0, ",": 1, **{c: i + 2 for i, c in enumerate(COUNTRIES[:20])}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    model_dir = tmp_path / "tiny"
+    tiny_gpt2.save_pretrained(model_dir)
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(model_dir)
+    out = tmp_path / "profile.json"
+    argv = ["--model", str(model_dir), "--n", "128", "--k", "3", "--estimator", "gaussian"]
+    if "shrinkage" in ROBUST:
+        argv += ["-o", "shrinkage=ledoit-wolf"]  # a string value
+    argv += ["-o", "reduce_dim=8"]  # a literal
+    assert main([*argv, "--per-position", "--json", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "IE (mean over blocks)" in text and "'e1,e2,...,ek,'" in text
+    record = json.loads(out.read_text())
+    assert [row["layer"] for row in record["per_layer"]] == [0, 1, 2]
+    assert record["seq_len"] == 6 and record["n"] == 128
+    assert record["data"]["entities"] == list(COUNTRIES[:20])
+    assert len(record["per_position"]) == 6
+    assert record["estimator_options"]["reduce_dim"] == 8
+    assert record["estimator_options"].get("shrinkage") == ROBUST.get("shrinkage")
+    assert main(["--model", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert main([*argv, "--k", "30", "--quiet"]) == 2  # too few entities: an error, exit 2
+    assert "are needed" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# The real model
+
+
+@pytest.mark.slow
+def test_smollm2_country_lists(smollm2):
+    from lm_eval_emergence.data import make_icl_sequences
+
+    model, tok = smollm2
+    seqs = make_icl_sequences(tok, "country", 4, 128, 0)
+    # 17 single-token countries: the micro states of an entity position have rank 16
+    result = measure_emergence(model, tok, seqs, projection_dim=64, **ROBUST)
+    assert len(result.per_layer) == 30 and result.layers == list(range(30))
+    assert all(math.isfinite(row["emergence_bits"]) for row in result.per_layer)
+    assert result.micro_input == "token alone"  # SmolLM2's tokenizer never prepends BOS
+    assert result.per_layer[0]["micro_exact_zero_positions"] == [1, 3, 5, 7]  # the commas
+    assert result.sequence_entropy_bits == math.log2(128)
+    json.dumps(result.to_dict(), allow_nan=False)
