@@ -35,7 +35,8 @@ from .capture import (
     find_blocks,
     model_bos_token_id,
 )
-from .estimators import METHODS, MIN_SAMPLES, estimate_mi_many, method_options
+from .estimators import MIN_SAMPLES, estimate_mi_many
+from .estimators.api import resolve_options
 
 #: The estimator of IE. Not the Gaussian default of `estimate_mi`: a block is a deterministic map,
 #: and micro states take one value per distinct token, where the Gaussian MI is infinite while
@@ -140,7 +141,7 @@ def measure_emergence(
     sqrt(sum_l se_l^2) / L). They share one data split, so this is an approximation.
     """
     estimator_options = _merge_options(estimator_options, options)
-    _check_estimator(estimator, estimator_options)
+    resolve_options(estimator, estimator_options)  # fail before any capture
     ids = _as_token_ids(sequences, tokenizer, truncate_to)
     n, seq_len = ids.shape
     find_blocks(model)  # fail fast (BlocksNotFoundError) before any work
@@ -156,12 +157,16 @@ def measure_emergence(
         if projection_dim < hidden:  # a projection never widens the states
             projection = RandomProjection(hidden, projection_dim, seed)
 
+    # macro and micro states are read under the same condition: a model that gets BOS before a
+    # token alone gets it before the sequence too, and positions then shift by one
+    offset = 0 if bos is None else 1
+    macro_ids = ids if bos is None else torch.cat([torch.full((n, 1), bos), ids], dim=1)
     t0 = time.perf_counter()
     macro = capture_macro(
         model,
-        ids,
+        macro_ids,
         layers=layers,
-        positions="all" if per_position else "last",
+        positions=list(range(offset, seq_len + offset)) if per_position else "last",
         batch_size=batch_size,
         projection=projection,
         progress=progress,
@@ -297,19 +302,6 @@ def _merge_options(explicit: dict[str, Any] | None, extra: dict[str, Any]) -> di
         raise ValueError(f"estimator option(s) {both} given twice (keyword and estimator_options)")
     merged.update(extra)
     return merged
-
-
-def _check_estimator(estimator: str, options: dict[str, Any]) -> None:
-    """Fail before any capture on an unknown method or option."""
-    if estimator not in METHODS:
-        raise ValueError(f"unknown estimator {estimator!r}; choose one of: {', '.join(METHODS)}")
-    known = method_options(estimator)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for estimator {estimator!r}; "
-            f"it accepts: {', '.join(sorted(known))}"
-        )
 
 
 def _as_token_ids(sequences: Any, tokenizer: Any, truncate_to: int | None) -> torch.Tensor:

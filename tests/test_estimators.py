@@ -259,3 +259,20 @@ def test_a_diverging_critic_is_flagged_with_a_warning(monkeypatch):
         )
     assert not fine.diverged and broken.diverged
     assert math.isfinite(broken.bits)  # the value of the last finite checkpoint, flagged
+
+
+def test_bad_numeric_options_name_the_fix():
+    x, y = _xy()
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
+        estimate_mi(x, y, method="infonce", batch_size=1)
+    with pytest.raises(ValueError, match="eval_every must be an integer >= 1"):
+        estimate_mi(x, y, method="infonce", eval_every=0)
+    with pytest.raises(ValueError, match="shrinkage must be 'ledoit-wolf' or a number"):
+        estimate_mi(x, y, method="gaussian", shrinkage="lw")
+
+
+def test_gaussian_refuses_fewer_held_out_rows_than_dimensions():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(100, 40, generator=g), torch.randn(100, 40, generator=g)
+    with pytest.raises(ValueError, match="25 held-out rows cannot fit a Gaussian in 32 dimensions"):
+        estimate_mi(x, y, method="gaussian")

@@ -76,6 +76,16 @@ def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"unknown reduction {resolved['reduce']!r}; choose one of {', '.join(REDUCTIONS)}."
         )
+    for name, low in (("reduce_dim", 1), ("steps", 1), ("batch_size", 2), ("eval_every", 1)):
+        if name in resolved and (not isinstance(resolved[name], int) or resolved[name] < low):
+            raise ValueError(f"{name} must be an integer >= {low}, got {resolved[name]!r}.")
+    shrinkage = resolved.get("shrinkage", 0.0)
+    if shrinkage != "ledoit-wolf" and not (
+        isinstance(shrinkage, int | float) and 0 <= shrinkage < 1
+    ):
+        raise ValueError(
+            f"shrinkage must be 'ledoit-wolf' or a number in [0, 1), got {shrinkage!r}."
+        )
     if resolved["noise_std"] < 0:
         raise ValueError(f"noise_std must be >= 0, got {resolved['noise_std']}.")
     if "test_fraction" in resolved:
@@ -144,25 +154,11 @@ def _estimate_stack(
         x = torch.cat([x, x])
         y = torch.cat([y, y[:, shuffle]])
     if method == "mine-paper":
-        all_idx = torch.arange(n)
-        x, y = reduce_pairs(
-            x,
-            y,
-            all_idx,
-            method=opts["reduce"],
-            k=opts["reduce_dim"],
-            seed=seed,
-            ridge=opts["ridge"],
-        )
-        config = PaperConfig(**{k: opts[k] for k in _PAPER})
-        out = train_paper(x, y, config, seed)
-        nats, stderr, diverged = out.nats, out.stderr_nats, out.diverged
-        ceiling, n_train, n_test, steps = math.log2(n), n, n, torch.full((len(nats),), config.steps)
+        fit_idx = train_idx = test_idx = torch.arange(n)  # the paper holds nothing out
     else:
         train_idx, val_idx, test_idx = _split(n, opts, seed)
-        # the Gaussian needs no validation rows; the neural bounds keep theirs unseen by the
-        # reduction, which would otherwise leak its fitted correlations into early stopping
         if method == "gaussian":
+            # no critic to validate: the validation rows help fit the reduction
             fit_idx = torch.cat([train_idx, val_idx])
         elif opts["reduce"] == "cca":
             # a supervised reduction inflates the correlations of the rows it was fitted on: the
@@ -171,17 +167,30 @@ def _estimate_stack(
             fit_idx, train_idx = train_idx[:half], train_idx[half:]
         else:
             fit_idx = train_idx
-        x, y = reduce_pairs(
-            x,
-            y,
-            fit_idx,
-            method=opts["reduce"],
-            k=opts["reduce_dim"],
-            seed=seed,
-            ridge=opts["ridge"],
-        )
-        n_train, n_test = len(fit_idx), len(test_idx)
+    x, y = reduce_pairs(
+        x,
+        y,
+        fit_idx,
+        method=opts["reduce"],
+        k=opts["reduce_dim"],
+        seed=seed,
+        ridge=opts["ridge"],
+    )
+    if method == "mine-paper":
+        config = PaperConfig(**{k: opts[k] for k in _PAPER})
+        out = train_paper(x, y, config, seed)
+        nats, stderr, diverged = out.nats, out.stderr_nats, out.diverged
+        ceiling, n_train, n_test, steps = math.log2(n), n, n, torch.full((len(nats),), config.steps)
+    else:
+        n_train, n_test = n - len(test_idx), len(test_idx)  # every row not held out
         if method == "gaussian":
+            width = x.shape[-1] + y.shape[-1]
+            if n_test <= width:
+                raise ValueError(
+                    f"{n_test} held-out rows cannot fit a Gaussian in {width} dimensions "
+                    f"(n={n}, test_fraction={opts['test_fraction']}, reduce_dim="
+                    f"{opts['reduce_dim']}): use more samples or a smaller reduce_dim."
+                )
             nats, stderr, infinite = gaussian_mi_nats(
                 x[:, test_idx], y[:, test_idx], opts["shrinkage"], opts["bias_correction"]
             )
@@ -203,6 +212,8 @@ def _estimate_stack(
     records = []
     for p in range(n_pairs):
         null_bits = float(nats[p + n_pairs] * LOG2E) if opts["null"] else None
+        # a diverged null makes the pair's record untrustworthy too: flag it, never a silent 0
+        pair_diverged = bool(diverged[p]) or (opts["null"] and bool(diverged[p + n_pairs]))
         records.append(
             MIEstimate(
                 bits=float(nats[p] * LOG2E),
@@ -212,7 +223,7 @@ def _estimate_stack(
                 n=n,
                 seed=seed,
                 seconds=seconds,
-                diverged=bool(diverged[p]),
+                diverged=pair_diverged,
                 n_train=n_train,
                 n_test=n_test,
                 steps=int(steps[p]),

@@ -18,6 +18,8 @@ class MIEstimate:
     training batch for ``mine-paper``, and ``None`` for the closed-form Gaussian, which has none.
     ``diverged`` marks an estimate whose training did not produce a finite bound; its ``bits`` is
     then the best finite value seen (possibly the 0 of an untrained critic) and must not be trusted.
+    ``n_train`` counts every row used to fit anything (reduction, critic, validation) and
+    ``n_test`` the held-out rows the value is read on; ``mine-paper`` uses all n for both.
     """
 
     bits: float
