@@ -191,7 +191,7 @@ def measure_emergence(
         for pi, t in enumerate(macro.positions):
             xs.append(macro.inputs[li, :, pi])
             ys.append(macro.outputs[li, :, pi])
-            keys.append(("macro", li, t))
+            keys.append(("macro", li, t - offset))  # keyed by token index, BOS or not
         for t in range(seq_len):
             xs.append(micro.inputs[li, :, t])
             ys.append(micro.outputs[li, :, t])

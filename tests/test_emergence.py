@@ -368,3 +368,23 @@ def test_smollm2_country_lists(smollm2):
     assert result.per_layer[0]["micro_exact_zero_positions"] == [1, 3, 5, 7]  # the commas
     assert result.sequence_entropy_bits == math.log2(256)
     json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_macro_sequences_get_the_bos_that_micro_tokens_get(tiny_gpt2, monkeypatch):
+    import lm_eval_emergence.emergence as emergence_module
+
+    seen = {}
+    real_capture = emergence_module.capture_macro
+
+    def recording_capture(model, input_ids, **kwargs):
+        seen["ids"], seen["positions"] = input_ids, kwargs["positions"]
+        return real_capture(model, input_ids, **kwargs)
+
+    monkeypatch.setattr(emergence_module, "capture_macro", recording_capture)
+    ids = random_ids()
+    measure_emergence(tiny_gpt2, None, ids, micro_bos=7, per_position=True, **ROBUST)
+    assert seen["ids"].shape == (N, T + 1)
+    assert (seen["ids"][:, 0] == 7).all() and torch.equal(seen["ids"][:, 1:], ids)
+    assert seen["positions"] == list(range(1, T + 1))
+    measure_emergence(tiny_gpt2, None, ids, micro_bos=None, **ROBUST)
+    assert torch.equal(seen["ids"], ids) and seen["positions"] == "last"
