@@ -318,6 +318,8 @@ def _as_token_ids(sequences: Any, tokenizer: Any, truncate_to: int | None) -> to
         if sequences.is_floating_point() or sequences.is_complex():
             raise ValueError(f"sequences must hold integer token ids, got {sequences.dtype}")
         rows = sequences.detach().cpu().long().tolist()
+        if not rows:
+            raise ValueError("sequences is empty")
     elif isinstance(sequences, (str, bytes)):
         raise ValueError("sequences must be a list of texts or token lists, not one string")
     else:

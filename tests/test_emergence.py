@@ -388,3 +388,8 @@ def test_macro_sequences_get_the_bos_that_micro_tokens_get(tiny_gpt2, monkeypatc
     assert seen["positions"] == list(range(1, T + 1))
     measure_emergence(tiny_gpt2, None, ids, micro_bos=None, **ROBUST)
     assert torch.equal(seen["ids"], ids) and seen["positions"] == "last"
+
+
+def test_empty_tensor_of_sequences(tiny_gpt2):
+    with pytest.raises(ValueError, match="sequences is empty"):
+        measure_emergence(tiny_gpt2, None, torch.zeros(0, T, dtype=torch.long), **FAST)

@@ -276,3 +276,14 @@ def test_gaussian_refuses_fewer_held_out_rows_than_dimensions():
     x, y = torch.randn(100, 40, generator=g), torch.randn(100, 40, generator=g)
     with pytest.raises(ValueError, match="25 held-out rows cannot fit a Gaussian in 32 dimensions"):
         estimate_mi(x, y, method="gaussian")
+
+
+def test_batched_path_equals_single_path_across_readout_chunks():
+    # the held-out read-out runs in chunks of 16 pairs: pairs on both sides of a boundary agree
+    cases = [correlated_gaussian(300, 3, k=1, bits=0.1 * i, seed=40 + i) for i in range(18)]
+    batched = estimate_mi_many(
+        [c.x for c in cases], [c.y for c in cases], method="infonce", seed=1, **FAST_NEURAL
+    )
+    for i in (0, 15, 16, 17):
+        alone = estimate_mi(cases[i].x, cases[i].y, method="infonce", seed=1, **FAST_NEURAL)
+        assert batched[i].bits == pytest.approx(alone.bits, abs=1e-4)
