@@ -82,7 +82,7 @@ def paper_row(name: str, case, args: argparse.Namespace, paper: dict | None) -> 
 def run_case(name: str, d: int, k: int, bits: float, nonlinear: str, args: argparse.Namespace):
     case = make_case(args.n, d, k, bits, nonlinear, args.data_seed)
     rows = []
-    for method in [] if args.only_paper else METHODS:
+    for method in [] if args.only_paper else args.methods:
         options = {}
         seeds = [0] if method == "mine-paper" else list(range(args.seeds))
         values, seconds, last = [], [], None
@@ -106,7 +106,7 @@ def run_case(name: str, d: int, k: int, bits: float, nonlinear: str, args: argpa
                 "diverged": last.diverged,
             }
         )
-    if not args.quick:
+    if not args.quick and not args.no_paper:
         rows.append(paper_row(name, case, args, args.paper))
     return rows
 
@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--paper-json", help="mine-paper results of a GPU run to use here")
     parser.add_argument("--paper-time-steps", type=int, default=10)
     parser.add_argument("--only-paper", action="store_true")
+    parser.add_argument("--no-paper", action="store_true", help="skip mine-paper")
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args()
     args.paper = None

@@ -15,7 +15,7 @@ from .gaussian import gaussian_mi_nats
 from .inputs import ArrayLike, as_pairs
 from .neural import NeuralConfig, train_and_estimate
 from .paper import PaperConfig, train_paper
-from .reduce import REDUCTIONS, reduce_pairs
+from .reduce import REDUCTIONS, normal_scores, reduce_pairs
 from .result import LOG2E, MIEstimate
 
 #: The estimator used when none is named; docs/performance.md gives the evidence for it.
@@ -33,9 +33,16 @@ _COMMON = {
     "val_fraction": 0.1,
     "ridge": 0.1,
 }
+# copula: normal scores per coordinate first, which makes the fit exact through coordinate-wise
+# monotone maps (cubic-64 in docs/performance.md: 3.90 of 4 bits instead of 2.91).
 # no critic to validate, so more rows go to fitting the reduction (the evidence in
 # docs/performance.md: 768-dimensional cases lose half their MI with a 50/50 split)
-_GAUSSIAN = {"shrinkage": 0.0, "bias_correction": True, "test_fraction": 0.25}
+_GAUSSIAN = {
+    "shrinkage": 0.0,
+    "bias_correction": True,
+    "test_fraction": 0.25,
+    "copula": True,
+}
 _NEURAL = {f.name: f.default for f in dataclasses.fields(NeuralConfig) if f.name != "bound"}
 _PAPER = {f.name: f.default for f in dataclasses.fields(PaperConfig)}
 
@@ -167,6 +174,8 @@ def _estimate_stack(
             fit_idx, train_idx = train_idx[:half], train_idx[half:]
         else:
             fit_idx = train_idx
+    if opts.get("copula"):
+        x, y = normal_scores(x, fit_idx), normal_scores(y, fit_idx)
     x, y = reduce_pairs(
         x,
         y,
