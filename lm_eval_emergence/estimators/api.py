@@ -126,8 +126,7 @@ def estimate_mi_many(
     sees the same seed-derived split, noise, initialisation and minibatches, so pair p gets the
     same number here as from ``estimate_mi(xs[p], ys[p], seed=seed)``.
     """
-    _check_method(method)
-    opts = resolve_options(method, options)
+    opts = resolve_options(method, options)  # also rejects an unknown method
     x_list, y_list = as_pairs(xs, ys)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, (x, y) in enumerate(zip(x_list, y_list, strict=True)):

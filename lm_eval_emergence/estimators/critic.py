@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .gaussian import sample_covariance
+
 ACTIVATIONS = {"relu": F.relu, "leaky_relu": F.leaky_relu, "gelu": F.gelu}
 
 
@@ -83,9 +85,7 @@ class GaussianAnchor:
 
     def __init__(self, x_fit: torch.Tensor, y_fit: torch.Tensor, ridge: float) -> None:
         dx = x_fit.shape[-1]
-        z = torch.cat([x_fit, y_fit], dim=-1).double()
-        z = z - z.mean(dim=1, keepdim=True)
-        cov = z.transpose(1, 2) @ z / (z.shape[1] - 1)
+        cov = sample_covariance(torch.cat([x_fit, y_fit], dim=-1))
         cov = cov + ridge * torch.eye(cov.shape[-1], dtype=cov.dtype)
         cxx, cyy, cxy = cov[:, :dx, :dx], cov[:, dx:, dx:], cov[:, :dx, dx:]
         a = torch.linalg.solve(cxx, cxy).transpose(1, 2)  # E[y|x] = A x, [P, dy, dx]

@@ -61,11 +61,15 @@ def bound_terms(scores: torch.Tensor, bound: str, tau: float) -> tuple[torch.Ten
         terms = joint - torch.logsumexp(scores, dim=-1) + math.log(m)
         return terms.mean(-1), terms
     marginal = scores.clamp(-tau, tau) if bound == "smile" else scores
-    row_log_b = _offdiag_logmeanexp(marginal)
-    log_mean_b = torch.logsumexp(row_log_b, dim=-1, keepdim=True) - math.log(m)
+    return _dv_terms(joint, _offdiag_logmeanexp(marginal))
+
+
+def _dv_terms(joint: torch.Tensor, row_log_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """DV bound mean(joint) - log mean(b) and its influence terms, from [P, M] joint scores and
+    each row's log mean exp of its marginal scores."""
+    log_mean_b = torch.logsumexp(row_log_b, dim=-1, keepdim=True) - math.log(row_log_b.shape[-1])
     value = joint.mean(-1) - log_mean_b.squeeze(-1)
-    terms = joint - torch.exp(row_log_b - log_mean_b)
-    return value, terms
+    return value, joint - torch.exp(row_log_b - log_mean_b)
 
 
 def _training_loss(
@@ -77,7 +81,10 @@ def _training_loss(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pair loss [P] for one minibatch and the updated MINE moving average."""
-    if critic.kind == "separable" or config.bound == "infonce":
+    if config.bound == "infonce":
+        value, _ = bound_terms(critic.scores(x, y), "infonce", config.tau)
+        return -value, ema
+    if critic.kind == "separable":
         scores = critic.scores(x, y)
         joint = scores.diagonal(dim1=-2, dim2=-1)
         eye = torch.eye(scores.shape[-1], dtype=torch.bool)
@@ -86,9 +93,6 @@ def _training_loss(
         perm = torch.randperm(x.shape[1], generator=generator)
         joint = critic.pairs(x, y)
         marginal = critic.pairs(x, y[:, perm])
-    if config.bound == "infonce":
-        value, _ = bound_terms(scores, "infonce", config.tau)
-        return -value, ema
     if config.bound == "smile":
         # the clipped DV is unbounded as a training objective (scores above tau get no push-back),
         # so the critic learns log p/q through the Jensen-Shannon objective, whose optimum that
@@ -138,10 +142,7 @@ def _shifted_bound_terms(
     marginal = torch.stack([critic.pairs(x, y.roll(int(s), dims=1)) for s in offsets], dim=-1)
     if config.bound == "smile":
         marginal = marginal.clamp(-config.tau, config.tau)
-    row_log_b = torch.logsumexp(marginal, dim=-1) - math.log(marginal.shape[-1])
-    log_mean_b = torch.logsumexp(row_log_b, dim=-1, keepdim=True) - math.log(m)
-    value = joint.mean(-1) - log_mean_b.squeeze(-1)
-    return value, joint - torch.exp(row_log_b - log_mean_b)
+    return _dv_terms(joint, torch.logsumexp(marginal, dim=-1) - math.log(marginal.shape[-1]))
 
 
 def build_critic(
