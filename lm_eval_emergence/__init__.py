@@ -17,13 +17,23 @@ from .estimators import (
 
 __version__ = "0.1.0"
 
+# The lm-eval adapter last: it imports the modules above. Importing the package registers the
+# `hf-emergence` model and the emergence metrics with lm-eval.
+from . import harness  # noqa: E402
+from .cli import tasks_dir  # noqa: E402
+
+#: The plugin's task YAMLs, for `--include_path` or `TaskManager(include_path=...)`.
+TASKS_DIR = str(tasks_dir())
+
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
+    "TASKS_DIR",
     "EmergenceResult",
     "MIEstimate",
     "estimate_mi",
     "estimate_mi_many",
+    "harness",
     "make_icl_sequences",
     "measure_emergence",
     "method_options",

@@ -30,6 +30,7 @@ __all__ = [
     "RandomProjection",
     "capture_macro",
     "capture_micro",
+    "capture_token_states",
     "find_blocks",
     "model_bos_token_id",
     "num_layers",
@@ -155,6 +156,7 @@ class CapturedStates:
     outputs: torch.Tensor  # [n_layers, n, n_positions, k] float32, block raw output
     positions: list[int]  # token positions captured (macro) or token index t (micro)
     bos_token_id: int | None = None  # micro only: the BOS used, None if none
+    greedy_next_ids: torch.Tensor | None = None  # macro with next_token=True: argmax at the end
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,7 +310,9 @@ class _Recorder:
         n: int,
         positions: list[int],
         projection: RandomProjection | None,
+        stop_early: bool = True,
     ) -> None:
+        self.stop_early = stop_early
         self.blocks = blocks
         self.layers = layers
         self.n = n
@@ -326,7 +330,7 @@ class _Recorder:
         try:
             last = len(self.layers) - 1
             for slot, layer in enumerate(self.layers):
-                hook = self._make_hook(slot, stop=slot == last)
+                hook = self._make_hook(slot, stop=self.stop_early and slot == last)
                 handle = self.blocks[layer].register_forward_hook(hook, with_kwargs=True)
                 self._handles.append(handle)
         except BaseException:
@@ -399,8 +403,13 @@ def _capture(
     projection: RandomProjection | None,
     progress: bool,
     desc: str,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched forward passes with hooks on `layers`; returns (inputs, outputs) buffers."""
+    next_token: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Batched forward passes with hooks on `layers`: (inputs, outputs, greedy next ids).
+
+    With `next_token` the pass runs to the LM head and the argmax of the last position's logits
+    is kept (the model's greedy continuation); otherwise it stops after the last hooked block.
+    """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     device = _model_device(model)
@@ -412,8 +421,10 @@ def _capture(
         starts = tqdm(starts, desc=desc, unit="batch")
     was_training = model.training
     model.eval()
+    greedy = torch.empty(n, dtype=torch.long) if next_token else None
     try:
-        with _Recorder(blocks, layers, n, positions, projection) as rec, torch.no_grad():
+        recorder = _Recorder(blocks, layers, n, positions, projection, stop_early=not next_token)
+        with recorder as rec, torch.no_grad():
             for start in starts:
                 rows = slice(start, min(start + batch_size, n))
                 kwargs: dict[str, Any] = {"input_ids": input_ids[rows].to(device)}
@@ -425,13 +436,15 @@ def _capture(
                     kwargs["use_cache"] = False
                 rec.start_batch(rows, seq_len)
                 with contextlib.suppress(_StopForward):  # raised after the last requested block
-                    model(**kwargs)
+                    out = model(**kwargs)
+                    if greedy is not None:
+                        greedy[rows] = out.logits[:, -1].argmax(-1).cpu()
                 rec.check_batch()
     finally:
         if was_training:
             model.train()
     assert rec.inputs is not None and rec.outputs is not None
-    return rec.inputs, rec.outputs
+    return rec.inputs, rec.outputs, greedy
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,13 +461,15 @@ def capture_macro(
     projection: RandomProjection | None = None,
     attention_mask: torch.Tensor | None = None,
     progress: bool = False,
+    next_token: bool = False,
 ) -> CapturedStates:
     """Block inputs and raw outputs of sequences processed in context (the macro level).
 
     `input_ids` [n, T] are used as given (prepending BOS is the caller's choice). `positions` is
     "last" ([T-1]), "all" or a list of indices; they index the given rows, padding included.
     `layers` defaults to all blocks. Returns float32 CPU tensors [n_layers, n, n_positions, k],
-    k = hidden size or projection.k.
+    k = hidden size or projection.k. `next_token=True` also returns the greedy next token of
+    each row (argmax of the logits at its last position; runs the full model).
     """
     ids = _as_input_ids(input_ids)
     _check_vocab(model, ids)
@@ -468,7 +483,7 @@ def capture_macro(
                 f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
                 f"{tuple(ids.shape)} like input_ids"
             )
-    inputs, outputs = _capture(
+    inputs, outputs, greedy = _capture(
         model,
         blocks,
         ids,
@@ -479,9 +494,60 @@ def capture_macro(
         projection,
         progress,
         "macro",
+        next_token=next_token,
     )
     return CapturedStates(
-        layers=layer_list, inputs=inputs, outputs=outputs, positions=pos_list, bos_token_id=None
+        layers=layer_list,
+        inputs=inputs,
+        outputs=outputs,
+        positions=pos_list,
+        bos_token_id=None,
+        greedy_next_ids=greedy,
+    )
+
+
+def capture_token_states(
+    model: nn.Module,
+    token_ids: torch.Tensor | Sequence[int],
+    *,
+    bos_token_id: int | None,
+    layers: list[int] | None = None,
+    batch_size: int = 256,
+    projection: RandomProjection | None = None,
+    progress: bool = False,
+) -> CapturedStates:
+    """Block inputs and raw outputs of each given token fed alone: the micro-state table.
+
+    Each token runs as a length-1 sequence, or as `[bos, tok]` read at position 1 when
+    `bos_token_id` is not None. Returns tensors [n_layers, U, 1, k] in the order of `token_ids`
+    (pass distinct ids: each row costs a forward pass).
+    """
+    ids = torch.as_tensor(token_ids, dtype=torch.long).flatten().cpu()
+    if ids.numel() == 0:
+        raise ValueError("token_ids is empty; pass at least one token id")
+    if bos_token_id is not None:
+        bos_token_id = int(bos_token_id)
+    singles = ids.unsqueeze(1)  # [U, 1]
+    _check_vocab(
+        model,
+        singles
+        if bos_token_id is None
+        else torch.cat([ids, ids.new_tensor([bos_token_id])]).unsqueeze(1),
+    )
+    blocks = find_blocks(model)
+    layer_list = _resolve_layers(layers, len(blocks))
+    if bos_token_id is not None:
+        singles = torch.cat([torch.full_like(singles, bos_token_id), singles], dim=1)  # [U, 2]
+    read_at = [singles.shape[1] - 1]
+    inputs, outputs, _ = _capture(
+        model, blocks, singles, None, layer_list, read_at, batch_size, projection, progress, "micro"
+    )
+    return CapturedStates(
+        layers=layer_list,
+        inputs=inputs,
+        outputs=outputs,
+        positions=read_at,
+        bos_token_id=bos_token_id,
     )
 
 
@@ -497,39 +563,33 @@ def capture_micro(
 ) -> CapturedStates:
     """Block inputs and raw outputs of each token fed alone, without context (the micro level).
 
-    Each distinct token id is run once, as a length-1 sequence, or as `[bos, tok]` read at
-    position 1 when `bos_token_id` is not None; the states are then looked up, so entry
-    [:, i, t] is the micro state of `input_ids[i, t]`. Cost: one forward pass per
+    Each distinct token id is run once (`capture_token_states`), as a length-1 sequence, or as
+    `[bos, tok]` read at position 1 when `bos_token_id` is not None; the states are then looked
+    up, so entry [:, i, t] is the micro state of `input_ids[i, t]`. Cost: one forward pass per
     `batch_size` distinct tokens, not per sample. `positions` of the result is range(T).
     """
     ids = _as_input_ids(input_ids)
-    if bos_token_id is not None:
-        bos_token_id = int(bos_token_id)
-    _check_vocab(
-        model,
-        ids if bos_token_id is None else torch.cat([ids.flatten(), ids.new_tensor([bos_token_id])]),
-    )
-    blocks = find_blocks(model)
-    layer_list = _resolve_layers(layers, len(blocks))
     distinct, inverse = torch.unique(ids, return_inverse=True)
-    singles = distinct.unsqueeze(1)  # [U, 1]
-    if bos_token_id is not None:
-        singles = torch.cat([torch.full_like(singles, bos_token_id), singles], dim=1)  # [U, 2]
-    read_at = [singles.shape[1] - 1]
-    table_in, table_out = _capture(
-        model, blocks, singles, None, layer_list, read_at, batch_size, projection, progress, "micro"
+    table = capture_token_states(
+        model,
+        distinct,
+        bos_token_id=bos_token_id,
+        layers=layers,
+        batch_size=batch_size,
+        projection=projection,
+        progress=progress,
     )
     # [n_layers, U, 1, k] -> [n_layers, n, T, k] by lookup.
     flat = inverse.flatten()
-    shape = (len(layer_list), *ids.shape, table_in.shape[-1])
-    inputs = table_in[:, :, 0].index_select(1, flat).reshape(shape)
-    outputs = table_out[:, :, 0].index_select(1, flat).reshape(shape)
+    shape = (len(table.layers), *ids.shape, table.inputs.shape[-1])
+    inputs = table.inputs[:, :, 0].index_select(1, flat).reshape(shape)
+    outputs = table.outputs[:, :, 0].index_select(1, flat).reshape(shape)
     return CapturedStates(
-        layers=layer_list,
+        layers=table.layers,
         inputs=inputs,
         outputs=outputs,
         positions=list(range(ids.shape[1])),
-        bos_token_id=bos_token_id,
+        bos_token_id=table.bos_token_id,
     )
 
 

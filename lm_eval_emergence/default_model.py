@@ -154,6 +154,19 @@ def _build_cache(gguf: Path, cache: Path, info: dict[str, str | int]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def default_model_dir() -> Path:
+    """The directory of the float32 SmolLM2 copy (built from the GGUF on first use).
+
+    A plain Hugging Face model directory: `--model_args pretrained=<it>` loads it anywhere.
+    """
+    gguf = smollm2_gguf_path()
+    cache = default_cache_dir()
+    info = _source_info(gguf)
+    if not _cache_is_valid(cache, info):
+        _build_cache(gguf, cache, info)
+    return cache
+
+
 def load_default_model(
     device: str = "cpu",
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -165,11 +178,7 @@ def load_default_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = smollm2_gguf_path()
-    cache = default_cache_dir()
-    info = _source_info(gguf)
-    if not _cache_is_valid(cache, info):
-        _build_cache(gguf, cache, info)
+    cache = default_model_dir()
     model = AutoModelForCausalLM.from_pretrained(str(cache), dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(cache))
     model.to(device)

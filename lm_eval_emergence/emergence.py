@@ -182,19 +182,105 @@ def measure_emergence(
         progress=progress,
     )
     t2 = time.perf_counter()
+    return emergence_from_states(
+        layers=list(macro.layers),
+        macro_inputs=macro.inputs,
+        macro_outputs=macro.outputs,
+        macro_positions=[t - offset for t in macro.positions],
+        micro_inputs=micro.inputs,
+        micro_outputs=micro.outputs,
+        token_ids=ids,
+        estimator=estimator,
+        seed=seed,
+        estimator_options=estimator_options,
+        per_position=per_position,
+        bos_token_id=bos,
+        projection_dim=projection_dim,
+        model_name=_model_name(model),
+        n_parameters=sum(p.numel() for p in model.parameters()),
+        seconds_capture_macro=t1 - t0,
+        seconds_capture_micro=t2 - t1,
+        progress=progress,
+    )
+
+
+def emergence_from_states(
+    *,
+    layers: list[int],
+    macro_inputs: torch.Tensor,
+    macro_outputs: torch.Tensor,
+    macro_positions: list[int],
+    micro_inputs: torch.Tensor,
+    micro_outputs: torch.Tensor,
+    token_ids: torch.Tensor,
+    estimator: str = DEFAULT_ESTIMATOR,
+    seed: int = 0,
+    estimator_options: dict[str, Any] | None = None,
+    per_position: bool | Sequence[int] = False,
+    bos_token_id: int | None = None,
+    projection_dim: int | None = None,
+    model_name: str = "",
+    n_parameters: int = 0,
+    seconds_capture_macro: float = 0.0,
+    seconds_capture_micro: float = 0.0,
+    progress: bool = False,
+) -> EmergenceResult:
+    """IE from captured states: the estimation half of `measure_emergence`.
+
+    `macro_*` [L, N, P, k] are the block inputs/outputs in context at the token indices
+    `macro_positions` (which must include the last, T-1); `micro_*` [L, N, T, k] those of each
+    token alone; `token_ids` [N, T] the sequences (for the plug-in entropies). `per_position`:
+    False, True (every captured position) or a list of token indices to report E at. The
+    lm-eval adapter calls this on states gathered from every rank.
+    """
+    estimator_options = dict(estimator_options or {})
+    resolve_options(estimator, estimator_options)
+    n, seq_len = token_ids.shape
+    n_layers_in = len(layers)
+    expected_micro = (n_layers_in, n, seq_len)
+    if tuple(micro_inputs.shape[:3]) != expected_micro or micro_inputs.shape != micro_outputs.shape:
+        raise ValueError(
+            f"micro states have shapes {tuple(micro_inputs.shape)} / {tuple(micro_outputs.shape)}, "
+            f"expected [{n_layers_in}, {n}, {seq_len}, k] for {n_layers_in} layers and "
+            f"token_ids of shape {tuple(token_ids.shape)}"
+        )
+    expected_macro = (n_layers_in, n, len(macro_positions))
+    if tuple(macro_inputs.shape[:3]) != expected_macro or macro_inputs.shape != macro_outputs.shape:
+        raise ValueError(
+            f"macro states have shapes {tuple(macro_inputs.shape)} / {tuple(macro_outputs.shape)}, "
+            f"expected [{n_layers_in}, {n}, {len(macro_positions)}, k]"
+        )
+    if seq_len - 1 not in macro_positions:
+        raise ValueError(
+            f"macro_positions {macro_positions} must include the last token {seq_len - 1}"
+        )
+    if per_position is True:
+        report_positions = sorted(macro_positions)
+    elif per_position is False:
+        report_positions = []
+    else:
+        report_positions = sorted({int(t) for t in per_position})
+        missing = sorted(set(report_positions) - set(macro_positions))
+        if missing:
+            raise ValueError(f"per_position asks for positions {missing} that were not captured")
+    if n < MIN_SAMPLES:
+        raise ValueError(
+            f"{n} sequences is below the estimator minimum of {MIN_SAMPLES}; "
+            "use more sequences (the MI estimates need a held-out split)"
+        )
 
     # One batched estimate over every pair of the profile.
     xs: list[torch.Tensor] = []
     ys: list[torch.Tensor] = []
     keys: list[tuple[str, int, int]] = []
-    for li in range(len(macro.layers)):
-        for pi, t in enumerate(macro.positions):
-            xs.append(macro.inputs[li, :, pi])
-            ys.append(macro.outputs[li, :, pi])
-            keys.append(("macro", li, t - offset))  # keyed by token index, BOS or not
+    for li in range(n_layers_in):
+        for pi, t in enumerate(macro_positions):
+            xs.append(macro_inputs[li, :, pi])
+            ys.append(macro_outputs[li, :, pi])
+            keys.append(("macro", li, t))  # keyed by token index, BOS or not
         for t in range(seq_len):
-            xs.append(micro.inputs[li, :, t])
-            ys.append(micro.outputs[li, :, t])
+            xs.append(micro_inputs[li, :, t])
+            ys.append(micro_outputs[li, :, t])
             keys.append(("micro", li, t))
     # A side that is the same in every sample (e.g. the separator token of an ICL list, fed
     # alone) has zero entropy, so the MI is exactly 0: no estimate, recorded as exact.
@@ -210,9 +296,10 @@ def measure_emergence(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=1, desc=f"estimate {len(todo)} MI pairs ({estimator})", unit="call")
+    t2 = time.perf_counter()
     estimates = estimate_mi_many(
-        [xs[i] for i in todo],
-        [ys[i] for i in todo],
+        [xs[i].float() for i in todo],
+        [ys[i].float() for i in todo],
         method=estimator,
         seed=seed,
         **estimator_options,
@@ -228,13 +315,13 @@ def measure_emergence(
     }
     by_key.update({keys[i]: est for i, est in zip(todo, estimates, strict=True)})
 
-    per_layer, per_pos = _assemble(by_key, macro.layers, seq_len, per_position)
+    per_layer, per_pos = _assemble(by_key, layers, seq_len, report_positions)
     e = [row["emergence_bits"] for row in per_layer]
     se = [row["stderr_bits"] for row in per_layer]
     n_layers = len(per_layer)
     sum_se = math.sqrt(sum(s * s for s in se))
     diverged_layers = [row["layer"] for row in per_layer if row["diverged"]]
-    flagged = _implausible(by_key, macro.layers)
+    flagged = _implausible(by_key, layers)
     for row in per_layer:
         row["implausible"] = any(layer == row["layer"] for layer, _ in flagged)
     from . import __version__
@@ -245,34 +332,36 @@ def measure_emergence(
         ie_stderr_bits=sum_se / n_layers,
         ie_sum_stderr_bits=sum_se,
         per_layer=per_layer,
-        per_position=per_pos,
+        per_position=per_pos if per_position is not False else None,
         n=n,
         seq_len=seq_len,
         ceiling_bits=first.ceiling_bits,
         log2_n=math.log2(n),
-        sequence_entropy_bits=plugin_entropy_bits(ids),
-        token_entropy_bits=[plugin_entropy_bits(ids[:, t]) for t in range(seq_len)],
-        n_distinct_sequences=int(torch.unique(ids, dim=0).shape[0]),
-        bos_token_id=bos,
-        micro_input="token alone" if bos is None else f"BOS + token (BOS id {bos})",
+        sequence_entropy_bits=plugin_entropy_bits(token_ids),
+        token_entropy_bits=[plugin_entropy_bits(token_ids[:, t]) for t in range(seq_len)],
+        n_distinct_sequences=int(torch.unique(token_ids, dim=0).shape[0]),
+        bos_token_id=bos_token_id,
+        micro_input="token alone"
+        if bos_token_id is None
+        else f"BOS + token (BOS id {bos_token_id})",
         estimator=estimator,
         estimator_options=dict(first.options),
         seed=seed,
-        layers=list(macro.layers),
+        layers=list(layers),
         projection_dim=projection_dim,
-        hidden_dim=int(macro.inputs.shape[-1]),
+        hidden_dim=int(macro_inputs.shape[-1]),
         any_diverged=bool(diverged_layers),
         diverged_layers=diverged_layers,
         implausible_layers=[row["layer"] for row in per_layer if row["implausible"]],
         warnings=[message for _, message in flagged],
         n_estimates=len(estimates),
         n_exact_zero=len(keys) - len(todo),
-        seconds_capture=t2 - t0,
-        seconds_capture_macro=t1 - t0,
-        seconds_capture_micro=t2 - t1,
+        seconds_capture=seconds_capture_macro + seconds_capture_micro,
+        seconds_capture_macro=seconds_capture_macro,
+        seconds_capture_micro=seconds_capture_micro,
         seconds_estimation=t3 - t2,
-        model_name=_model_name(model),
-        n_parameters=sum(p.numel() for p in model.parameters()),
+        model_name=model_name,
+        n_parameters=n_parameters,
         package_version=__version__,
     )
 
@@ -412,16 +501,28 @@ NEGATIVE_TOLERANCE_BITS = 0.1
 def _implausible(
     by_key: dict[tuple[str, int, int], Any], layers: list[int]
 ) -> list[tuple[int, str]]:
-    """(block, message) for each estimate negative beyond its noise (an estimator failure)."""
+    """(block, message) for each estimate no MI can take (an estimator failure).
+
+    Impossible: not finite; negative beyond 3 standard errors; or, where the estimator has a
+    ceiling (log2 of its held-out rows), beyond it in either direction, whatever the stderr.
+    """
     out = []
     for (kind, li, t), est in by_key.items():
-        if est.bits < -(3 * est.stderr_bits + NEGATIVE_TOLERANCE_BITS):
-            message = (
-                f"block {layers[li]} {kind} position {t}: {est.bits:.3f} ± "
-                f"{est.stderr_bits:.3f} bits is below 0 by more than 3 standard errors; MI "
-                "cannot be negative, so this estimate (and the block's E) is unreliable"
-            )
-            out.append((layers[li], message))
+        bits, se = est.bits, est.stderr_bits
+        ceiling = getattr(est, "ceiling_bits", None)
+        if not (math.isfinite(bits) and math.isfinite(se)):
+            why = "is not finite"
+        elif bits < -(3 * se + NEGATIVE_TOLERANCE_BITS):
+            why = "is below 0 by more than 3 standard errors; MI cannot be negative"
+        elif ceiling is not None and not -ceiling <= bits <= ceiling + 3 * se + 0.1:
+            why = f"lies outside +-{ceiling:.2f} bits, the range this estimator can read"
+        else:
+            continue
+        message = (
+            f"block {layers[li]} {kind} position {t}: {bits:.4g} ± {se:.4g} bits {why}, so this "
+            "estimate (and the block's E) is unreliable"
+        )
+        out.append((layers[li], message))
     return out
 
 
@@ -430,9 +531,9 @@ def _is_constant(x: torch.Tensor) -> bool:
 
 
 def _assemble(
-    by_key: dict[tuple[str, int, int], Any], layers: list[int], seq_len: int, per_position: bool
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
-    """Per-layer rows and (optionally) per-position rows from the estimates."""
+    by_key: dict[tuple[str, int, int], Any], layers: list[int], seq_len: int, positions: list[int]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-layer rows, and per-position rows for the token indices `positions`."""
     last = seq_len - 1
     per_layer = []
     for li, layer in enumerate(layers):
@@ -460,10 +561,8 @@ def _assemble(
                 "diverged": bool(mac.diverged or any(m.diverged for m in mic)),
             }
         )
-    if not per_position:
-        return per_layer, None
     per_pos = []
-    for t in range(seq_len):
+    for t in positions:
         rows = []
         for li, layer in enumerate(layers):
             mac = by_key[("macro", li, t)]

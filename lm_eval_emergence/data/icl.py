@@ -29,7 +29,9 @@ import numpy as np
 from .entities import entity_list
 
 __all__ = [
+    "IclLists",
     "ListFormat",
+    "build_icl_lists",
     "list_format",
     "make_icl_sequences",
     "sample_selections",
@@ -216,6 +218,43 @@ def make_icl_sequences(
     many single-token entities (the paper: 25 countries, 16 animals, 15 colours). Raises a
     ValueError when fewer than max(k, min_entities) entities are single tokens.
     """
+    return build_icl_lists(
+        tokenizer,
+        category,
+        k,
+        n,
+        seed,
+        min_entities,
+        separator=separator,
+        leading_space=leading_space,
+        entities=entities,
+        n_entities=n_entities,
+    ).sequences
+
+
+@dataclass(frozen=True)
+class IclLists:
+    """Built lists: the format, each list's entity indices (into `format.entities`) and ids."""
+
+    format: ListFormat
+    selections: list[tuple[int, ...]]
+    sequences: list[list[int]]
+
+
+def build_icl_lists(
+    tokenizer: Any,
+    category: str,
+    k: int,
+    n: int,
+    seed: int,
+    min_entities: int = DEFAULT_MIN_ENTITIES,
+    *,
+    separator: str = ",",
+    leading_space: bool | None = None,
+    entities: Sequence[str] | None = None,
+    n_entities: int | None = None,
+) -> IclLists:
+    """`make_icl_sequences` with the list format and the selections kept (for texts, targets)."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     pool = list(entities) if entities is not None else list(entity_list(category))
@@ -252,4 +291,4 @@ def make_icl_sequences(
                 f"{2 * k} tokens {built} built shot by shot; this tokenizer merges across the "
                 "separator, so it cannot be used with these lists"
             )
-    return sequences
+    return IclLists(format=fmt, selections=selections, sequences=sequences)

