@@ -59,3 +59,47 @@ def smollm2():
         pytest.skip(f"SmolLM2 not available ({exc})")
     model, tokenizer = load_default_model("cpu")
     return model, tokenizer
+
+
+def _tiny_vocabulary() -> list[str]:
+    """Entity names, the separator and the corpus's most common words (order fixed)."""
+    from collections import Counter
+
+    from lm_eval_emergence.data.entities import CATEGORIES
+    from lm_eval_emergence.data.windows import corpus_sentences
+
+    words = Counter()
+    for sentence in corpus_sentences()[:4000]:
+        words.update(sentence.replace(",", " , ").replace(".", " . ").split())
+    vocab = ["<|endoftext|>", "[UNK]", ",", "."]
+    for entities in CATEGORIES.values():
+        vocab.extend(entities)
+    vocab.extend(w for w, _ in words.most_common(1500))
+    return list(dict.fromkeys(vocab))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory) -> Path:
+    """A saved 2-block random GPT-2 with a word-level tokenizer (entities are single tokens)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    vocab = {word: i for i, word in enumerate(_tiny_vocabulary())}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token="[UNK]",
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(vocab), n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0
+    )
+    model = GPT2LMHeadModel(config)
+    path = tmp_path_factory.mktemp("tiny_gpt2")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

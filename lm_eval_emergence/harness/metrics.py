@@ -2,12 +2,12 @@
 
 Keys (bits): `emergence` (IE, mean of E(l) over blocks), `emergence_macro`, `emergence_micro`
 (means over blocks of the two MI terms), `emergence_sum` (sum of E(l)),
-`emergence_flagged_blocks` (blocks whose estimates diverged or are impossible); for the shots task
-`emergence_shot{jj}` (E at the end of shot jj = 01..10) and `emergence_shot{jj}_layer_std` (its spread over
-blocks). Each has a `<key>_stderr` companion: lm-eval computes no stderr for a custom
-aggregation (it writes "N/A"), so the plugin reports its own propagated standard error under the
-key lm-eval's table reads for the ± column. The task returns value keys before stderr keys,
-so the number overwrites the "N/A".
+`emergence_flagged_blocks` (blocks whose estimates diverged or are impossible); for the shots
+task `emergence_shotNN` (E at the end of shot NN = 01..10) and `emergence_shotNN_layer_std` (its
+spread over blocks). Each value has a `<key>_stderr` companion: lm-eval computes no stderr for a
+custom aggregation (it writes "N/A"), so the plugin reports its own propagated standard error
+under the key lm-eval's table reads for the ± column. The task returns value keys before
+stderr keys, so the number overwrites the "N/A".
 """
 
 from __future__ import annotations

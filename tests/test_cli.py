@@ -1,0 +1,289 @@
+"""End to end through the command, in a subprocess, offline: results JSON, sidecar, samples,
+a standard task in the same run, --use_cache, a user --include_path and the error messages."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def run_cli(*args: str, command: list[str] | None = None) -> subprocess.CompletedProcess:
+    cmd = command or [sys.executable, "-m", "lm_eval_emergence"]
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=ENV, timeout=900, check=False
+    )
+
+
+def _words(tiny_gpt2_dir: Path) -> list[str]:
+    vocab = json.loads((tiny_gpt2_dir / "tokenizer.json").read_text())["model"]["vocab"]
+    return sorted(w for w in vocab if w.isalpha() and w.islower())
+
+
+@pytest.fixture(scope="module")
+def user_tasks(tmp_path_factory, tiny_gpt2_dir) -> Path:
+    """A user's task directory: a small multiple-choice task on a local JSON file."""
+    root = tmp_path_factory.mktemp("user_tasks")
+    rows = [
+        {"question": f"Question {i}:", "choices": ["yes", "no", "maybe"], "answer": i % 3}
+        for i in range(12)
+    ]
+    data = root / "mc.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "local_mc.yaml").write_text(
+        "task: local_mc\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {data}\n"
+        "test_split: test\n"
+        "output_type: multiple_choice\n"
+        "doc_to_text: '{{question}}'\n"
+        "doc_to_choice: choices\n"
+        "doc_to_target: answer\n"
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def texts_file(tmp_path_factory, tiny_gpt2_dir) -> Path:
+    """80 texts of known words, two sentences each (the user's own texts)."""
+    words = _words(tiny_gpt2_dir)
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("texts") / "texts.jsonl"
+    with path.open("w") as handle:
+        for _ in range(80):
+            first = " ".join(rng.choice(words) for _ in range(10))
+            second = " ".join(rng.choice(words) for _ in range(10))
+            handle.write(json.dumps({"text": f"The {first}. The {second}."}) + "\n")
+    return path
+
+
+def _results(out: Path) -> tuple[dict, dict, list[Path]]:
+    results = sorted(out.glob("**/results_*.json"))
+    assert len(results) == 1, results
+    sidecar = results[0].with_name(results[0].name.replace("results_", "emergence_"))
+    samples = sorted(out.glob("**/samples_*.jsonl"))
+    return json.loads(results[0].read_text()), json.loads(sidecar.read_text()), samples
+
+
+EMERGENCE_TASKS = "emergence_icl,emergence_icl_shots,emergence_natural,emergence_text"
+
+
+@pytest.fixture(scope="module")
+def mixed_runs(tmp_path_factory, tiny_gpt2_dir, user_tasks, texts_file):
+    """The same mixed command twice with one --use_cache database."""
+    base = tmp_path_factory.mktemp("mixed")
+    args = [
+        "--model",
+        "hf-emergence",
+        "--model_args",
+        f"pretrained={tiny_gpt2_dir},dtype=float32",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "8",
+        "--tasks",
+        f"{EMERGENCE_TASKS},local_mc",
+        "--include_path",
+        str(user_tasks),
+        "--limit",
+        "64",
+        "--metadata",
+        json.dumps({"text_path": str(texts_file), "n_docs": 64}),
+        "--use_cache",
+        str(base / "cache"),
+        "--log_samples",
+    ]
+    runs = []
+    for name in ("first", "second"):
+        proc = run_cli(*args, "--output_path", str(base / name))
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        runs.append((proc, *_results(base / name)))
+    return runs
+
+
+def test_mixed_run_reports_emergence_next_to_accuracy(mixed_runs):
+    _, results, sidecar, samples = mixed_runs[0]
+    res = results["results"]
+    for task in (
+        "emergence_icl_country",
+        "emergence_icl_animal",
+        "emergence_icl_color",
+        "emergence_icl_shots",
+        "emergence_natural",
+        "emergence_text",
+    ):
+        row = res[task]
+        assert row["sample_len"] == 64, task
+        for key in ("emergence", "emergence_macro", "emergence_micro", "emergence_sum"):
+            assert isinstance(row[f"{key},none"], float) and math.isfinite(row[f"{key},none"])
+            stderr = row[f"{key}_stderr,none"]
+            assert isinstance(stderr, float) and stderr >= 0, (task, key, stderr)
+        assert row["emergence_flagged_blocks,none"] in (0.0, 1.0, 2.0)
+        assert sidecar["tasks"][task]["metrics"]["emergence"] == row["emergence,none"]
+    # ICL accuracy from the same forward pass, and the standard task's accuracy
+    for task in ("emergence_icl_country", "emergence_icl_shots"):
+        assert 0.0 <= res[task]["acc,none"] <= 1.0
+    assert 0.0 <= res["local_mc"]["acc,none"] <= 1.0
+    assert res["local_mc"]["sample_len"] == 12
+    # the group averages its subtasks, with a stderr
+    group = res["emergence_icl"]
+    subtasks = [res[f"emergence_icl_{c}"]["emergence,none"] for c in ("country", "animal", "color")]
+    assert group["emergence,none"] == pytest.approx(sum(subtasks) / 3)
+    assert isinstance(group["emergence_stderr,none"], float)
+    # the shot curve: one E per shot, the last equal to IE
+    shots = res["emergence_icl_shots"]
+    assert shots["emergence_shot10,none"] == pytest.approx(shots["emergence,none"])
+    assert isinstance(shots["emergence_shot01_layer_std,none"], float)
+    assert len(sidecar["tasks"]["emergence_icl_shots"]["shot_curve"]) == 10
+    # per-position curve for natural text
+    natural = sidecar["tasks"]["emergence_natural"]["result"]
+    assert [p["position"] for p in natural["per_position"]] == list(range(8))
+
+
+def test_sidecar_holds_what_the_numbers_need(mixed_runs):
+    _, results, sidecar, _ = mixed_runs[0]
+    assert sidecar["format"] == "lm-eval-emergence sidecar 1"
+    assert sidecar["versions"]["lm_eval"] == results["lm_eval_version"]
+    assert sidecar["model"]["n_parameters"] > 0
+    task = sidecar["tasks"]["emergence_icl_country"]
+    result = task["result"]
+    assert result["n"] == 64 and result["seq_len"] == 8
+    assert result["log2_n"] == pytest.approx(6.0)
+    assert result["ceiling_bits"] is not None
+    assert len(result["per_layer"]) == 2  # the tiny model's two blocks
+    assert {"macro_bits", "micro_bits", "emergence_bits", "stderr_bits"} <= set(
+        result["per_layer"][0]
+    )
+    assert result["estimator"] == "infonce" and result["seed"] == 0
+    assert task["capture"]["payload_bytes_per_doc"] > 0
+    assert task["capture"]["state_dtype"] == "float16"
+
+
+def test_logged_samples_stay_small_and_readable(mixed_runs):
+    _, _, _, samples = mixed_runs[0]
+    icl = next(p for p in samples if "emergence_icl_country" in p.name)
+    lines = icl.read_text().splitlines()
+    assert len(lines) == 64
+    for line in lines:
+        assert len(line) < 6000
+    sample = json.loads(lines[0])
+    assert sample["emergence"].startswith("EmergenceFeatures(T=8, layers=2")
+    assert sample["acc"] in (0, 1)
+
+
+def test_use_cache_reruns_emergence_and_serves_loglikelihood_from_cache(mixed_runs):
+    (first, r1, s1, _), (second, r2, s2, _) = mixed_runs
+    assert "Requests remaining: 0" in second.stderr  # local_mc came from the cache
+    for task in ("emergence_icl_country", "emergence_natural", "emergence_text"):
+        assert r2["results"][task]["emergence,none"] == r1["results"][task]["emergence,none"]
+    assert r2["results"]["local_mc"]["acc,none"] == r1["results"]["local_mc"]["acc,none"]
+    assert s2["tasks"]["emergence_text"]["seconds_forward"] > 0  # computed again, not cached
+
+
+def test_standard_hf_model_gets_one_clear_message(tiny_gpt2_dir):
+    proc = run_cli(
+        "--model", "hf", "--model_args", f"pretrained={tiny_gpt2_dir}", "--tasks", "emergence_icl"
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "--model hf-emergence" in proc.stderr
+
+
+def _bad_jsonl(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "The cat sat."}\n{not json\n')
+    return path
+
+
+def _short_jsonl(tmp_path: Path) -> Path:
+    path = tmp_path / "short.jsonl"
+    path.write_text("".join(json.dumps({"text": "Too short."}) + "\n" for _ in range(70)))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--tasks", "emergence_icl_country", "--limit", "10"], "use --limit 64 or more"),
+        (
+            ["--tasks", "emergence_icl_country", "--model_args_extra", "ie_estimator=kde"],
+            "choose one of",
+        ),
+        (
+            ["--tasks", "emergence_icl_country", "--metadata", '{"min_entities": 500}'],
+            "keeps only",
+        ),
+        (["--tasks", "emergence_text"], "needs a JSONL file of texts"),
+        (
+            ["--tasks", "emergence_text", "--metadata", '{"text_path": "/nonexistent.jsonl"}'],
+            "does not exist",
+        ),
+        (["--tasks", "emergence_text", "--metadata", "BAD"], "is not valid JSON"),
+        (["--tasks", "emergence_text", "--metadata", "SHORT"], "fewer than the window of 8"),
+    ],
+    ids=["limit", "estimator", "entities", "no-text", "missing-text", "bad-jsonl", "short-text"],
+)
+def test_bad_input_ends_in_one_message(tiny_gpt2_dir, tmp_path, extra, fragment):
+    model_args = f"pretrained={tiny_gpt2_dir},dtype=float32"
+    args = list(extra)
+    if "--model_args_extra" in args:
+        i = args.index("--model_args_extra")
+        model_args += "," + args[i + 1]
+        del args[i : i + 2]
+    if "BAD" in args:
+        args[args.index("BAD")] = json.dumps({"text_path": str(_bad_jsonl(tmp_path))})
+    if "SHORT" in args:
+        args[args.index("SHORT")] = json.dumps({"text_path": str(_short_jsonl(tmp_path))})
+    proc = run_cli("--model", "hf-emergence", "--model_args", model_args, "--device", "cpu", *args)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert fragment in proc.stderr
+
+
+@pytest.mark.slow
+def test_default_command_runs_smollm2(tmp_path):
+    """`lm-eval-emergence --tasks ...` with no --model: hf-emergence on the embedded SmolLM2."""
+    from lm_eval_emergence.default_model import DefaultModelNotInstalledError, smollm2_gguf_path
+
+    try:
+        smollm2_gguf_path()
+    except DefaultModelNotInstalledError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"SmolLM2 is not installed in CI: {exc}")
+        pytest.skip(str(exc))
+    script = shutil.which("lm-eval-emergence")
+    assert script is not None, "the console script is not installed"
+    proc = run_cli(
+        "--tasks",
+        "emergence_icl_country",
+        "--limit",
+        "64",
+        "--model_args",
+        "ie_layers=0;29",
+        "--output_path",
+        str(tmp_path),
+        command=[script],
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results, sidecar, _ = _results(tmp_path)
+    row = results["results"]["emergence_icl_country"]
+    assert math.isfinite(row["emergence,none"]) and isinstance(row["emergence_stderr,none"], float)
+    assert 0.0 <= row["acc,none"] <= 1.0
+    assert results["config"]["model"] == "hf-emergence"
+    assert 130e6 < sidecar["model"]["n_parameters"] < 140e6  # SmolLM2-135M
+    assert sidecar["tasks"]["emergence_icl_country"]["capture"]["layers"] == [0, 29]
