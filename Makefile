@@ -12,6 +12,7 @@ lint:
 bench:
 	$(PY) benchmarks/estimators.py --seeds 2 --paper-json benchmarks/results/mine_paper_300_h200.json
 	$(PY) benchmarks/emergence_profile.py
+	$(PY) benchmarks/harness_overhead.py --json benchmarks/results/harness_overhead_smollm2.json
 
 bench-quick:
 	$(PY) benchmarks/estimators.py --quick

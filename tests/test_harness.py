@@ -228,3 +228,29 @@ def test_too_few_documents_is_a_clear_error(tiny_lm):
     feats = tiny_lm.emergence([_Request(s, i, fp) for i, s in enumerate(seqs)])
     with pytest.raises(EmergenceConfigError, match="raise or drop --limit"):
         estimate_task(feats)
+
+
+def test_simple_evaluate_from_python(tiny_gpt2_dir):
+    """The Python API: import the package, pass its task directory to lm-eval's TaskManager."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    out = lm_eval.simple_evaluate(
+        model="hf-emergence",
+        model_args=f"pretrained={tiny_gpt2_dir},dtype=float32,ie_estimator=gaussian",
+        tasks=["emergence_icl_color"],
+        device="cpu",
+        batch_size="auto",  # emergence requests then use max_batch_size
+        limit=64,
+        task_manager=TaskManager(
+            include_path=lm_eval_emergence.TASKS_DIR, metadata={"ie_layers": "1"}
+        ),
+    )
+    row = out["results"]["emergence_icl_color"]
+    from lm_eval_emergence.harness import completed_tasks
+
+    done = completed_tasks()["emergence_icl_color"]
+    assert done.result.estimator == "gaussian"  # model argument
+    assert done.result.layers == [1]  # task metadata
+    assert row["emergence,none"] == done.result.ie_bits
+    assert row["emergence_stderr,none"] == done.result.ie_stderr_bits

@@ -154,7 +154,6 @@ def estimate_task(items: list[EmergenceFeatures]) -> TaskEmergence:
         raise RuntimeError(f"the documents of task {task} differ in token length: {lengths}")
     items = sorted(items, key=lambda f: f.doc_id)  # the same order whatever the rank split
     info = items[0].info
-    infos = list({id(f.info): f.info for f in items}.values())
     ids = torch.tensor([f.token_ids for f in items], dtype=torch.long)
     micro_in, micro_out = merge_tables([f.micro for f in items]).lookup(ids)
     macro_in = torch.stack([f.macro_inputs for f in items], dim=1).float()
@@ -186,8 +185,8 @@ def estimate_task(items: list[EmergenceFeatures]) -> TaskEmergence:
             projection_dim=settings.projection_dim,
             model_name=info.model_name,
             n_parameters=info.n_parameters,
-            seconds_capture_macro=sum(i.seconds_macro for i in infos),
-            seconds_capture_micro=sum(i.seconds_micro for i in infos),
+            seconds_capture_macro=sum(f.seconds for f in items),  # this task's share
+            seconds_capture_micro=0.0,  # included above (shared by the tasks of a call)
             progress=True,
         )
     except ValueError as exc:
@@ -216,7 +215,7 @@ def estimate_task(items: list[EmergenceFeatures]) -> TaskEmergence:
             "payload_bytes_per_doc": _payload_bytes(items[0]),
             "settings": settings.to_dict(),
         },
-        seconds_forward=sum(i.seconds_macro + i.seconds_micro for i in infos),
+        seconds_forward=sum(f.seconds for f in items),
         seconds_estimation=time.perf_counter() - t0,
     )
     _CACHE.clear()  # one task at a time: earlier payloads can be freed

@@ -100,6 +100,7 @@ class EmergenceFeatures:
     settings: IESettings
     next_token_id: int | None = None
     next_token: str | None = None
+    seconds: float = 0.0  # this document's share of its forward passes (macro batch + micro)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:

@@ -172,8 +172,10 @@ class HFEmergenceLM(HFLM):
                 groups[
                     (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
                 ].append(i)
+            micro_share = info.seconds_micro / len(indices)
             t1 = time.perf_counter()
             for (_, positions, next_token), members in groups.items():
+                t_group = time.perf_counter()
                 ids = torch.tensor([parsed[i][0]["token_ids"] for i in members], dtype=torch.long)
                 offset = 0
                 if bos is not None:
@@ -191,6 +193,7 @@ class HFEmergenceLM(HFLM):
                 )
                 macro_in = self._compact(captured.inputs, info)
                 macro_out = self._compact(captured.outputs, info)
+                share = micro_share + (time.perf_counter() - t_group) / len(members)
                 for row, i in enumerate(members):
                     spec, doc_settings = parsed[i]
                     next_id = None
@@ -210,6 +213,7 @@ class HFEmergenceLM(HFLM):
                         settings=doc_settings,
                         next_token_id=next_id,
                         next_token=next_text,
+                        seconds=share,
                     )
             info.seconds_macro = time.perf_counter() - t1
         assert all(f is not None for f in out)
