@@ -195,6 +195,54 @@ def test_use_cache_reruns_emergence_and_serves_loglikelihood_from_cache(mixed_ru
     assert s2["tasks"]["emergence_text"]["seconds_forward"] > 0  # computed again, not cached
 
 
+def test_accelerate_data_parallel_gives_the_single_process_numbers(
+    mixed_runs, tiny_gpt2_dir, tmp_path
+):
+    """Two CPU processes: documents split by rank, payloads gathered, one estimate on rank 0."""
+    accelerate = shutil.which("accelerate")
+    if accelerate is None:
+        pytest.skip("accelerate's launcher is not on PATH")
+    proc = run_cli(
+        "--model",
+        "hf-emergence",
+        "--model_args",
+        f"pretrained={tiny_gpt2_dir},dtype=float32",
+        "--batch_size",
+        "8",
+        "--tasks",
+        "emergence_icl_country",
+        "--limit",
+        "64",
+        "--metadata",
+        json.dumps({"n_docs": 64}),
+        "--output_path",
+        str(tmp_path),
+        command=[
+            accelerate,
+            "launch",
+            "--cpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "lm_eval_emergence",
+        ],
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results, sidecar, _ = _results(tmp_path)
+    single = mixed_runs[0][1]["results"]["emergence_icl_country"]
+    row = results["results"]["emergence_icl_country"]
+    assert row["sample_len"] == 64
+    for key in ("emergence,none", "emergence_stderr,none", "acc,none"):
+        assert row[key] == pytest.approx(single[key], abs=1e-6), key
+    assert sidecar["tasks"]["emergence_icl_country"]["n_docs"] == 64
+
+
 def test_standard_hf_model_gets_one_clear_message(tiny_gpt2_dir):
     proc = run_cli(
         "--model", "hf", "--model_args", f"pretrained={tiny_gpt2_dir}", "--tasks", "emergence_icl"

@@ -241,7 +241,7 @@ def test_simple_evaluate_from_python(tiny_gpt2_dir):
         tasks=["emergence_icl_color"],
         device="cpu",
         batch_size="auto",  # emergence requests then use max_batch_size
-        limit=64,
+        limit=200,  # the Gaussian fit needs more held-out rows than dimensions
         task_manager=TaskManager(
             include_path=lm_eval_emergence.TASKS_DIR, metadata={"ie_layers": "1"}
         ),
