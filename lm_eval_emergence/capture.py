@@ -32,6 +32,7 @@ __all__ = [
     "capture_micro",
     "capture_token_states",
     "find_blocks",
+    "hidden_size",
     "model_bos_token_id",
     "num_layers",
 ]
@@ -591,6 +592,20 @@ def capture_micro(
         positions=list(range(ids.shape[1])),
         bos_token_id=table.bos_token_id,
     )
+
+
+def hidden_size(model: nn.Module) -> int:
+    """Width of the residual stream: the config's hidden size, else the embedding width."""
+    config = getattr(model, "config", None)
+    if config is not None:
+        get_text = getattr(config, "get_text_config", None)
+        cfg = get_text() if callable(get_text) else config
+        for key in ("hidden_size", "n_embd", "d_model"):
+            value = getattr(cfg, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+    emb = model.get_input_embeddings()
+    return int(emb.weight.shape[1])
 
 
 def model_bos_token_id(model: nn.Module, tokenizer: Any) -> int | None:

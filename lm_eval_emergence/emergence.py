@@ -33,6 +33,7 @@ from .capture import (
     capture_macro,
     capture_micro,
     find_blocks,
+    hidden_size,
     model_bos_token_id,
 )
 from .estimators import MIN_SAMPLES, estimate_mi_many
@@ -150,7 +151,7 @@ def measure_emergence(
     if bos is not None and (isinstance(bos, bool) or not isinstance(bos, int)):
         raise ValueError(f"micro_bos must be 'auto', None or a token id, got {micro_bos!r}")
     projection = None
-    hidden = _hidden_size(model)
+    hidden = hidden_size(model)
     if projection_dim is not None:
         if projection_dim <= 0:
             raise ValueError(f"projection_dim must be a positive integer, got {projection_dim}")
@@ -458,19 +459,6 @@ def _as_token_ids(sequences: Any, tokenizer: Any, truncate_to: int | None) -> to
             "use more sequences (the MI estimates need a held-out split)"
         )
     return torch.tensor(rows, dtype=torch.long)
-
-
-def _hidden_size(model: nn.Module) -> int:
-    config = getattr(model, "config", None)
-    if config is not None:
-        get_text = getattr(config, "get_text_config", None)
-        cfg = get_text() if callable(get_text) else config
-        for key in ("hidden_size", "n_embd", "d_model"):
-            value = getattr(cfg, key, None)
-            if isinstance(value, int) and value > 0:
-                return value
-    emb = model.get_input_embeddings()
-    return int(emb.weight.shape[1])
 
 
 def _model_name(model: nn.Module) -> str:

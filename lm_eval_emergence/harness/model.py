@@ -26,9 +26,9 @@ from ..capture import (
     capture_macro,
     capture_token_states,
     find_blocks,
+    hidden_size,
     model_bos_token_id,
 )
-from ..emergence import _hidden_size
 from .features import CaptureInfo, EmergenceFeatures, TokenTable
 from .settings import SETTING_KEYS, EmergenceConfigError, IESettings
 
@@ -113,7 +113,7 @@ class HFEmergenceLM(HFLM):
             parsed.append((spec, settings_cache[key]))
 
         model = self.model
-        hidden = _hidden_size(model)
+        hidden = hidden_size(model)
         bos = model_bos_token_id(model, self.tokenizer)
         n_params = sum(p.numel() for p in model.parameters())
         dtype = str(next(model.parameters()).dtype).replace("torch.", "")
