@@ -1,0 +1,41 @@
+"""Write the random-weights control: SmolLM2-135M's architecture and tokenizer, untrained.
+
+A model that has learned nothing, measured with the same commands as the trained one, separates
+what IE reads from training from what it reads from the architecture, the data and the estimator.
+
+    python scripts/make_random_control.py runs/smollm2-random  # pretrained=runs/smollm2-random
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+
+from lm_eval_emergence.default_model import default_model_dir  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Save the control to the given directory; returns 0."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="directory to write the model and tokenizer to")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
+    args = parser.parse_args(argv)
+    source = default_model_dir()
+    config = AutoConfig.from_pretrained(source)
+    config._name_or_path = f"smollm2-135m-random-seed{args.seed}"
+    torch.manual_seed(args.seed)
+    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+    model.save_pretrained(args.out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(args.out)
+    print(f"wrote {args.out}: {sum(p.numel() for p in model.parameters()):,} random parameters")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
