@@ -1,6 +1,6 @@
 PY ?= python
 
-.PHONY: test lint bench bench-quick
+.PHONY: test lint bench bench-quick reproduction
 
 test:
 	$(PY) -m pytest
@@ -16,3 +16,7 @@ bench:
 
 bench-quick:
 	$(PY) benchmarks/estimators.py --quick
+
+# the reproduction study of docs/reproduction.md (about 30 minutes on 2 cores)
+reproduction:
+	bash scripts/reproduction.sh

@@ -20,8 +20,14 @@ lm-eval-emergence "${COMMON[@]}" --model_args "$LAYERS" --output_path runs/smoll
 lm-eval-emergence "${COMMON[@]}" --model hf-emergence \
     --model_args "pretrained=runs/smollm2-random,dtype=float32,$LAYERS" --output_path runs/random
 
-# 3. the report of both runs
-lm-eval-emergence report runs/smollm2 runs/random --out "$OUT/report"
+# 3. keep the results and sidecars (small JSON), and write the report of both runs from them
+for run in smollm2 random; do
+    mkdir -p "$OUT/runs/$run"
+    cp "$(ls -t runs/$run/*/results_*.json | head -1)" "$(ls -t runs/$run/*/emergence_*.json | head -1)" \
+        "$OUT/runs/$run/"
+done
+rm -rf "$OUT/report"
+lm-eval-emergence report "$OUT/runs/smollm2" "$OUT/runs/random" --out "$OUT/report"
 
 # 4. the estimator: IE against N, the shuffled-pair null, and mine-paper at one block
 python benchmarks/ie_convergence.py --model default --model runs/smollm2-random \

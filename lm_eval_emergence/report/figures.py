@@ -171,6 +171,9 @@ def scaling_figure(
         ax.set_xscale("log")
         ax.set(xlabel="parameters", ylabel=ylabel)
         _legend(ax)
+    sizes = [r.n_parameters for r in runs if r.n_parameters]
+    if sizes and max(sizes) < 1.5 * min(sizes):  # one size: a log axis needs a visible range
+        axes[0].set_xlim(min(sizes) / 3, max(sizes) * 3)
     axes[0].set_title("intrinsic: IE", fontsize="small")
     axes[1].set_title("performance: accuracy", fontsize="small")
     return _save(fig, out_dir, "scaling.png")
