@@ -56,8 +56,8 @@ def _summary(result, seconds: float) -> dict:
     }
 
 
-def run_model(spec: str, args: argparse.Namespace) -> dict:
-    """Capture once, estimate at every N (and mine-paper at --paper-n)."""
+def run_model(spec: str, args: argparse.Namespace, with_paper: bool = True) -> dict:
+    """Capture once, estimate at every N (and mine-paper at --paper-n if `with_paper`)."""
     model, tok = load_model(spec)
     name = str(getattr(model.config, "_name_or_path", spec))
     seqs = torch.tensor(make_icl_sequences(tok, "country", 4, max(args.n), seed=args.data_seed))
@@ -102,7 +102,7 @@ def run_model(spec: str, args: argparse.Namespace) -> dict:
         )
     out = {"model": name, "n_parameters": sum(p.numel() for p in model.parameters())}
     out["by_n"] = by_n
-    if args.paper_n:
+    if args.paper_n and with_paper:
         paper_layers = [int(v) for v in args.paper_layers.split(",")]
         infonce = estimate(args.paper_n, "infonce", {}, paper_layers)
         paper = estimate(args.paper_n, "mine-paper", {"steps": args.paper_steps}, paper_layers)
@@ -135,7 +135,8 @@ def plot(results: list[dict], path: str) -> None:
         ns = [r["n"] for r in res["by_n"]]
         ie = [r["ie_bits"] for r in res["by_n"]]
         se = [r["ie_stderr_bits"] for r in res["by_n"]]
-        line = left.errorbar(ns, ie, yerr=se, marker="o", capsize=3, label=res["model"])
+        label = Path(res["model"]).name
+        line = left.errorbar(ns, ie, yerr=se, marker="o", capsize=3, label=label)
         colour = line[0].get_color()
         right.plot(ns, [r["macro_bits"] for r in res["by_n"]], "o-", color=colour)
         right.plot(ns, [r["micro_bits"] for r in res["by_n"]], "s--", color=colour)
@@ -152,6 +153,8 @@ def plot(results: list[dict], path: str) -> None:
     left.legend(fontsize=8)
     for ax in (left, right):
         ax.grid(alpha=0.3)
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.minorticks_off()
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
     fig.savefig(path)
 
@@ -168,11 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper-n", type=int, default=0)
     parser.add_argument("--paper-steps", type=int, default=300)
     parser.add_argument("--paper-layers", default="16")
+    parser.add_argument(
+        "--paper-first-only", action="store_true", help="mine-paper on the first model only"
+    )
     parser.add_argument("--json", default=None)
     parser.add_argument("--png", default=None)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
-    results = [run_model(spec, args) for spec in args.model]
+    results = [
+        run_model(spec, args, with_paper=i == 0 or not args.paper_first_only)
+        for i, spec in enumerate(args.model)
+    ]
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     if args.png:
