@@ -17,6 +17,6 @@ bench:
 bench-quick:
 	$(PY) benchmarks/estimators.py --quick
 
-# the reproduction study of docs/reproduction.md (about 30 minutes on 2 cores)
+# the reproduction study of docs/reproduction.md (about 40 minutes on 2 cores)
 reproduction:
 	bash scripts/reproduction.sh

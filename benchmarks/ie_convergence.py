@@ -56,8 +56,8 @@ def _summary(result, seconds: float) -> dict:
     }
 
 
-def run_model(spec: str, args: argparse.Namespace, with_paper: bool = True) -> dict:
-    """Capture once, estimate at every N (and mine-paper at --paper-n if `with_paper`)."""
+def run_model(spec: str, args: argparse.Namespace) -> dict:
+    """Capture once, estimate at every N (and mine-paper at --paper-n)."""
     model, tok = load_model(spec)
     name = str(getattr(model.config, "_name_or_path", spec))
     seqs = torch.tensor(make_icl_sequences(tok, "country", 4, max(args.n), seed=args.data_seed))
@@ -102,7 +102,7 @@ def run_model(spec: str, args: argparse.Namespace, with_paper: bool = True) -> d
         )
     out = {"model": name, "n_parameters": sum(p.numel() for p in model.parameters())}
     out["by_n"] = by_n
-    if args.paper_n and with_paper:
+    if args.paper_n:
         paper_layers = [int(v) for v in args.paper_layers.split(",")]
         infonce = estimate(args.paper_n, "infonce", {}, paper_layers)
         paper = estimate(args.paper_n, "mine-paper", {"steps": args.paper_steps}, paper_layers)
@@ -171,17 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper-n", type=int, default=0)
     parser.add_argument("--paper-steps", type=int, default=300)
     parser.add_argument("--paper-layers", default="16")
-    parser.add_argument(
-        "--paper-first-only", action="store_true", help="mine-paper on the first model only"
-    )
     parser.add_argument("--json", default=None)
     parser.add_argument("--png", default=None)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
-    results = [
-        run_model(spec, args, with_paper=i == 0 or not args.paper_first_only)
-        for i, spec in enumerate(args.model)
-    ]
+    results = [run_model(spec, args) for spec in args.model]
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     if args.png:
