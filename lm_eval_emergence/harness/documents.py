@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import datasets
 
@@ -33,7 +33,7 @@ from ..data.windows import (
     windows_from_texts,
 )
 from .model import live_model, tokenizer_fingerprint
-from .settings import EmergenceConfigError
+from .settings import EmergenceConfigError, parse_int
 
 __all__ = [
     "MAX_SHOTS",
@@ -66,16 +66,7 @@ def _tokenizer() -> Any:
 
 
 def _int_option(options: dict[str, Any], name: str, default: int, low: int) -> int:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise EmergenceConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise EmergenceConfigError(f"{name} must be an integer >= {low}, got {value!r}") from None
-    if number < low:
-        raise EmergenceConfigError(f"{name} must be an integer >= {low}, got {number}")
-    return number
+    return cast(int, parse_int(name, options.get(name, default), low, allow_none=False))
 
 
 def _dataset(rows: list[dict[str, Any]]) -> dict[str, datasets.Dataset]:
@@ -138,7 +129,7 @@ def shots_documents(**options: Any) -> dict[str, datasets.Dataset]:
     return _dataset(_icl_rows(tokenizer, category, shots, options))
 
 
-def _window_rows(windows: list, tokenizer: Any, source: list[str] | None) -> list[dict]:
+def _window_rows(windows: list, tokenizer: Any) -> list[dict]:
     fingerprint = tokenizer_fingerprint(tokenizer)
     return [
         {
@@ -166,7 +157,7 @@ def natural_documents(**options: Any) -> dict[str, datasets.Dataset]:
     )
     n = _int_option(options, "n_docs", DEFAULT_NATURAL_DOCS, 1)
     seed = _int_option(options, "data_seed", DEFAULT_DATA_SEED, 0)
-    return _dataset(_window_rows(sample_windows(windows, n, seed), tokenizer, None))
+    return _dataset(_window_rows(sample_windows(windows, n, seed), tokenizer))
 
 
 def _read_jsonl(path: Path, field: str) -> list[str]:
@@ -221,4 +212,4 @@ def text_documents(**options: Any) -> dict[str, datasets.Dataset]:
     n_docs = options.get("n_docs")
     n = None if n_docs is None else _int_option(options, "n_docs", DEFAULT_N_DOCS, 1)
     seed = _int_option(options, "data_seed", DEFAULT_DATA_SEED, 0)
-    return _dataset(_window_rows(sample_windows(windows, n, seed), tokenizer, texts))
+    return _dataset(_window_rows(sample_windows(windows, n, seed), tokenizer))

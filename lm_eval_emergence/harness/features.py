@@ -36,9 +36,6 @@ class CaptureInfo:
     model_dtype: str
     state_dtype: str
     rank: int
-    seconds_macro: float = 0.0
-    seconds_micro: float = 0.0
-    n_requests: int = 0
 
 
 @dataclass(eq=False)

@@ -30,7 +30,7 @@ from ..capture import (
     model_bos_token_id,
 )
 from .features import CaptureInfo, EmergenceFeatures, TokenTable
-from .settings import SETTING_KEYS, EmergenceConfigError, IESettings
+from .settings import EmergenceConfigError, IESettings
 
 __all__ = ["HFEmergenceLM", "live_model", "tokenizer_fingerprint"]
 
@@ -131,8 +131,24 @@ class HFEmergenceLM(HFLM):
                 projection = RandomProjection(hidden, settings.projection_dim, settings.seed)
             layers = list(settings.layers) if settings.layers is not None else None
             batch = self._capture_batch_size(settings)
+            t0 = time.perf_counter()
+            distinct = torch.tensor(
+                sorted({t for i in indices for t in parsed[i][0]["token_ids"]}), dtype=torch.long
+            )
+            try:
+                table_states = capture_token_states(
+                    model,
+                    distinct,
+                    bos_token_id=bos,
+                    layers=layers,
+                    batch_size=max(batch, 64),
+                    projection=projection,
+                    progress=progress,
+                )
+            except ValueError as exc:  # layer out of range, token outside the vocabulary
+                raise EmergenceConfigError(str(exc)) from None
             info = CaptureInfo(
-                layers=[],
+                layers=list(table_states.layers),
                 projection_dim=settings.projection_dim,
                 hidden_dim=hidden,
                 state_dim=projection.k if projection is not None else hidden,
@@ -142,29 +158,13 @@ class HFEmergenceLM(HFLM):
                 model_dtype=dtype,
                 state_dtype="float16",
                 rank=self.rank,
-                n_requests=len(indices),
             )
-            t0 = time.perf_counter()
-            distinct = sorted({t for i in indices for t in parsed[i][0]["token_ids"]})
-            try:
-                table_states = capture_token_states(
-                    model,
-                    torch.tensor(distinct, dtype=torch.long),
-                    bos_token_id=bos,
-                    layers=layers,
-                    batch_size=max(batch, 64),
-                    projection=projection,
-                    progress=progress,
-                )
-            except ValueError as exc:  # layer out of range, token outside the vocabulary
-                raise EmergenceConfigError(str(exc)) from None
-            info.layers = list(table_states.layers)
             table = TokenTable(
-                torch.tensor(distinct, dtype=torch.long),
+                distinct,
                 self._compact(table_states.inputs[:, :, 0], info),
                 self._compact(table_states.outputs[:, :, 0], info),
             )
-            info.seconds_micro = time.perf_counter() - t0
+            seconds_micro = time.perf_counter() - t0
 
             groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
             for i in indices:
@@ -172,8 +172,7 @@ class HFEmergenceLM(HFLM):
                 groups[
                     (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
                 ].append(i)
-            micro_share = info.seconds_micro / len(indices)
-            t1 = time.perf_counter()
+            micro_share = seconds_micro / len(indices)
             for (_, positions, next_token), members in groups.items():
                 t_group = time.perf_counter()
                 ids = torch.tensor([parsed[i][0]["token_ids"] for i in members], dtype=torch.long)
@@ -215,7 +214,6 @@ class HFEmergenceLM(HFLM):
                         next_token=next_text,
                         seconds=share,
                     )
-            info.seconds_macro = time.perf_counter() - t1
         assert all(f is not None for f in out)
         return out  # type: ignore[return-value]
 
@@ -229,7 +227,3 @@ class HFEmergenceLM(HFLM):
             logger.warning("hidden states exceed the float16 range; payloads kept in float32")
             info.state_dtype = "float32"
         return states.to(torch.float32)
-
-
-#: The keys HFEmergenceLM takes out of the model arguments (documented in settings.py).
-MODEL_ARGUMENTS = SETTING_KEYS

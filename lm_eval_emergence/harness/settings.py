@@ -29,7 +29,7 @@ from ..emergence import DEFAULT_ESTIMATOR, DEFAULT_PROJECTION_DIM
 from ..estimators import METHODS
 from ..estimators.api import resolve_options
 
-__all__ = ["SETTING_KEYS", "EmergenceConfigError", "IESettings", "ie_keys"]
+__all__ = ["SETTING_KEYS", "EmergenceConfigError", "IESettings", "ie_keys", "parse_int"]
 
 SETTING_KEYS = (
     "ie_estimator",
@@ -135,8 +135,15 @@ def _parse_options(value: Any) -> dict[str, Any]:
     return out
 
 
-def _int_or_none(name: str, value: Any, low: int) -> int | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "")):
+def parse_int(name: str, value: Any, low: int, *, allow_none: bool = True) -> int | None:
+    """`value` (an int or its text) as an integer >= `low`; None/"none"/"" give None if allowed.
+
+    Model arguments and metadata arrive as ints or strings; anything else is an error naming
+    the setting.
+    """
+    if allow_none and (
+        value is None or (isinstance(value, str) and value.strip().lower() in ("none", ""))
+    ):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise EmergenceConfigError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -177,11 +184,9 @@ class IESettings:
             layers = _parse_layers(keys["ie_layers"])
             changes["layers"] = None if layers is None else tuple(layers)
         if "ie_projection_dim" in keys:
-            changes["projection_dim"] = _int_or_none(
-                "ie_projection_dim", keys["ie_projection_dim"], 1
-            )
+            changes["projection_dim"] = parse_int("ie_projection_dim", keys["ie_projection_dim"], 1)
         if "ie_seed" in keys:
-            seed = _int_or_none("ie_seed", keys["ie_seed"], 0)
+            seed = parse_int("ie_seed", keys["ie_seed"], 0)
             if seed is None:
                 raise EmergenceConfigError("ie_seed must be an integer >= 0, got None")
             changes["seed"] = seed
@@ -190,13 +195,13 @@ class IESettings:
             changes["batch_size"] = (
                 "auto"
                 if isinstance(value, str) and value.strip() == "auto"
-                else _int_or_none("ie_batch_size", value, 1)
+                else parse_int("ie_batch_size", value, 1)
             )
         options = dict(settings.options)
         if "ie_options" in keys:
             options.update(_parse_options(keys["ie_options"]))
         if "ie_steps" in keys:
-            options["steps"] = _int_or_none("ie_steps", keys["ie_steps"], 1)
+            options["steps"] = parse_int("ie_steps", keys["ie_steps"], 1)
         if "ie_noise_std" in keys:
             try:
                 options["noise_std"] = float(keys["ie_noise_std"])
