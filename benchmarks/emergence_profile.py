@@ -4,7 +4,7 @@ All 30 blocks, macro and micro, on 2,048 lists of k=4 countries (T = 8 tokens), 
 
     python benchmarks/emergence_profile.py                       # default estimator
     python benchmarks/emergence_profile.py --estimator gaussian  # closed-form baseline
-    python benchmarks/emergence_profile.py --projection-dim 64 -o steps=500
+    python benchmarks/emergence_profile.py --projection-dim none -o steps=500
 
 Prints seconds for model load, data, macro capture, micro capture, estimation and total, the peak
 resident memory, the machine (CPU count, torch threads) and the result table and summary.
@@ -27,47 +27,32 @@ import torch  # noqa: E402
 
 from lm_eval_emergence.data import make_icl_sequences  # noqa: E402
 from lm_eval_emergence.default_model import load_default_model  # noqa: E402
-from lm_eval_emergence.emergence import (  # noqa: E402
-    DEFAULT_ESTIMATOR,
-    DEFAULT_PROJECTION_DIM,
-    measure_emergence,
+from lm_eval_emergence.profile import (  # noqa: E402
+    add_settings_arguments,
+    format_result,
+    measure,
+    settings_from_args,
 )
-from lm_eval_emergence.estimators import METHODS  # noqa: E402
-from lm_eval_emergence.profile import format_result, parse_estimator_options  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark once and print its timings; returns 0."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=METHODS)
     p.add_argument("--category", default="country")
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--n", type=int, default=2048)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--projection-dim", type=int, default=DEFAULT_PROJECTION_DIM)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
+    add_settings_arguments(p)
     p.add_argument("--json", type=Path, default=None, help="write timings and result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    options = parse_estimator_options(args.option)
+    settings = settings_from_args(args)
 
     start = time.perf_counter()
     model, tokenizer = load_default_model("cpu")
     t_load = time.perf_counter()
     sequences = make_icl_sequences(tokenizer, args.category, args.k, args.n, args.seed)
     t_data = time.perf_counter()
-    result = measure_emergence(
-        model,
-        tokenizer,
-        sequences,
-        estimator=args.estimator,
-        seed=args.seed,
-        projection_dim=args.projection_dim or None,
-        batch_size=args.batch_size,
-        progress=not args.quiet,
-        estimator_options=options,
-    )
+    result = measure(model, tokenizer, sequences, settings, progress=not args.quiet)
     end = time.perf_counter()
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
@@ -82,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nIE profile of {result.model_name}: {result.n} {args.category} lists, k={args.k} "
         f"(T={result.seq_len}), {len(result.layers)} blocks, estimator {args.estimator} "
-        f"{options or ''}, projection {args.projection_dim or 'none'}"
+        f"{settings.estimation.options or ''}, projection {args.projection_dim}"
     )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

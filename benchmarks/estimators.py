@@ -2,7 +2,7 @@
 
 Correlated Gaussians at n = 4,000 whose dependence lives in a few randomly rotated coordinates,
 the same through invertible nonlinear maps of y (MI unchanged), and an independent pair. For each
-method: the estimate, its absolute error in bits, the spread over seeds and the wall time. The
+estimator: the estimate, its absolute error in bits, the spread over seeds and the wall time. The
 paper's configuration (``mine-paper``) runs a reduced number of steps (``--paper-steps``, 300 by
 default): its full 10,000 steps take hours per case on a CPU.
 
@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from lm_eval_emergence.estimators import DEFAULT_METHOD, estimate_mi
+from lm_eval_emergence.estimators import DEFAULT_ESTIMATOR, estimate_mi
 from lm_eval_emergence.synthetic import correlated_gaussian, discrete_deterministic
 
 CASES = [
@@ -42,7 +42,7 @@ CASES = [
     ("discrete-32-det", 64, 32, 5.0, "discrete"),
 ]
 QUICK = {"gauss-16", "gauss-256", "coupling-64", "independent-256"}
-METHODS = ["gaussian", "infonce", "smile", "mine"]
+ESTIMATORS = ["gaussian", "infonce", "smile", "mine"]
 
 
 def make_case(n: int, d: int, k: int, bits: float, nonlinear: str, seed: int):
@@ -56,18 +56,18 @@ def paper_row(name: str, case, args: argparse.Namespace, paper: dict | None) -> 
     options = {"steps": args.paper_steps, "device": args.paper_device}
     note = ""
     if paper is not None:
-        timing = estimate_mi(case.x, case.y, method="mine-paper", steps=args.paper_time_steps)
+        timing = estimate_mi(case.x, case.y, estimator="mine-paper", steps=args.paper_time_steps)
         seconds = timing.seconds * args.paper_steps / args.paper_time_steps
         bits, stderr, diverged = paper[name]["bits"], paper[name]["stderr"], paper[name]["diverged"]
         note = " (GPU run; CPU time extrapolated)"
     else:
         start = time.perf_counter()
-        est = estimate_mi(case.x, case.y, method="mine-paper", **options)
+        est = estimate_mi(case.x, case.y, estimator="mine-paper", **options)
         seconds = time.perf_counter() - start
         bits, stderr, diverged = est.bits, est.stderr_bits, est.diverged
     return {
         "case": name,
-        "method": f"mine-paper-{args.paper_steps}{note}",
+        "estimator": f"mine-paper-{args.paper_steps}{note}",
         "true": case.true_bits,
         "bits": bits,
         "error": abs(bits - case.true_bits),
@@ -82,20 +82,19 @@ def paper_row(name: str, case, args: argparse.Namespace, paper: dict | None) -> 
 def run_case(name: str, d: int, k: int, bits: float, nonlinear: str, args: argparse.Namespace):
     case = make_case(args.n, d, k, bits, nonlinear, args.data_seed)
     rows = []
-    for method in [] if args.only_paper else args.methods:
-        options = {}
-        seeds = [0] if method == "mine-paper" else list(range(args.seeds))
+    for estimator in [] if args.only_paper else args.estimators:
+        seeds = [0] if estimator == "mine-paper" else list(range(args.seeds))
         values, seconds, last = [], [], None
         for seed in seeds:
             start = time.perf_counter()
-            last = estimate_mi(case.x, case.y, method=method, seed=seed, **options)
+            last = estimate_mi(case.x, case.y, estimator=estimator, seed=seed)
             seconds.append(time.perf_counter() - start)
             values.append(last.bits)
         mean = statistics.fmean(values)
         rows.append(
             {
                 "case": name,
-                "method": method,
+                "estimator": estimator,
                 "true": case.true_bits,
                 "bits": mean,
                 "error": abs(mean - case.true_bits),
@@ -112,17 +111,17 @@ def run_case(name: str, d: int, k: int, bits: float, nonlinear: str, args: argpa
 
 
 def check_targets(rows: list[dict]) -> list[str]:
-    """The issue's targets for the default method, case by case."""
+    """The issue's targets for the default estimator, case by case."""
     lines = []
     by_case: dict[str, dict[str, dict]] = {}
     for row in rows:
-        by_case.setdefault(row["case"], {})[row["method"]] = row
-    for case, methods in by_case.items():
-        if DEFAULT_METHOD not in methods:
+        by_case.setdefault(row["case"], {})[row["estimator"]] = row
+    for case, estimators in by_case.items():
+        if DEFAULT_ESTIMATOR not in estimators:
             continue
-        default = methods[DEFAULT_METHOD]
+        default = estimators[DEFAULT_ESTIMATOR]
         verdicts = []
-        paper = next((r for m, r in methods.items() if m.startswith("mine-paper")), None)
+        paper = next((r for m, r in estimators.items() if m.startswith("mine-paper")), None)
         if paper is not None:
             ok = default["error"] <= 0.5 * paper["error"]
             speed = paper["seconds"] / max(default["seconds"], 1e-9)
@@ -150,7 +149,7 @@ def main() -> None:
     parser.add_argument("--paper-time-steps", type=int, default=10)
     parser.add_argument("--only-paper", action="store_true")
     parser.add_argument("--no-paper", action="store_true", help="skip mine-paper")
-    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--estimators", nargs="+", default=ESTIMATORS, choices=ESTIMATORS)
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args()
     args.paper = None
@@ -162,10 +161,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(
         f"n={args.n}, seeds={args.seeds}, mine-paper steps={args.paper_steps}, "
-        f"threads={torch.get_num_threads()}, default={DEFAULT_METHOD}\n"
+        f"threads={torch.get_num_threads()}, default={DEFAULT_ESTIMATOR}\n"
     )
     header = (
-        "| case | method | true bits | estimate | abs error | seed spread | stderr "
+        "| case | estimator | true bits | estimate | abs error | seed spread | stderr "
         "| ceiling | seconds |"
     )
     print(header)
@@ -179,15 +178,16 @@ def main() -> None:
             ceiling = "none" if row["ceiling"] is None else f"{row['ceiling']:.2f}"
             flag = " (diverged)" if row["diverged"] else ""
             print(
-                f"| {row['case']} | {row['method']} | {row['true']:.2f} | {row['bits']:.2f}{flag} "
-                f"| {row['error']:.2f} | {row['spread']:.3f} | {row['stderr']:.3f} | {ceiling} "
+                f"| {row['case']} | {row['estimator']} | {row['true']:.2f} "
+                f"| {row['bits']:.2f}{flag} | {row['error']:.2f} | {row['spread']:.3f} "
+                f"| {row['stderr']:.3f} | {ceiling} "
                 f"| {row['seconds']:.2f} |",
                 flush=True,
             )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
-    print("\nTargets for the default method:")
+    print("\nTargets for the default estimator:")
     for line in check_targets(rows):
         print("  " + line)
 

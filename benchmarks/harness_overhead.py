@@ -30,6 +30,7 @@ from lm_eval.api.instance import Instance  # noqa: E402
 from lm_eval_emergence.data.icl import build_icl_lists  # noqa: E402
 from lm_eval_emergence.default_model import default_model_dir  # noqa: E402
 from lm_eval_emergence.harness.model import HFEmergenceLM, tokenizer_fingerprint  # noqa: E402
+from lm_eval_emergence.settings import CaptureSettings  # noqa: E402
 
 
 def _time(fn, repeats: int) -> float:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                         "positions": [len(ids) - 1],
                         "next_token": True,
                         "tokenizer": fingerprint,
-                        "settings": {},
+                        "capture": CaptureSettings().to_dict(),
                     }
                 ),
             ),
@@ -91,18 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     t_ll = _time(lambda: lm.loglikelihood(ll_requests), args.repeats)
     t_em = _time(lambda: lm.emergence(em_requests), args.repeats)
     feats = lm.emergence(em_requests[:1])
-    payload = feats[0].macro_inputs.numel() * 2 * feats[0].macro_inputs.element_size()
     row = {
         "model": pretrained,
         "docs": args.docs,
         "tokens_per_doc": len(built.sequences[0]),
         "batch_size": args.batch_size,
         "blocks": len(feats[0].info.layers),
-        "projection_dim": feats[0].info.projection_dim,
+        "projection_dim": feats[0].info.settings.projection_dim,
         "seconds_loglikelihood": t_ll,
         "seconds_emergence": t_em,
         "ratio": t_em / t_ll,
-        "payload_bytes_per_doc": payload + 8 * len(built.sequences[0]),
+        "payload_bytes_per_doc": feats[0].payload_bytes,
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),

@@ -24,23 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 import torch  # noqa: E402
 
-from lm_eval_emergence.capture import (  # noqa: E402
-    RandomProjection,
-    capture_macro,
-    capture_micro,
-    hidden_size,
-    model_bos_token_id,
-)
+from lm_eval_emergence.capture import capture_states, plan_capture  # noqa: E402
 from lm_eval_emergence.data import make_icl_sequences  # noqa: E402
 from lm_eval_emergence.emergence import emergence_from_states  # noqa: E402
 from lm_eval_emergence.profile import load_model  # noqa: E402
+from lm_eval_emergence.settings import CaptureSettings, EstimationSettings  # noqa: E402
 
 
 def _summary(result, seconds: float) -> dict:
     rows = result.per_layer
-    mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
-    nulls = [r["macro_null_bits"] for r in rows if r["macro_null_bits"] is not None]
-    micro_nulls = [r["micro_null_bits"] for r in rows if r["micro_null_bits"] is not None]
+    mean = lambda key: sum(getattr(r, key) for r in rows) / len(rows)  # noqa: E731
+    nulls = [r.macro_null_bits for r in rows if r.macro_null_bits is not None]
+    micro_nulls = [r.micro_null_bits for r in rows if r.micro_null_bits is not None]
     return {
         "n": result.n,
         "ie_bits": result.ie_bits,
@@ -50,8 +45,8 @@ def _summary(result, seconds: float) -> dict:
         "macro_null_bits": sum(nulls) / len(nulls) if nulls else None,
         "micro_null_bits": sum(micro_nulls) / len(micro_nulls) if micro_nulls else None,
         "ceiling_bits": result.ceiling_bits,
-        "flagged_blocks": sorted(set(result.diverged_layers) | set(result.implausible_layers)),
-        "per_layer_emergence_bits": [r["emergence_bits"] for r in rows],
+        "flagged_blocks": result.flagged_layers,
+        "per_layer_emergence_bits": [r.emergence_bits for r in rows],
         "seconds": seconds,
     }
 
@@ -61,31 +56,21 @@ def run_model(spec: str, args: argparse.Namespace) -> dict:
     model, tok = load_model(spec)
     name = str(getattr(model.config, "_name_or_path", spec))
     seqs = torch.tensor(make_icl_sequences(tok, "country", 4, max(args.n), seed=args.data_seed))
-    layers = [int(v) for v in args.layers.split(",")]
-    bos = model_bos_token_id(model, tok)
-    projection = RandomProjection(hidden_size(model), args.projection_dim, args.seed)
-    ids = seqs if bos is None else torch.cat([torch.full((len(seqs), 1), bos), seqs], dim=1)
-    t0 = time.perf_counter()
-    macro = capture_macro(model, ids, layers=layers, batch_size=32, projection=projection)
-    micro = capture_micro(
-        model, seqs, bos_token_id=bos, layers=layers, batch_size=256, projection=projection
+    settings = CaptureSettings(
+        layers=tuple(int(v) for v in args.layers.split(",")),
+        projection_dim=args.projection_dim,
+        seed=args.seed,
+        batch_size=32,
     )
+    t0 = time.perf_counter()
+    captured = capture_states(model, seqs, plan_capture(model, tok, settings))
     print(f"{name}: captured {len(seqs)} lists in {time.perf_counter() - t0:.0f} s", flush=True)
 
     def estimate(n: int, estimator: str, options: dict, layer_subset: list[int] | None = None):
-        keep = [i for i, lay in enumerate(layers) if layer_subset is None or lay in layer_subset]
         t = time.perf_counter()
         result = emergence_from_states(
-            layers=[layers[i] for i in keep],
-            macro_inputs=macro.inputs[keep, :n],
-            macro_outputs=macro.outputs[keep, :n],
-            macro_positions=[seqs.shape[1] - 1],
-            micro_inputs=micro.inputs[keep, :n],
-            micro_outputs=micro.outputs[keep, :n],
-            token_ids=seqs[:n],
-            estimator=estimator,
-            seed=args.seed,
-            estimator_options=options,
+            captured.subset(n=n, layers=layer_subset),
+            EstimationSettings(estimator=estimator, options=options, seed=args.seed),
         )
         return _summary(result, time.perf_counter() - t)
 

@@ -1,41 +1,44 @@
 """Information Emergence (IE) of language models, measured from hidden states, for lm-eval.
 
 The pipeline, one module a step: ``capture`` (hidden states at block inputs and outputs) ->
-``estimators`` (mutual information) -> ``emergence`` (IE per block) -> lm-eval adapter -> report.
+``estimators`` (mutual information) -> ``emergence`` (IE per block) -> ``harness`` (the lm-eval
+adapter) -> ``report``. Importing this package loads the core only, not lm-eval; importing
+``lm_eval_emergence.harness`` registers the `hf-emergence` model and the emergence metrics.
 """
 
 from .data import make_icl_sequences, single_token_entities
-from .emergence import EmergenceResult, measure_emergence
+from .emergence import measure_emergence
 from .estimators import (
-    DEFAULT_METHOD,
-    METHODS,
+    DEFAULT_ESTIMATOR,
     MIEstimate,
     estimate_mi,
     estimate_mi_many,
-    method_options,
+    estimator_names,
+    estimator_options,
+    register_estimator,
 )
-
-__version__ = "0.1.0"
-
-# The lm-eval adapter last: it imports the modules above. Importing the package registers the
-# `hf-emergence` model and the emergence metrics with lm-eval.
-from . import harness  # noqa: E402
-from .cli import tasks_dir  # noqa: E402
+from .meta import __version__, tasks_dir
+from .records import EmergenceResult
+from .settings import CaptureSettings, EstimationSettings, IESettings
 
 #: The plugin's task YAMLs, for `--include_path` or `TaskManager(include_path=...)`.
 TASKS_DIR = str(tasks_dir())
 
 __all__ = [
-    "DEFAULT_METHOD",
-    "METHODS",
+    "DEFAULT_ESTIMATOR",
     "TASKS_DIR",
+    "CaptureSettings",
     "EmergenceResult",
+    "EstimationSettings",
+    "IESettings",
     "MIEstimate",
+    "__version__",
     "estimate_mi",
     "estimate_mi_many",
-    "harness",
+    "estimator_names",
+    "estimator_options",
     "make_icl_sequences",
     "measure_emergence",
-    "method_options",
+    "register_estimator",
     "single_token_entities",
 ]

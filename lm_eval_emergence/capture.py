@@ -1,10 +1,13 @@
 """Capture the residual stream entering and leaving each decoder block of a Hugging Face causal LM.
 
-Information Emergence compares I(h_l ; h_{l+1}) at two levels (see docs/method.md §1), where h_l is
+Information Emergence compares I(h_l ; h_{l+1}) at two levels (docs/method-notes.md), where h_l is
 the residual stream *entering* block l and h_{l+1} the *raw output* of block l. Those are read with
 forward hooks on the blocks rather than from ``output_hidden_states``: in transformers the last
 entry of ``hidden_states`` is the final norm applied to the last block's output, not the output.
 
+- `plan_capture` + `capture_states`: the one path of an IE measurement (library, lm-eval adapter
+  and benchmarks): capture settings in, one `Capture` (macro states, micro table, BOS,
+  positions, projection, timings) out.
 - `capture_macro`: sequences processed in context, states at chosen token positions.
 - `capture_micro`: each token fed alone (optionally after BOS), one batched forward pass over the
   distinct token ids, then looked up for every (sequence, position).
@@ -17,24 +20,34 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from .settings import DEFAULT_BATCH_SIZE, CaptureSettings
+
 __all__ = [
     "BlocksNotFoundError",
+    "Capture",
+    "CaptureInfo",
+    "CapturePlan",
     "CapturedStates",
     "RandomProjection",
+    "TokenTable",
     "capture_macro",
     "capture_micro",
-    "capture_token_states",
+    "capture_states",
+    "capture_token_table",
     "find_blocks",
     "hidden_size",
+    "merge_tables",
     "model_bos_token_id",
     "num_layers",
+    "plan_capture",
 ]
 
 _LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
@@ -507,27 +520,24 @@ def capture_macro(
     )
 
 
-def capture_token_states(
+def _token_table(
     model: nn.Module,
-    token_ids: torch.Tensor | Sequence[int],
+    token_ids: torch.Tensor,
     *,
     bos_token_id: int | None,
-    layers: list[int] | None = None,
-    batch_size: int = 256,
-    projection: RandomProjection | None = None,
-    progress: bool = False,
-) -> CapturedStates:
-    """Block inputs and raw outputs of each given token fed alone: the micro-state table.
+    layers: list[int] | None,
+    batch_size: int,
+    projection: RandomProjection | None,
+    progress: bool,
+) -> TokenTable:
+    """Block input and raw output of each given (distinct) token fed alone, as a table.
 
     Each token runs as a length-1 sequence, or as `[bos, tok]` read at position 1 when
-    `bos_token_id` is not None. Returns tensors [n_layers, U, 1, k] in the order of `token_ids`
-    (pass distinct ids: each row costs a forward pass).
+    `bos_token_id` is not None; each row costs a forward pass.
     """
     ids = torch.as_tensor(token_ids, dtype=torch.long).flatten().cpu()
     if ids.numel() == 0:
         raise ValueError("token_ids is empty; pass at least one token id")
-    if bos_token_id is not None:
-        bos_token_id = int(bos_token_id)
     singles = ids.unsqueeze(1)  # [U, 1]
     _check_vocab(
         model,
@@ -543,13 +553,7 @@ def capture_token_states(
     inputs, outputs, _ = _capture(
         model, blocks, singles, None, layer_list, read_at, batch_size, projection, progress, "micro"
     )
-    return CapturedStates(
-        layers=layer_list,
-        inputs=inputs,
-        outputs=outputs,
-        positions=read_at,
-        bos_token_id=bos_token_id,
-    )
+    return TokenTable(ids, inputs[:, :, 0], outputs[:, :, 0], layer_list)
 
 
 def capture_micro(
@@ -564,33 +568,28 @@ def capture_micro(
 ) -> CapturedStates:
     """Block inputs and raw outputs of each token fed alone, without context (the micro level).
 
-    Each distinct token id is run once (`capture_token_states`), as a length-1 sequence, or as
-    `[bos, tok]` read at position 1 when `bos_token_id` is not None; the states are then looked
-    up, so entry [:, i, t] is the micro state of `input_ids[i, t]`. Cost: one forward pass per
-    `batch_size` distinct tokens, not per sample. `positions` of the result is range(T).
+    Each distinct token id is run once, as a length-1 sequence, or as `[bos, tok]` read at
+    position 1 when `bos_token_id` is not None; the states are then looked up, so entry
+    [:, i, t] is the micro state of `input_ids[i, t]`. Cost: one forward pass per `batch_size`
+    distinct tokens, not per sample. `positions` of the result is range(T).
     """
     ids = _as_input_ids(input_ids)
-    distinct, inverse = torch.unique(ids, return_inverse=True)
-    table = capture_token_states(
+    table = _token_table(
         model,
-        distinct,
-        bos_token_id=bos_token_id,
+        torch.unique(ids),
+        bos_token_id=None if bos_token_id is None else int(bos_token_id),
         layers=layers,
         batch_size=batch_size,
         projection=projection,
         progress=progress,
     )
-    # [n_layers, U, 1, k] -> [n_layers, n, T, k] by lookup.
-    flat = inverse.flatten()
-    shape = (len(table.layers), *ids.shape, table.inputs.shape[-1])
-    inputs = table.inputs[:, :, 0].index_select(1, flat).reshape(shape)
-    outputs = table.outputs[:, :, 0].index_select(1, flat).reshape(shape)
+    inputs, outputs = table.lookup(ids)
     return CapturedStates(
         layers=table.layers,
         inputs=inputs,
         outputs=outputs,
         positions=list(range(ids.shape[1])),
-        bos_token_id=table.bos_token_id,
+        bos_token_id=bos_token_id,
     )
 
 
@@ -639,3 +638,249 @@ def model_bos_token_id(model: nn.Module, tokenizer: Any) -> int | None:
     if model_type in _BOS_MODEL_TYPES:
         return bos
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# The capture of one IE measurement: settings in, one typed object out
+
+
+@dataclass(eq=False)
+class TokenTable:
+    """Micro states: block input and raw output of each distinct token fed alone."""
+
+    token_ids: torch.Tensor  # [U] int64
+    inputs: torch.Tensor  # [L, U, k]
+    outputs: torch.Tensor  # [L, U, k]
+    layers: list[int]
+
+    def lookup(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 micro states [L, N, T, k] of the token ids [N, T]."""
+        order = torch.argsort(self.token_ids)
+        sorted_ids = self.token_ids[order]
+        flat = ids.flatten()
+        where = torch.searchsorted(sorted_ids, flat).clamp(max=len(sorted_ids) - 1)
+        found = sorted_ids[where] == flat
+        if not bool(found.all()):
+            missing = sorted(set(flat[~found].tolist()))[:10]
+            raise RuntimeError(f"no micro state was captured for token ids {missing}")
+        index = order[where]
+        shape = (self.inputs.shape[0], *ids.shape, self.inputs.shape[-1])
+        return (
+            self.inputs.index_select(1, index).float().reshape(shape),
+            self.outputs.index_select(1, index).float().reshape(shape),
+        )
+
+    def __repr__(self) -> str:
+        return f"TokenTable(tokens={len(self.token_ids)}, layers={self.inputs.shape[0]})"
+
+
+def merge_tables(tables: Sequence[TokenTable]) -> TokenTable:
+    """One table from several (one per rank or call); a token seen twice keeps its first entry."""
+    unique = list({id(t): t for t in tables}.values())
+    if len(unique) == 1:
+        return unique[0]
+    ids = torch.cat([t.token_ids for t in unique])
+    inputs = torch.cat([t.inputs for t in unique], dim=1)
+    outputs = torch.cat([t.outputs for t in unique], dim=1)
+    keep: dict[int, int] = {}
+    for i, token in enumerate(ids.tolist()):
+        keep.setdefault(token, i)
+    index = torch.tensor(list(keep.values()), dtype=torch.long)
+    return TokenTable(
+        ids[index], inputs.index_select(1, index), outputs.index_select(1, index), unique[0].layers
+    )
+
+
+#: Micro sequences are one or two tokens long, so their batches are at least this large.
+MIN_MICRO_BATCH = 64
+
+
+@dataclass(eq=False)
+class CaptureInfo:
+    """How states were captured: the settings, resolved for one model; shared by reference."""
+
+    settings: CaptureSettings
+    layers: list[int]
+    bos_token_id: int | None
+    hidden_dim: int  # the model's width
+    state_dim: int  # the width of the captured states (the projection's, when projected)
+    model_name: str
+    n_parameters: int
+    model_dtype: str
+    state_dtype: str = "float32"
+
+
+@dataclass(eq=False)
+class CapturePlan:
+    """Capture settings resolved against one model: `info`, the projection and batch sizes."""
+
+    info: CaptureInfo
+    projection: RandomProjection | None
+    batch_size: int
+    micro_batch_size: int
+
+
+def plan_capture(
+    model: nn.Module,
+    tokenizer: Any,
+    settings: CaptureSettings,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> CapturePlan:
+    """Resolve `settings` for `model`: the one place the BOS rule and the projection are chosen.
+
+    `batch_size` is used when `settings.batch_size` is None or "auto" (the caller resolves
+    lm-eval's "auto"). Raises ValueError (block out of range, no blocks found) before any work.
+    """
+    blocks = find_blocks(model)
+    layers = _resolve_layers(list(settings.layers) if settings.layers else None, len(blocks))
+    bos = model_bos_token_id(model, tokenizer) if settings.bos == "auto" else settings.bos
+    hidden = hidden_size(model)
+    projection = None
+    if settings.projection_dim is not None and settings.projection_dim < hidden:
+        # a projection never widens the states
+        projection = RandomProjection(hidden, settings.projection_dim, settings.seed)
+    batch = settings.batch_size if isinstance(settings.batch_size, int) else batch_size
+    config = getattr(model, "config", None)
+    name = getattr(config, "_name_or_path", "") if config is not None else ""
+    info = CaptureInfo(
+        settings=settings,
+        layers=layers,
+        bos_token_id=bos,
+        hidden_dim=hidden,
+        state_dim=projection.k if projection is not None else hidden,
+        model_name=str(name) if name else type(model).__name__,
+        n_parameters=sum(p.numel() for p in model.parameters()),
+        model_dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
+    )
+    return CapturePlan(
+        info=info,
+        projection=projection,
+        batch_size=batch,
+        micro_batch_size=max(batch, MIN_MICRO_BATCH),
+    )
+
+
+@dataclass(eq=False)
+class Capture:
+    """Everything IE is computed from: the states of N sequences, in context and token alone.
+
+    `positions` are token indices of `token_ids` (BOS, when used, is not counted), and the macro
+    states are kept at those positions only: [L, N, P, k]. The micro states are a table of the
+    distinct tokens, looked up per (sequence, position) by `micro_states()`.
+    """
+
+    info: CaptureInfo
+    token_ids: torch.Tensor  # [N, T] int64, without BOS
+    positions: list[int]
+    macro_inputs: torch.Tensor  # [L, N, P, k]
+    macro_outputs: torch.Tensor  # [L, N, P, k]
+    micro: TokenTable
+    greedy_next_ids: torch.Tensor | None = None  # [N], with next_token=True
+    seconds_macro: float = 0.0
+    seconds_micro: float = 0.0
+
+    @property
+    def layers(self) -> list[int]:
+        return self.info.layers
+
+    def micro_states(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 micro states [L, N, T, k] of every (sequence, position)."""
+        return self.micro.lookup(self.token_ids)
+
+    def subset(self, n: int | None = None, layers: Sequence[int] | None = None) -> Capture:
+        """The first `n` sequences and/or the blocks `layers` (a view, for studies over N)."""
+        keep = [i for i, b in enumerate(self.layers) if layers is None or b in layers]
+        if not keep:
+            raise ValueError(f"none of the blocks {list(layers or [])} was captured")
+        rows = slice(None) if n is None else slice(0, n)
+        info = replace(self.info, layers=[self.layers[i] for i in keep])
+        index = torch.tensor(keep)
+        micro = TokenTable(
+            self.micro.token_ids,
+            self.micro.inputs.index_select(0, index),
+            self.micro.outputs.index_select(0, index),
+            info.layers,
+        )
+        return replace(
+            self,
+            info=info,
+            token_ids=self.token_ids[rows],
+            macro_inputs=self.macro_inputs.index_select(0, index)[:, rows],
+            macro_outputs=self.macro_outputs.index_select(0, index)[:, rows],
+            micro=micro,
+            greedy_next_ids=None if self.greedy_next_ids is None else self.greedy_next_ids[rows],
+        )
+
+
+def capture_states(
+    model: nn.Module,
+    token_ids: torch.Tensor,
+    plan: CapturePlan,
+    *,
+    positions: str | Sequence[int] = "last",
+    next_token: bool = False,
+    table: TokenTable | None = None,
+    progress: bool = False,
+) -> Capture:
+    """Capture the macro states of `token_ids` [N, T] at `positions` and their micro table.
+
+    Macro and micro states are read under the same condition: a model that gets BOS before a
+    token alone gets it before the sequence too, and positions then shift by one. `positions`
+    are token indices ("last", "all" or a list); `table` reuses micro states captured before
+    (it must hold every token of `token_ids`), else they are captured here.
+    """
+    ids = _as_input_ids(token_ids)
+    n, seq_len = ids.shape
+    wanted = _resolve_positions(positions, seq_len)
+    bos = plan.info.bos_token_id
+    offset = 0 if bos is None else 1
+    macro_ids = ids if bos is None else torch.cat([torch.full((n, 1), bos), ids], dim=1)
+    t0 = time.perf_counter()
+    macro = capture_macro(
+        model,
+        macro_ids,
+        layers=plan.info.layers,
+        positions=[t + offset for t in wanted],
+        batch_size=plan.batch_size,
+        projection=plan.projection,
+        progress=progress,
+        next_token=next_token,
+    )
+    t1 = time.perf_counter()
+    if table is None:
+        table = _token_table(
+            model,
+            torch.unique(ids),
+            bos_token_id=bos,
+            layers=plan.info.layers,
+            batch_size=plan.micro_batch_size,
+            projection=plan.projection,
+            progress=progress,
+        )
+    return Capture(
+        info=plan.info,
+        token_ids=ids,
+        positions=wanted,
+        macro_inputs=macro.inputs,
+        macro_outputs=macro.outputs,
+        micro=table,
+        greedy_next_ids=macro.greedy_next_ids,
+        seconds_macro=t1 - t0,
+        seconds_micro=time.perf_counter() - t1,
+    )
+
+
+def capture_token_table(
+    model: nn.Module, token_ids: torch.Tensor, plan: CapturePlan, *, progress: bool = False
+) -> TokenTable:
+    """The micro table of the distinct `token_ids` under `plan`, to share between captures."""
+    return _token_table(
+        model,
+        torch.unique(torch.as_tensor(token_ids, dtype=torch.long)),
+        bos_token_id=plan.info.bos_token_id,
+        layers=plan.info.layers,
+        batch_size=plan.micro_batch_size,
+        projection=plan.projection,
+        progress=progress,
+    )

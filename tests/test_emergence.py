@@ -12,17 +12,20 @@ from torch import nn
 
 import lm_eval_emergence.emergence as emergence_mod
 from lm_eval_emergence.capture import BlocksNotFoundError
-from lm_eval_emergence.emergence import EmergenceResult, measure_emergence, plugin_entropy_bits
-from lm_eval_emergence.estimators import DEFAULT_METHOD, METHODS, MIN_SAMPLES, method_options
+from lm_eval_emergence.emergence import entropy_bits, measure_emergence
+from lm_eval_emergence.estimators import (
+    DEFAULT_ESTIMATOR,
+    MIN_SAMPLES,
+    estimator_names,
+    estimator_options,
+)
+from lm_eval_emergence.records import EmergenceResult
 
 N, T, VOCAB = 256, 6, 128
 FAST = {"estimator": "gaussian"}
 # Micro states of a position with few distinct tokens are rank-deficient (rank <= #tokens - 1):
 # the plain Gaussian fit is then singular and needs shrinkage to stay positive definite.
-ROBUST = {
-    **FAST,
-    **({"shrinkage": "ledoit-wolf"} if "shrinkage" in method_options("gaussian") else {}),
-}
+ROBUST = {**FAST, "shrinkage": "ledoit-wolf"}
 
 
 def random_ids(n: int = N, t: int = T, seed: int = 1) -> torch.Tensor:
@@ -58,13 +61,13 @@ def without_timings(record: dict) -> dict:
 
 def test_one_finite_entry_per_block(profile, tiny_gpt2):
     assert profile.layers == [0, 1, 2]
-    assert [row["layer"] for row in profile.per_layer] == [0, 1, 2]
+    assert [row.layer for row in profile.per_layer] == [0, 1, 2]
     for row in profile.per_layer:
         for key in ("macro_bits", "micro_bits", "emergence_bits", "stderr_bits"):
-            assert math.isfinite(row[key]), (key, row)
-        assert len(row["micro_bits_per_position"]) == T
-        assert row["stderr_bits"] >= 0 and row["macro_stderr_bits"] >= 0
-        assert row["diverged"] is False
+            assert math.isfinite(getattr(row, key)), (key, row)
+        assert len(row.micro_bits_per_position) == T
+        assert row.stderr_bits >= 0 and row.macro_stderr_bits >= 0
+        assert row.diverged is False
     assert math.isfinite(profile.ie_bits) and profile.ie_stderr_bits >= 0
     assert profile.any_diverged is False
     assert profile.n == N and profile.seq_len == T
@@ -76,14 +79,14 @@ def test_one_finite_entry_per_block(profile, tiny_gpt2):
 
 def test_emergence_is_macro_minus_mean_micro(profile):
     for row in profile.per_layer:
-        micro = row["micro_bits_per_position"]
-        assert row["micro_bits"] == pytest.approx(sum(micro) / T, abs=1e-12)
-        assert row["emergence_bits"] == pytest.approx(row["macro_bits"] - sum(micro) / T, abs=1e-12)
-        se_micro = row["micro_stderr_bits_per_position"]
-        expected = math.sqrt(row["macro_stderr_bits"] ** 2 + sum(s * s for s in se_micro) / T**2)
-        assert row["stderr_bits"] == pytest.approx(expected, rel=1e-12)
-    e = [row["emergence_bits"] for row in profile.per_layer]
-    se = [row["stderr_bits"] for row in profile.per_layer]
+        micro = row.micro_bits_per_position
+        assert row.micro_bits == pytest.approx(sum(micro) / T, abs=1e-12)
+        assert row.emergence_bits == pytest.approx(row.macro_bits - sum(micro) / T, abs=1e-12)
+        se_micro = row.micro_stderr_bits_per_position
+        expected = math.sqrt(row.macro_stderr_bits**2 + sum(s * s for s in se_micro) / T**2)
+        assert row.stderr_bits == pytest.approx(expected, rel=1e-12)
+    e = [row.emergence_bits for row in profile.per_layer]
+    se = [row.stderr_bits for row in profile.per_layer]
     assert profile.ie_bits == pytest.approx(sum(e) / 3, abs=1e-12)
     assert profile.ie_sum_bits == pytest.approx(sum(e), abs=1e-12)
     assert profile.ie_stderr_bits == pytest.approx(math.sqrt(sum(s * s for s in se)) / 3)
@@ -92,19 +95,17 @@ def test_emergence_is_macro_minus_mean_micro(profile):
 def test_per_position_uses_the_running_micro_mean(profile):
     assert profile.per_position is not None and len(profile.per_position) == T
     for t, pos in enumerate(profile.per_position):
-        assert pos["position"] == t and len(pos["per_layer"]) == 3
-        for row, layer_row in zip(pos["per_layer"], profile.per_layer, strict=True):
-            running = sum(layer_row["micro_bits_per_position"][: t + 1]) / (t + 1)
-            assert row["micro_bits"] == pytest.approx(running, abs=1e-12)
-            assert row["emergence_bits"] == pytest.approx(row["macro_bits"] - running, abs=1e-12)
-        mean = sum(r["emergence_bits"] for r in pos["per_layer"]) / 3
-        assert pos["emergence_bits"] == pytest.approx(mean, abs=1e-12)
+        assert pos.position == t and len(pos.per_layer) == 3
+        for row, layer_row in zip(pos.per_layer, profile.per_layer, strict=True):
+            running = sum(layer_row.micro_bits_per_position[: t + 1]) / (t + 1)
+            assert row.micro_bits == pytest.approx(running, abs=1e-12)
+            assert row.emergence_bits == pytest.approx(row.macro_bits - running, abs=1e-12)
+        mean = sum(r.emergence_bits for r in pos.per_layer) / 3
+        assert pos.emergence_bits == pytest.approx(mean, abs=1e-12)
     # the last position is the per-layer profile itself
-    for row, layer_row in zip(
-        profile.per_position[-1]["per_layer"], profile.per_layer, strict=True
-    ):
-        assert row["macro_bits"] == layer_row["macro_bits"]
-        assert row["emergence_bits"] == pytest.approx(layer_row["emergence_bits"], abs=1e-12)
+    for row, layer_row in zip(profile.per_position[-1].per_layer, profile.per_layer, strict=True):
+        assert row.macro_bits == layer_row.macro_bits
+        assert row.emergence_bits == pytest.approx(layer_row.emergence_bits, abs=1e-12)
 
 
 def test_honesty_fields(profile):
@@ -127,10 +128,10 @@ def test_to_dict_is_strict_json(profile):
     json.dumps(record, allow_nan=False)
 
 
-def test_plugin_entropy_by_hand():
-    assert plugin_entropy_bits(torch.tensor([5, 5, 7, 9])) == pytest.approx(1.5)
-    assert plugin_entropy_bits(torch.tensor([[1, 2], [1, 2], [1, 3], [1, 3]])) == 1.0
-    assert plugin_entropy_bits(torch.tensor([3, 3, 3])) == 0.0
+def test_entropy_by_hand():
+    assert entropy_bits(torch.tensor([5, 5, 7, 9])) == pytest.approx(1.5)
+    assert entropy_bits(torch.tensor([[1, 2], [1, 2], [1, 3], [1, 3]])) == 1.0
+    assert entropy_bits(torch.tensor([3, 3, 3])) == 0.0
 
 
 def test_token_entropy_and_constant_positions(tiny_gpt2):
@@ -151,9 +152,9 @@ def test_token_entropy_and_constant_positions(tiny_gpt2):
     assert result.n_distinct_sequences == 128
     # the constant token has zero entropy: its micro MI is exactly 0, not estimated
     for row in result.per_layer:
-        assert row["micro_exact_zero_positions"] == [0]
-        assert row["micro_bits_per_position"][0] == 0.0
-        assert row["micro_stderr_bits_per_position"][0] == 0.0
+        assert row.micro_exact_zero_positions == [0]
+        assert row.micro_bits_per_position[0] == 0.0
+        assert row.micro_stderr_bits_per_position[0] == 0.0
     assert result.n_exact_zero == 3 and result.n_estimates == 3 * (1 + 3)
 
 
@@ -169,7 +170,7 @@ def test_one_estimator_call_with_all_pairs(tiny_gpt2, monkeypatch):
     measure_emergence(tiny_gpt2, None, random_ids(), layers=[0, 2], seed=5, **FAST)
     assert len(calls) == 1
     assert calls[0][0] == 2 * (1 + T)
-    assert calls[0][1]["seed"] == 5 and calls[0][1]["method"] == "gaussian"
+    assert calls[0][1]["seed"] == 5 and calls[0][1]["estimator"] == "gaussian"
     calls.clear()
     measure_emergence(tiny_gpt2, None, random_ids(), per_position=True, **FAST)
     assert calls[0][0] == 3 * (T + T)
@@ -185,7 +186,7 @@ def test_diverged_estimates_are_flagged(tiny_gpt2, monkeypatch):
 
     monkeypatch.setattr(emergence_mod, "estimate_mi_many", diverge_one)
     result = measure_emergence(tiny_gpt2, None, random_ids(), **FAST)
-    assert [row["diverged"] for row in result.per_layer] == [False, True, False]
+    assert [row.diverged for row in result.per_layer] == [False, True, False]
     assert result.any_diverged and result.diverged_layers == [1]
     assert result.to_dict()["per_layer"][1]["diverged"] is True
     assert result.warnings == [] and result.implausible_layers == []
@@ -201,15 +202,15 @@ def test_negative_estimates_are_flagged(tiny_gpt2, monkeypatch):
 
     monkeypatch.setattr(emergence_mod, "estimate_mi_many", negative)
     result = measure_emergence(tiny_gpt2, None, random_ids(), **FAST)
-    assert [row["implausible"] for row in result.per_layer] == [False, False, True]
+    assert [row.implausible for row in result.per_layer] == [False, False, True]
     assert result.implausible_layers == [2] and len(result.warnings) == 1
     assert "block 2 micro position 2" in result.warnings[0]
-    assert result.per_layer[2]["micro_bits_per_position"][2] == -5.0  # kept, not hidden
+    assert result.per_layer[2].micro_bits_per_position[2] == -5.0  # kept, not hidden
 
 
-@pytest.mark.parametrize("method", sorted({DEFAULT_METHOD, "infonce"}))
+@pytest.mark.parametrize("method", sorted({DEFAULT_ESTIMATOR, "infonce"}))
 def test_default_and_trained_method_with_few_steps(tiny_gpt2, method):
-    known = method_options(method)
+    known = estimator_options(method)
     options = {k: v for k, v in {"steps": 40, "eval_every": 20}.items() if k in known}
     result = measure_emergence(
         tiny_gpt2, None, random_ids(), estimator=method, layers=[0, 1], **options
@@ -217,12 +218,12 @@ def test_default_and_trained_method_with_few_steps(tiny_gpt2, method):
     assert result.estimator == method
     for key, value in options.items():
         assert result.estimator_options[key] == value
-    assert all(math.isfinite(row["emergence_bits"]) for row in result.per_layer)
+    assert all(math.isfinite(row.emergence_bits) for row in result.per_layer)
     if result.ceiling_bits is not None:  # sample-based bounds: log2 of the held-out count
         assert 0 < result.ceiling_bits < math.log2(N)
     if method == "infonce":
         assert result.ceiling_bits is not None
-        macro = [row["macro_bits"] for row in result.per_layer]
+        macro = [row.macro_bits for row in result.per_layer]
         assert all(m <= result.ceiling_bits + 1e-6 for m in macro)  # InfoNCE <= log2 n_test
     json.dumps(result.to_dict(), allow_nan=False)
 
@@ -235,7 +236,7 @@ def test_projection_and_texts(tiny_gpt2):
     assert without_timings(from_text.to_dict()) == without_timings(from_ids.to_dict())
     projected = measure_emergence(tiny_gpt2, None, random_ids(), projection_dim=8, **FAST)
     assert projected.hidden_dim == 8 and projected.projection_dim == 8
-    assert all(math.isfinite(row["emergence_bits"]) for row in projected.per_layer)
+    assert all(math.isfinite(row.emergence_bits) for row in projected.per_layer)
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def test_too_few_sequences(tiny_gpt2):
 def test_unknown_estimator_lists_methods(tiny_gpt2):
     with pytest.raises(ValueError) as err:
         measure_emergence(tiny_gpt2, None, random_ids(), estimator="kraskov")
-    assert all(m in str(err.value) for m in METHODS)
+    assert all(m in str(err.value) for m in estimator_names())
     with pytest.raises(ValueError, match="unknown option"):
         measure_emergence(tiny_gpt2, None, random_ids(), estimator="gaussian", stepz=3)
 
@@ -299,43 +300,12 @@ def test_other_bad_inputs(tiny_gpt2):
         measure_emergence(tiny_gpt2, None, torch.zeros(N, dtype=torch.long), **FAST)
     with pytest.raises(BlocksNotFoundError):
         measure_emergence(nn.Linear(2, 2), None, random_ids(), **FAST)
-
-
-# --------------------------------------------------------------------------------------------
-# The profile command
-
-
-def test_profile_command(tiny_gpt2, tmp_path, capsys):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from lm_eval_emergence.data import COUNTRIES
-    from lm_eval_emergence.profile import main
-
-    vocab = {"[UNK]": 0, ",": 1, **{c: i + 2 for i, c in enumerate(COUNTRIES[:20])}}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    model_dir = tmp_path / "tiny"
-    tiny_gpt2.save_pretrained(model_dir)
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(model_dir)
-    out = tmp_path / "profile.json"
-    argv = ["--model", str(model_dir), "--n", "128", "--k", "3", "--estimator", "gaussian"]
-    if "shrinkage" in ROBUST:
-        argv += ["-o", "shrinkage=ledoit-wolf"]  # a string value
-    argv += ["-o", "reduce_dim=8"]  # a literal
-    assert main([*argv, "--per-position", "--json", str(out), "--quiet"]) == 0
-    text = capsys.readouterr().out
-    assert "IE (mean over blocks)" in text and "'e1,e2,...,ek,'" in text
-    record = json.loads(out.read_text())
-    assert [row["layer"] for row in record["per_layer"]] == [0, 1, 2]
-    assert record["seq_len"] == 6 and record["n"] == 128
-    assert record["data"]["entities"] == list(COUNTRIES[:20])
-    assert len(record["per_position"]) == 6
-    assert record["estimator_options"]["reduce_dim"] == 8
-    assert record["estimator_options"].get("shrinkage") == ROBUST.get("shrinkage")
-    assert main(["--model", str(tmp_path / "missing"), "--quiet"]) == 2
-    assert main([*argv, "--k", "30", "--quiet"]) == 2  # too few entities: an error, exit 2
-    assert "are needed" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="micro_bos \\(ie_bos\\) must be 'auto', None or a"):
+        measure_emergence(tiny_gpt2, None, random_ids(), micro_bos="start", **FAST)
+    with pytest.raises(ValueError, match="projection_dim \\(ie_projection_dim\\) must be an"):
+        measure_emergence(tiny_gpt2, None, random_ids(), projection_dim=0, **FAST)
+    with pytest.raises(ValueError, match="layer 3 is out of range"):
+        measure_emergence(tiny_gpt2, None, random_ids(), layers=[3], **FAST)
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,42 +322,42 @@ def test_smollm2_country_lists(smollm2):
     # entity position take 17 values, which InfoNCE reads as their entropy
     result = measure_emergence(model, tok, seqs)
     assert len(result.per_layer) == 30 and result.layers == list(range(30))
-    assert all(math.isfinite(row["emergence_bits"]) for row in result.per_layer)
+    assert all(math.isfinite(row.emergence_bits) for row in result.per_layer)
     assert not result.any_diverged
     assert result.ceiling_bits == math.log2(128)
     for row in result.per_layer:  # no estimate above its ceiling; far below zero only flagged
-        assert -0.5 < row["macro_bits"] <= result.ceiling_bits + 1e-6
-        assert row["micro_bits"] <= math.log2(17) + 0.1
+        assert -0.5 < row.macro_bits <= result.ceiling_bits + 1e-6
+        assert row.micro_bits <= math.log2(17) + 0.1
         # at N = 256 an entity position can read far below 0 when a held-out token was rare
         # in training; such a value must come with an uncertainty that covers 0, or a flag
-        values = row["micro_bits_per_position"]
-        errors = row["micro_stderr_bits_per_position"]
+        values = row.micro_bits_per_position
+        errors = row.micro_stderr_bits_per_position
         for value, err in zip(values, errors, strict=True):
-            assert value > -(3 * err + 0.1) or row["implausible"]
+            assert value > -(3 * err + 0.1) or row.implausible
     assert result.micro_input == "token alone"  # SmolLM2's tokenizer never prepends BOS
-    assert result.per_layer[0]["micro_exact_zero_positions"] == [1, 3, 5, 7]  # the commas
+    assert result.per_layer[0].micro_exact_zero_positions == [1, 3, 5, 7]  # the commas
     assert result.sequence_entropy_bits == math.log2(256)
     json.dumps(result.to_dict(), allow_nan=False)
 
 
 def test_macro_sequences_get_the_bos_that_micro_tokens_get(tiny_gpt2, monkeypatch):
-    import lm_eval_emergence.emergence as emergence_module
+    import lm_eval_emergence.capture as capture_module
 
     seen = {}
-    real_capture = emergence_module.capture_macro
+    real_capture = capture_module.capture_macro
 
     def recording_capture(model, input_ids, **kwargs):
         seen["ids"], seen["positions"] = input_ids, kwargs["positions"]
         return real_capture(model, input_ids, **kwargs)
 
-    monkeypatch.setattr(emergence_module, "capture_macro", recording_capture)
+    monkeypatch.setattr(capture_module, "capture_macro", recording_capture)
     ids = random_ids()
     measure_emergence(tiny_gpt2, None, ids, micro_bos=7, per_position=True, **ROBUST)
     assert seen["ids"].shape == (N, T + 1)
     assert (seen["ids"][:, 0] == 7).all() and torch.equal(seen["ids"][:, 1:], ids)
     assert seen["positions"] == list(range(1, T + 1))
     measure_emergence(tiny_gpt2, None, ids, micro_bos=None, **ROBUST)
-    assert torch.equal(seen["ids"], ids) and seen["positions"] == "last"
+    assert torch.equal(seen["ids"], ids) and seen["positions"] == [T - 1]
 
 
 def test_empty_tensor_of_sequences(tiny_gpt2):

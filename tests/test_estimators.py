@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lm_eval_emergence import METHODS, estimate_mi, estimate_mi_many, method_options
+from lm_eval_emergence import estimate_mi, estimate_mi_many, estimator_names, estimator_options
 from lm_eval_emergence.estimators import MIN_SAMPLES
 from lm_eval_emergence.estimators.paper import PaperConfig, paper_lr
 from lm_eval_emergence.synthetic import (
@@ -32,7 +32,7 @@ def test_closed_form_helpers_agree():
 @pytest.mark.parametrize("bits", [0.5, 2.0, 4.0])
 def test_gaussian_method_recovers_closed_form(bits):
     case = correlated_gaussian(4000, 8, k=2, bits=bits, seed=3)
-    est = estimate_mi(case.x, case.y, method="gaussian")
+    est = estimate_mi(case.x, case.y, estimator="gaussian")
     assert est.bits == pytest.approx(bits, abs=0.15)
     assert 0 < est.stderr_bits < 0.2
     assert est.ceiling_bits is None
@@ -43,25 +43,25 @@ def test_cca_reduction_finds_rotated_signal_in_high_dimension():
     # 2 correlated coordinate pairs hidden by random rotations in 128 dimensions: PCA cannot see
     # them (the covariance is isotropic); the supervised reduction keeps them.
     case = correlated_gaussian(4000, 128, k=2, bits=3.0, seed=4)
-    cca = estimate_mi(case.x, case.y, method="gaussian", reduce="cca", reduce_dim=8)
-    pca = estimate_mi(case.x, case.y, method="gaussian", reduce="pca", reduce_dim=8)
+    cca = estimate_mi(case.x, case.y, estimator="gaussian", reduce="cca", reduce_dim=8)
+    pca = estimate_mi(case.x, case.y, estimator="gaussian", reduce="pca", reduce_dim=8)
     assert cca.bits == pytest.approx(3.0, abs=0.5)
     assert pca.bits < 1.0
 
 
 def test_infonce_recovers_closed_form_below_its_ceiling():
     case = correlated_gaussian(3000, 8, k=2, bits=2.0, seed=5)
-    est = estimate_mi(case.x, case.y, method="infonce", **FAST_NEURAL)
+    est = estimate_mi(case.x, case.y, estimator="infonce", **FAST_NEURAL)
     assert est.bits == pytest.approx(2.0, abs=0.4)
     assert est.ceiling_bits == pytest.approx(math.log2(est.n_test))
     assert est.n_test == 1500  # half the rows are held out for the read-out
 
 
-@pytest.mark.parametrize("method", ["gaussian", "infonce"])
-def test_independent_pair_reads_near_zero(method):
+@pytest.mark.parametrize("estimator", ["gaussian", "infonce"])
+def test_independent_pair_reads_near_zero(estimator):
     case = correlated_gaussian(3000, 16, k=2, bits=0.0, seed=6)
-    options = FAST_NEURAL if method != "gaussian" else {}
-    est = estimate_mi(case.x, case.y, method=method, **options)
+    options = FAST_NEURAL if estimator != "gaussian" else {}
+    est = estimate_mi(case.x, case.y, estimator=estimator, **options)
     assert abs(est.bits) < 0.15
 
 
@@ -70,7 +70,7 @@ def test_gaussian_is_invariant_under_invertible_linear_maps():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(6, 6, generator=g) + 3 * torch.eye(6)
     b = torch.randn(6, 6, generator=g) + 3 * torch.eye(6)
-    exact = {"method": "gaussian", "reduce": "none", "copula": False}
+    exact = {"estimator": "gaussian", "reduce": "none", "copula": False}
     plain = estimate_mi(case.x, case.y, **exact)
     mapped = estimate_mi(case.x @ a + 5.0, case.y @ b - 2.0, **exact)
     assert mapped.bits == pytest.approx(plain.bits, abs=1e-3)
@@ -78,8 +78,8 @@ def test_gaussian_is_invariant_under_invertible_linear_maps():
 
 def test_gaussian_copula_is_exact_through_coordinatewise_monotone_maps():
     case = correlated_gaussian(4000, 16, k=2, bits=3.0, seed=7, nonlinear="cubic")
-    copula = estimate_mi(case.x, torch.exp(case.y), method="gaussian")
-    plain = estimate_mi(case.x, torch.exp(case.y), method="gaussian", copula=False)
+    copula = estimate_mi(case.x, torch.exp(case.y), estimator="gaussian")
+    plain = estimate_mi(case.x, torch.exp(case.y), estimator="gaussian", copula=False)
     assert copula.bits == pytest.approx(3.0, abs=0.2)
     assert plain.bits < 2.5  # a plain Gaussian fit misses what the maps bent
 
@@ -87,8 +87,8 @@ def test_gaussian_copula_is_exact_through_coordinatewise_monotone_maps():
 def test_neural_estimate_survives_an_invertible_nonlinear_map():
     case = correlated_gaussian(3000, 4, k=2, bits=2.0, seed=8)
     y = case.y + case.y**3 / 3  # monotone in every coordinate, so MI is unchanged
-    plain = estimate_mi(case.x, case.y, method="infonce", **FAST_NEURAL)
-    mapped = estimate_mi(case.x, y, method="infonce", **FAST_NEURAL)
+    plain = estimate_mi(case.x, case.y, estimator="infonce", **FAST_NEURAL)
+    mapped = estimate_mi(case.x, y, estimator="infonce", **FAST_NEURAL)
     assert mapped.bits == pytest.approx(2.0, abs=0.6)
     assert mapped.bits == pytest.approx(plain.bits, abs=0.6)
 
@@ -96,7 +96,7 @@ def test_neural_estimate_survives_an_invertible_nonlinear_map():
 def test_noise_std_makes_a_deterministic_pair_finite_with_known_value():
     # y = x + noise of std sigma on 2 unit-variance coordinates: I = 2 * 1/2 log2(1 + 1/sigma^2)
     x = torch.randn(4000, 2, generator=torch.Generator().manual_seed(9))
-    est = estimate_mi(x, x.clone(), method="gaussian", reduce="none", noise_std=1.0)
+    est = estimate_mi(x, x.clone(), estimator="gaussian", reduce="none", noise_std=1.0)
     assert est.bits == pytest.approx(1.0, abs=0.1)
     assert not est.diverged
 
@@ -104,47 +104,47 @@ def test_noise_std_makes_a_deterministic_pair_finite_with_known_value():
 def test_deterministic_pair_without_noise_is_flagged_not_hidden():
     x = torch.randn(1000, 3, generator=torch.Generator().manual_seed(10))
     with pytest.warns(RuntimeWarning, match="diverged"):
-        est = estimate_mi(x, 2 * x + 1, method="gaussian", reduce="none")
+        est = estimate_mi(x, 2 * x + 1, estimator="gaussian", reduce="none")
     assert est.diverged
     assert math.isfinite(est.bits)
 
 
 def test_infonce_reads_the_entropy_of_discrete_deterministic_data():
     case = discrete_deterministic(3000, 16, n_symbols=16, seed=11)
-    est = estimate_mi(case.x, case.y, method="infonce", **FAST_NEURAL)
+    est = estimate_mi(case.x, case.y, estimator="infonce", **FAST_NEURAL)
     assert est.bits == pytest.approx(case.true_bits, abs=0.3)
 
 
 def test_null_option_reports_shuffled_pairs_near_zero():
     case = correlated_gaussian(3000, 8, k=2, bits=3.0, seed=12)
-    est = estimate_mi(case.x, case.y, method="gaussian", null=True)
+    est = estimate_mi(case.x, case.y, estimator="gaussian", null=True)
     assert est.bits > 2.5
     assert est.null_bits is not None and abs(est.null_bits) < 0.1
 
 
-@pytest.mark.parametrize("method", ["gaussian", "infonce", "mine", "smile"])
-def test_same_seed_same_number(method):
+@pytest.mark.parametrize("estimator", ["gaussian", "infonce", "mine", "smile"])
+def test_same_seed_same_number(estimator):
     case = correlated_gaussian(1000, 6, k=2, bits=1.5, seed=13)
-    options = FAST_NEURAL if method != "gaussian" else {}
-    first = estimate_mi(case.x, case.y, method=method, seed=5, **options)
-    second = estimate_mi(case.x, case.y, method=method, seed=5, **options)
-    other = estimate_mi(case.x, case.y, method=method, seed=6, **options)
+    options = FAST_NEURAL if estimator != "gaussian" else {}
+    first = estimate_mi(case.x, case.y, estimator=estimator, seed=5, **options)
+    second = estimate_mi(case.x, case.y, estimator=estimator, seed=5, **options)
+    other = estimate_mi(case.x, case.y, estimator=estimator, seed=6, **options)
     assert first.bits == second.bits
     assert first.seed == 5 and other.seed == 6
     assert other.bits != first.bits  # another seed draws another split
 
 
-@pytest.mark.parametrize("method", ["gaussian", "infonce", "mine"])
-def test_batched_path_equals_single_path(method):
+@pytest.mark.parametrize("estimator", ["gaussian", "infonce", "mine"])
+def test_batched_path_equals_single_path(estimator):
     cases = [
         correlated_gaussian(1000, 6, k=2, bits=b, seed=20 + i) for i, b in enumerate([0.5, 2, 3])
     ]
-    options = FAST_NEURAL if method != "gaussian" else {}
+    options = FAST_NEURAL if estimator != "gaussian" else {}
     batched = estimate_mi_many(
-        [c.x for c in cases], [c.y for c in cases], method=method, seed=3, **options
+        [c.x for c in cases], [c.y for c in cases], estimator=estimator, seed=3, **options
     )
     for case, together in zip(cases, batched, strict=True):
-        alone = estimate_mi(case.x, case.y, method=method, seed=3, **options)
+        alone = estimate_mi(case.x, case.y, estimator=estimator, seed=3, **options)
         assert together.bits == pytest.approx(alone.bits, abs=1e-4)
         assert together.steps == alone.steps
 
@@ -152,27 +152,29 @@ def test_batched_path_equals_single_path(method):
 def test_estimate_mi_many_accepts_a_stack_and_mixed_shapes():
     a = correlated_gaussian(500, 4, k=1, bits=1.0, seed=30)
     b = correlated_gaussian(500, 6, k=1, bits=2.0, seed=31)
-    out = estimate_mi_many([a.x, b.x], [a.y, b.y], method="gaussian")
+    out = estimate_mi_many([a.x, b.x], [a.y, b.y], estimator="gaussian")
     assert [round(e.bits) for e in out] == [1, 2]
-    stacked = estimate_mi_many(torch.stack([a.x, a.x]), torch.stack([a.y, a.y]), method="gaussian")
+    stacked = estimate_mi_many(
+        torch.stack([a.x, a.x]), torch.stack([a.y, a.y]), estimator="gaussian"
+    )
     assert stacked[0].bits == stacked[1].bits == pytest.approx(out[0].bits)
 
 
 def test_numpy_input_and_record_fields():
     case = correlated_gaussian(800, 4, k=1, bits=1.0, seed=32)
-    est = estimate_mi(case.x.numpy().astype(np.float64), case.y.numpy(), method="gaussian")
+    est = estimate_mi(case.x.numpy().astype(np.float64), case.y.numpy(), estimator="gaussian")
     record = est.to_dict()
     json.dumps(record, allow_nan=False)
     assert record["nats"] == pytest.approx(est.bits * math.log(2))
-    assert record["method"] == "gaussian" and record["n"] == 800 and record["seed"] == 0
+    assert record["estimator"] == "gaussian" and record["n"] == 800 and record["seed"] == 0
     assert est.n_train + est.n_test == 800
     assert record["options"]["reduce"] == "cca"
 
 
 def test_mine_paper_configuration_runs_and_reads_the_max_over_steps():
     case = correlated_gaussian(256, 4, k=1, bits=1.0, seed=33)
-    est = estimate_mi(case.x, case.y, method="mine-paper", steps=30)
-    assert est.method == "mine-paper"
+    est = estimate_mi(case.x, case.y, estimator="mine-paper", steps=30)
+    assert est.estimator == "mine-paper"
     assert est.ceiling_bits == pytest.approx(8.0)  # log2(256): all pairs form the batch
     assert est.n_train == est.n_test == 256
     assert math.isfinite(est.bits) and est.steps == 30
@@ -188,11 +190,11 @@ def test_paper_learning_rate_schedule():
 
 
 def test_every_method_lists_its_options():
-    for method in METHODS:
-        options = method_options(method)
+    for estimator in estimator_names():
+        options = estimator_options(estimator)
         assert "noise_std" in options and "null" in options
-    assert "steps" in method_options("mine-paper")
-    assert method_options("mine-paper")["steps"] == 10_000
+    assert "steps" in estimator_options("mine-paper")
+    assert estimator_options("mine-paper")["steps"] == 10_000
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -238,13 +240,13 @@ def test_unknown_method_lists_choices():
     with pytest.raises(
         ValueError, match="choose one of: gaussian, infonce, smile, mine, mine-paper"
     ):
-        estimate_mi(x, y, method="kraskov")
+        estimate_mi(x, y, estimator="kraskov")
 
 
 def test_unknown_option_lists_accepted_ones():
     x, y = _xy()
     with pytest.raises(ValueError, match="unknown option.*'stepz'.*accepts:.*steps"):
-        estimate_mi(x, y, method="infonce", stepz=10)
+        estimate_mi(x, y, estimator="infonce", stepz=10)
     with pytest.raises(ValueError, match="unknown reduction 'svd'"):
         estimate_mi(x, y, reduce="svd")
     with pytest.raises(ValueError, match="noise_std must be >= 0"):
@@ -264,7 +266,7 @@ def test_a_diverging_critic_is_flagged_with_a_warning(monkeypatch):
     cases = [correlated_gaussian(500, 4, k=2, bits=2.0, seed=34 + i) for i in range(2)]
     with pytest.warns(RuntimeWarning, match="1 of 2 infonce estimates diverged"):
         fine, broken = estimate_mi_many(
-            [c.x for c in cases], [c.y for c in cases], method="infonce", **FAST_NEURAL
+            [c.x for c in cases], [c.y for c in cases], estimator="infonce", **FAST_NEURAL
         )
     assert not fine.diverged and broken.diverged
     assert math.isfinite(broken.bits)  # the value of the last finite checkpoint, flagged
@@ -273,26 +275,53 @@ def test_a_diverging_critic_is_flagged_with_a_warning(monkeypatch):
 def test_bad_numeric_options_name_the_fix():
     x, y = _xy()
     with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
-        estimate_mi(x, y, method="infonce", batch_size=1)
+        estimate_mi(x, y, estimator="infonce", batch_size=1)
     with pytest.raises(ValueError, match="eval_every must be an integer >= 1"):
-        estimate_mi(x, y, method="infonce", eval_every=0)
+        estimate_mi(x, y, estimator="infonce", eval_every=0)
     with pytest.raises(ValueError, match="shrinkage must be 'ledoit-wolf' or a number"):
-        estimate_mi(x, y, method="gaussian", shrinkage="lw")
+        estimate_mi(x, y, estimator="gaussian", shrinkage="lw")
 
 
 def test_gaussian_refuses_fewer_held_out_rows_than_dimensions():
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(100, 40, generator=g), torch.randn(100, 40, generator=g)
     with pytest.raises(ValueError, match="25 held-out rows cannot fit a Gaussian in 32 dimensions"):
-        estimate_mi(x, y, method="gaussian")
+        estimate_mi(x, y, estimator="gaussian")
 
 
 def test_batched_path_equals_single_path_across_readout_chunks():
     # the held-out read-out runs in chunks of 16 pairs: pairs on both sides of a boundary agree
     cases = [correlated_gaussian(300, 3, k=1, bits=0.1 * i, seed=40 + i) for i in range(18)]
     batched = estimate_mi_many(
-        [c.x for c in cases], [c.y for c in cases], method="infonce", seed=1, **FAST_NEURAL
+        [c.x for c in cases], [c.y for c in cases], estimator="infonce", seed=1, **FAST_NEURAL
     )
     for i in (0, 15, 16, 17):
-        alone = estimate_mi(cases[i].x, cases[i].y, method="infonce", seed=1, **FAST_NEURAL)
+        alone = estimate_mi(cases[i].x, cases[i].y, estimator="infonce", seed=1, **FAST_NEURAL)
         assert batched[i].bits == pytest.approx(alone.bits, abs=1e-4)
+
+
+def test_an_estimator_is_one_registered_function(monkeypatch):
+    """A new estimator is a decorated function; the pipeline, options and IE settings see it."""
+    from lm_eval_emergence.estimators import registry
+    from lm_eval_emergence.settings import EstimationSettings
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @registry.register_estimator("constant-one", options={**registry.COMMON_OPTIONS, "nats": 1.0})
+    def constant(x, y, rows, options, seed):
+        n_pairs = x.shape[0]
+        return registry.Outcome(
+            nats=torch.full((n_pairs,), options["nats"]),
+            stderr_nats=torch.zeros(n_pairs),
+            diverged=torch.zeros(n_pairs, dtype=torch.bool),
+            steps=torch.zeros(n_pairs),
+            ceiling_bits=None,
+        )
+
+    case = correlated_gaussian(200, 4, k=1, bits=1.0, seed=0)
+    est = estimate_mi(case.x, case.y, estimator="constant-one", nats=math.log(2))
+    assert est.bits == pytest.approx(1.0) and est.n_test == 100 and est.estimator == "constant-one"
+    assert "constant-one" in estimator_names()
+    assert EstimationSettings("constant-one", {"nats": 2.0}).resolved_options()["nats"] == 2.0
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_estimator("constant-one", options={})(lambda *a: None)

@@ -1,4 +1,5 @@
-"""`lm-eval-emergence report` on constructed results files and sidecars (no model): the
+"""`lm-eval-emergence report` on constructed results files and the sidecar writer's own output
+(no model): the
 figures are drawn and not blank, correlations match known answers, bad inputs name the file,
 and differing estimator settings, unreliable estimates and runs without a sidecar are shown."""
 
@@ -12,6 +13,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from lm_eval_emergence.harness.sidecar import sidecar_for
+from lm_eval_emergence.records import (
+    EmergenceResult,
+    LayerEmergence,
+    PositionEmergence,
+    ShotPoint,
+    TaskRecord,
+)
 from lm_eval_emergence.report import (
     Correlation,
     ReportInputError,
@@ -20,6 +29,7 @@ from lm_eval_emergence.report import (
     load_runs,
     main,
 )
+from lm_eval_emergence.settings import CaptureSettings
 
 DATE = "2026-01-01T00-00-00.000000"
 OPTIONS = {"steps": 300, "critic": "separable", "reduce": "cca"}
@@ -80,85 +90,97 @@ def make_run(
     if not sidecar:
         return results_path
     per_layer = [
-        {
-            "layer": i,
-            "macro_bits": e + 1.0,
-            "micro_bits": 1.0,
-            "emergence_bits": e,
-            "stderr_bits": 0.1,
-            "macro_stderr_bits": 0.08,
-            "micro_stderr_bits": 0.02,
-            "diverged": False,
-            "implausible": i < flagged,
-        }
+        LayerEmergence(
+            layer=i,
+            macro_bits=e + 1.0,
+            micro_bits=1.0,
+            emergence_bits=e,
+            stderr_bits=0.1,
+            macro_stderr_bits=0.08,
+            micro_stderr_bits=0.02,
+            micro_bits_per_position=[1.0] * 8,
+            micro_stderr_bits_per_position=[0.02] * 8,
+            micro_exact_zero_positions=[],
+            macro_null_bits=None,
+            micro_null_bits=None,
+            diverged=False,
+            implausible=i < flagged,
+        )
         for i, e in enumerate(layers_e)
     ]
     positions = None
     if per_position is not None:
         positions = [
-            {"position": i, "emergence_bits": e, "stderr_bits": 0.2, "per_layer": []}
+            PositionEmergence(position=i, emergence_bits=e, stderr_bits=0.2, per_layer=[])
             for i, e in enumerate(per_position)
         ]
     curve = None
     if shot_curve is not None:
         curve = [
-            {
-                "shot": i + 1,
-                "position": 2 * i + 1,
-                "emergence_bits": e,
-                "stderr_bits": 0.1,
-                "layer_std_bits": 0.5,
-            }
+            ShotPoint(
+                shot=i + 1,
+                position=2 * i + 1,
+                emergence_bits=e,
+                stderr_bits=0.1,
+                layer_std_bits=0.5,
+            )
             for i, e in enumerate(shot_curve)
         ]
     layers = list(range(len(layers_e)))
-    result = {
-        "ie_bits": ie,
-        "ie_stderr_bits": 0.05,
-        "per_layer": per_layer,
-        "per_position": positions,
-        "n": n,
-        "seq_len": 8,
-        "ceiling_bits": ceiling,
-        "log2_n": math.log2(n),
-        "estimator": "infonce",
-        "estimator_options": options or OPTIONS,
-        "seed": seed,
-        "layers": layers,
-        "projection_dim": projection_dim,
-        "hidden_dim": projection_dim,
-        "implausible_layers": list(range(flagged)),
-        "diverged_layers": [],
-        "warnings": [f"block {i} is implausible" for i in range(flagged)],
-        "model_name": model,
-        "n_parameters": n_parameters,
-    }
-    sidecar_data = {
-        "format": "lm-eval-emergence sidecar 1",
-        "results_file": results_path.name,
-        "versions": {"lm_eval": "0.4.13", "lm_eval_emergence": "0.1.0"},
-        "model": {"name": model, "n_parameters": n_parameters, "hidden_dim": 32},
-        "tasks": {
-            task: {
-                "task": task,
-                "n_docs": n,
-                "capture": {
-                    "layers": layers,
-                    "projection_dim": projection_dim,
-                    "settings": {
-                        "estimator": "infonce",
-                        "layers": None,
-                        "projection_dim": projection_dim,
-                        "seed": seed,
-                        "options": {},
-                    },
-                },
-                "metrics": {"emergence": ie},
-                "shot_curve": curve,
-                "result": result,
-            }
+    result = EmergenceResult(
+        ie_bits=ie,
+        ie_sum_bits=ie * len(layers_e),
+        ie_stderr_bits=0.05,
+        ie_sum_stderr_bits=0.05 * len(layers_e),
+        per_layer=per_layer,
+        per_position=positions,
+        n=n,
+        seq_len=8,
+        ceiling_bits=ceiling,
+        log2_n=math.log2(n),
+        sequence_entropy_bits=math.log2(n),
+        token_entropy_bits=[1.0] * 8,
+        n_distinct_sequences=n,
+        bos_token_id=None,
+        micro_input="token alone",
+        estimator="infonce",
+        estimator_options=options or OPTIONS,
+        seed=seed,
+        layers=layers,
+        projection_dim=projection_dim,
+        hidden_dim=projection_dim,
+        any_diverged=False,
+        diverged_layers=[],
+        implausible_layers=list(range(flagged)),
+        warnings=[f"block {i} is implausible" for i in range(flagged)],
+        n_estimates=9 * len(layers_e),
+        n_exact_zero=0,
+        seconds_capture=1.0,
+        seconds_capture_macro=1.0,
+        seconds_capture_micro=0.0,
+        seconds_estimation=1.0,
+        model_name=model,
+        n_parameters=n_parameters,
+    )
+    record = TaskRecord(
+        task=task,
+        n_docs=n,
+        capture={
+            "layers": layers,
+            "projection_dim": projection_dim,
+            "hidden_dim": 32,
+            "model_dtype": "float32",
+            "settings": CaptureSettings(projection_dim=projection_dim, seed=seed).to_dict(),
         },
-    }
+        estimation={"estimator": "infonce", "options": {}, "seed": seed},
+        seconds_forward=1.0,
+        seconds_estimation=1.0,
+        metrics={"emergence": ie},
+        shot_curve=curve,
+        result=result,
+    )
+    # the writer's own output, as lm-eval-emergence writes it next to the results file
+    sidecar_data = sidecar_for({task: record}, results_path.name).to_dict()
     (run_dir / f"emergence_{DATE}.json").write_text(json.dumps(sidecar_data))
     return results_path
 
@@ -322,7 +344,16 @@ def test_too_few_or_constant_runs_give_no_numbers(tmp_path):
     assert "no correlation can be computed from 2 runs" in few.note
     constant = correlate([1.0, 2.0, 3.0], [0.5, 0.5, 0.5])
     assert constant.spearman is None and "same for every run" in constant.note
-    assert isinstance(constant, Correlation)
+    assert constant == Correlation(
+        n=3,
+        spearman=None,
+        spearman_ci=None,
+        pearson=None,
+        pearson_ci=None,
+        resamples=2000,
+        resamples_used=0,
+        note="undefined: one of the two variables is the same for every run",
+    )
 
     make_run(tmp_path, "a", model="org/a", layers_e=(1.0, 2.0), acc=0.2)
     make_run(tmp_path, "b", model="org/b", layers_e=(2.0, 3.0), acc=0.4)
@@ -359,10 +390,10 @@ def test_report_correlation_matches_scipy_on_constructed_runs(tmp_path):
 def test_json_without_results_is_an_error_naming_the_file(tmp_path, capsys):
     bad = tmp_path / "results_bad.json"
     bad.write_text(json.dumps({"model": "x", "scores": {}}))
-    with pytest.raises(ReportInputError, match="results_bad.json") as err:
+    with pytest.raises(ValueError, match=r"results_bad\.json: no 'results' object") as err:
         load_runs([bad])
+    assert err.type is ReportInputError
     assert "'results' object" in str(err.value)
-    assert isinstance(err.value, ValueError)
     assert main([str(bad), "--out", str(tmp_path / "out")]) == 2
     message = capsys.readouterr().err
     assert message.startswith("lm-eval-emergence report: error: ")

@@ -1,4 +1,4 @@
-"""Data for emergence measurements: frozen entity lists and synthetic ICL lists (method.md §3)."""
+"""Data for emergence measurements: frozen entity lists and synthetic ICL lists (the paper's)."""
 
 from .entities import ANIMALS, CATEGORIES, COLOURS, COUNTRIES, entity_list
 from .icl import (

@@ -1,4 +1,4 @@
-"""Frozen entity lists for the synthetic in-context-learning (ICL) lists of method.md §3.
+"""Frozen entity lists for the synthetic in-context-learning (ICL) lists of arXiv 2405.12617.
 
 The paper lists ordered selections of k distinct entities of one category (25 countries, 16
 animals, 15 colours), each a single token of the model's tokenizer. Its exact lists are not

@@ -1,4 +1,4 @@
-"""Synthetic in-context-learning lists (method.md §3): "e1,e2,...,ek," with single-token entities.
+"""Synthetic in-context-learning lists, as in the paper: "e1,e2,...,ek," of single-token entities.
 
 One shot is an entity followed by the separator, two tokens, so a list of k entities has exactly
 T = 2k tokens and every position holds the same kind of token in every list (entity at even

@@ -1,4 +1,4 @@
-"""Fixed-length token windows of natural text, anchored at sentence starts (method.md §3).
+"""Fixed-length token windows of natural text, anchored at sentence starts (as in arXiv 2405.12617).
 
 The paper measures natural text on 8-token windows that begin a sentence and rejects windows
 containing any of ``: \\n ? - ;``. The package ships a public-domain corpus for this

@@ -46,18 +46,23 @@ def as_matrix(value: Any, name: str) -> torch.Tensor:
     return tensor
 
 
-def check_pair(x: torch.Tensor, y: torch.Tensor, min_samples: int = MIN_SAMPLES) -> None:
+def require_samples(n: int, fix: str = "use more sequences") -> None:
+    """Raise a ValueError unless `n` samples are enough for an MI estimate; `fix` ends it."""
+    if n < MIN_SAMPLES:
+        raise ValueError(
+            f"{n} samples is below the minimum of {MIN_SAMPLES} for an MI estimate "
+            f"(a held-out split needs both halves populated); {fix}."
+        )
+
+
+def check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
     """Raise a ValueError unless x and y hold the same, sufficient number of samples."""
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"x has {x.shape[0]} samples and y has {y.shape[0]}: MI needs paired samples, "
             "one row of x for each row of y."
         )
-    if x.shape[0] < min_samples:
-        raise ValueError(
-            f"{x.shape[0]} samples is below the minimum of {min_samples} for an MI estimate "
-            "(a held-out split needs both halves populated); use more sequences."
-        )
+    require_samples(x.shape[0])
 
 
 def as_pairs(

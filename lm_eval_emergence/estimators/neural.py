@@ -8,15 +8,16 @@ estimates that the paper's read-out suffers from.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .critic import ConcatCritic, GaussianAnchor, SeparableCritic, StackedAdam
-
-BOUNDS = ("dv", "smile", "infonce")
+from .registry import COMMON_OPTIONS, Outcome, Rows, held_out_rows, register_estimator
 
 
 @dataclass(frozen=True)
@@ -198,16 +199,6 @@ def _calibrate_anchor(
     anchor.scale = torch.tensor(ANCHOR_SCALES)[table.argmax(dim=0)]
 
 
-@dataclass
-class TrainOutcome:
-    """Held-out bound per pair (nats), its standard error, steps trained and a divergence flag."""
-
-    nats: torch.Tensor
-    stderr_nats: torch.Tensor
-    steps: torch.Tensor
-    diverged: torch.Tensor
-
-
 def train_and_estimate(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -216,7 +207,7 @@ def train_and_estimate(
     test_idx: torch.Tensor,
     config: NeuralConfig,
     seed: int,
-) -> TrainOutcome:
+) -> Outcome:
     """Train one critic per pair of the [P, n, d] stacks; read the bound on the test rows."""
     n_pairs = x.shape[0]
     init_gen = torch.Generator().manual_seed(seed)
@@ -274,4 +265,44 @@ def train_and_estimate(
     diverged |= bad | ~torch.isfinite(best_val)
     nats = torch.where(bad, torch.zeros_like(nats), nats)
     stderr = torch.where(torch.isfinite(stderr), stderr, torch.zeros_like(stderr))
-    return TrainOutcome(nats=nats, stderr_nats=stderr, steps=steps_done, diverged=diverged)
+    return Outcome(
+        nats=nats,
+        stderr_nats=stderr,
+        diverged=diverged,
+        steps=steps_done,
+        ceiling_bits=math.log2(len(test_idx)),  # no lower bound certifies more than log2 m
+    )
+
+
+def _neural_rows(n: int, options: dict[str, Any], seed: int) -> Rows:
+    """A supervised (CCA) reduction inflates the correlations of the rows it was fitted on: the
+    critic then trains on other rows, so what it learns holds on held-out data too."""
+    rows = held_out_rows(n, options, seed)
+    if options["reduce"] != "cca":
+        return rows
+    half = len(rows.train) // 2
+    return replace(rows, fit=rows.train[:half], train=rows.train[half:])
+
+
+_CONFIG_FIELDS = [f.name for f in dataclasses.fields(NeuralConfig) if f.name != "bound"]
+_NEURAL_OPTIONS = {
+    **COMMON_OPTIONS,
+    **{f.name: f.default for f in dataclasses.fields(NeuralConfig) if f.name != "bound"},
+}
+
+
+def _register_bound(name: str, bound: str, description: str) -> None:
+    def estimate(
+        x: torch.Tensor, y: torch.Tensor, rows: Rows, options: dict[str, Any], seed: int
+    ) -> Outcome:
+        config = NeuralConfig(bound=bound, **{k: options[k] for k in _CONFIG_FIELDS})
+        return train_and_estimate(x, y, rows.train, rows.val, rows.test, config, seed)
+
+    register_estimator(name, options=_NEURAL_OPTIONS, rows=_neural_rows, description=description)(
+        estimate
+    )
+
+
+_register_bound("infonce", "infonce", "InfoNCE (contrastive) bound on a Gaussian-anchored critic")
+_register_bound("smile", "smile", "SMILE (clipped DV) read-out of a JS-trained critic")
+_register_bound("mine", "dv", "MINE: Donsker-Varadhan bound with the moving-average gradient")

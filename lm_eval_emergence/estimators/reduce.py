@@ -87,7 +87,7 @@ def reduce_pairs(
     y: torch.Tensor,
     train_idx: torch.Tensor,
     *,
-    method: str,
+    reduction: str,
     k: int,
     seed: int,
     ridge: float = 0.1,
@@ -96,15 +96,15 @@ def reduce_pairs(
 
     A side already no wider than k is only standardised.
     """
-    if method not in REDUCTIONS:
-        raise ValueError(f"unknown reduction {method!r}; choose one of {', '.join(REDUCTIONS)}.")
-    if method != "none" and k < 1:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}.")
+    if reduction != "none" and k < 1:
         raise ValueError(f"reduce_dim must be a positive integer, got {k}.")
     x = standardize(x, train_idx)
     y = standardize(y, train_idx)
-    if method == "none" or (x.shape[-1] <= k and y.shape[-1] <= k):
+    if reduction == "none" or (x.shape[-1] <= k and y.shape[-1] <= k):
         return x, y
-    if method == "cca":
+    if reduction == "cca":
         kk = min(k, x.shape[-1], y.shape[-1])
         ax, ay = cca_directions(x, y, train_idx, kk, ridge)
         return standardize(x @ ax, train_idx), standardize(y @ ay, train_idx)
@@ -113,7 +113,7 @@ def reduce_pairs(
         if side.shape[-1] <= k:
             out.append(side)
             continue
-        if method == "pca":
+        if reduction == "pca":
             side = side @ pca_directions(side, train_idx, k)
         else:
             side = side @ random_directions(side.shape[-1], k, seed)

@@ -13,7 +13,7 @@ LOG2E = 1.0 / math.log(2.0)
 class MIEstimate:
     """One mutual-information estimate, in bits, with its provenance.
 
-    ``ceiling_bits`` is what bounds the method: log2 of the held-out sample count for the
+    ``ceiling_bits`` is what bounds the estimator: log2 of the held-out sample count for the
     sample-based neural bounds (no distribution-free lower bound can certify more), log2 of the
     training batch for ``mine-paper``, and ``None`` for the closed-form Gaussian, which has none.
     ``diverged`` marks an estimate whose training did not produce a finite bound; its ``bits`` is
@@ -25,7 +25,7 @@ class MIEstimate:
     bits: float
     stderr_bits: float
     ceiling_bits: float | None
-    method: str
+    estimator: str
     n: int
     seed: int
     seconds: float

@@ -1,20 +1,11 @@
 """The lm-eval adapter: the `hf-emergence` model, the emergence metrics and the task classes.
 
-Importing it registers everything with lm-eval (`lm_eval_emergence` imports it).
+Importing it registers everything with lm-eval (the `lm-eval-emergence` command does; a Python
+user of `lm_eval.simple_evaluate` imports it first).
 """
 
 from . import metrics, model, task
-from .aggregate import completed_tasks
+from .aggregate import ESTIMATES
 from .model import HFEmergenceLM
-from .settings import SETTING_KEYS, EmergenceConfigError, IESettings
 
-__all__ = [
-    "SETTING_KEYS",
-    "EmergenceConfigError",
-    "HFEmergenceLM",
-    "IESettings",
-    "completed_tasks",
-    "metrics",
-    "model",
-    "task",
-]
+__all__ = ["ESTIMATES", "HFEmergenceLM", "metrics", "model", "task"]

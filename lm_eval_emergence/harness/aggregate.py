@@ -1,35 +1,38 @@
 """From the per-document payloads of one task (all ranks) to one IE estimate and its metrics.
 
-lm-eval calls one aggregation per metric key, each with the list of that key's per-document
-values; every key of an emergence task carries the same payload objects, so the estimate is
-computed once per task and cached here, and each key reads its number from it. Results are also
-kept per task for the sidecar JSON (`sidecar.py`).
+lm-eval calls one aggregation per metric key with that key's per-document values
+(`task.aggregation()[key](items)`). Every key of an emergence task carries the same payloads, so
+each task owns a `TaskEstimate` that computes the estimate once, with the task's estimation
+settings, and hands every key its number. Finished estimates are also written to `ESTIMATES`,
+the one record of this process that the sidecar JSON (`sidecar.py`) is written from: lm-eval
+returns no task objects to the command line that writes it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import statistics
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
-import torch
-
-from ..emergence import EmergenceResult, emergence_from_states
+from ..emergence import emergence_from_states
 from ..estimators import MIN_SAMPLES
-from .features import EmergenceFeatures, merge_tables
-from .settings import EmergenceConfigError
+from ..records import TaskRecord, shot_curve
+from ..settings import EmergenceConfigError, EstimationSettings
+from .features import EmergenceFeatures, gather_capture
 
 __all__ = [
     "BASE_KEYS",
-    "TaskEmergence",
-    "completed_tasks",
-    "estimate_task",
+    "ESTIMATES",
+    "EstimateLog",
+    "TaskEstimate",
+    "metric_keys",
     "metric_value",
+    "value_keys",
     "with_stderr_keys",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Every emergence task reports these; `emergence_flagged_blocks` counts the blocks whose
 #: estimates diverged or are impossible (0 when the number can be trusted as an estimate).
@@ -48,85 +51,129 @@ def with_stderr_keys(values: list[str]) -> list[str]:
     return list(values) + [f"{k}_stderr" for k in values if not k.endswith(_NO_STDERR)]
 
 
-logger = logging.getLogger(__name__)
+def value_keys(n_shots: int = 0) -> list[str]:
+    """The value keys of a task with `n_shots` shot-curve points (no stderr companions)."""
+    keys = list(BASE_KEYS)
+    for shot in range(1, n_shots + 1):
+        keys += [f"emergence_shot{shot:02d}", f"emergence_shot{shot:02d}_layer_std"]
+    return keys
 
 
-@dataclass
-class TaskEmergence:
-    """One task's IE estimate with the task-level context the sidecar needs."""
-
-    task: str
-    result: EmergenceResult
-    n_docs: int
-    shot_positions: list[int] | None  # token index of the end of each shot (shots task)
-    capture: dict[str, Any]
-    seconds_forward: float
-    seconds_estimation: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def shot_curve(self) -> list[dict[str, Any]]:
-        """E at the end of each shot, with its stderr and its spread (std) across layers."""
-        if not self.shot_positions or not self.result.per_position:
-            return []
-        rows = {row["position"]: row for row in self.result.per_position}
-        curve = []
-        for shot, position in enumerate(self.shot_positions, start=1):
-            row = rows[position]
-            per_layer = [r["emergence_bits"] for r in row["per_layer"]]
-            curve.append(
-                {
-                    "shot": shot,
-                    "position": position,
-                    "emergence_bits": row["emergence_bits"],
-                    "stderr_bits": row["stderr_bits"],
-                    "layer_std_bits": statistics.pstdev(per_layer) if len(per_layer) > 1 else 0.0,
-                }
-            )
-        return curve
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "task": self.task,
-            "n_docs": self.n_docs,
-            "capture": self.capture,
-            "seconds_forward": self.seconds_forward,
-            "seconds_estimation": self.seconds_estimation,
-            "metrics": {key: metric_value(self, key) for key in self.metric_keys()},
-            "shot_curve": self.shot_curve() or None,
-            "result": self.result.to_dict(),
-        }
-        out.update(self.extra)
-        return out
-
-    def metric_keys(self) -> list[str]:
-        keys = list(BASE_KEYS)
-        for shot in range(1, len(self.shot_positions or []) + 1):
-            keys += [f"emergence_shot{shot:02d}", f"emergence_shot{shot:02d}_layer_std"]
-        return with_stderr_keys(keys)
+def metric_keys(n_shots: int = 0) -> list[str]:
+    """Every metric key of a task with `n_shots` shot-curve points, value keys first."""
+    return with_stderr_keys(value_keys(n_shots))
 
 
-# per-task cache: (ids of the payload list) -> estimate; the first payload is kept alive with it
-_CACHE: dict[tuple[int, int, int], tuple[EmergenceFeatures, TaskEmergence]] = {}
-_COMPLETED: dict[str, TaskEmergence] = {}
+class EstimateLog:
+    """The estimates finished in this process, by task name (what the sidecar writes)."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, TaskRecord] = {}
+
+    def add(self, record: TaskRecord) -> None:
+        self._records[record.task] = record
+
+    def records(self) -> dict[str, TaskRecord]:
+        return dict(self._records)
+
+    def clear(self) -> None:
+        self._records.clear()
 
 
-def completed_tasks() -> dict[str, TaskEmergence]:
-    """Estimates made in this process, by task name (what the sidecar writes)."""
-    return dict(_COMPLETED)
+ESTIMATES = EstimateLog()
 
 
-def _check_same(items: list[EmergenceFeatures], what: str, get: Any) -> Any:
-    values = {repr(get(f)) for f in items}
-    if len(values) > 1:
-        raise RuntimeError(
-            f"the documents of task {items[0].task_name} differ in {what} ({sorted(values)[:3]}); "
-            "one estimate needs one setting"
+class TaskEstimate:
+    """One task's IE estimate, computed once from its payloads with the task's settings."""
+
+    def __init__(
+        self,
+        estimation: EstimationSettings,
+        shot_positions: Callable[[int], list[int] | None] = lambda seq_len: None,
+        log: EstimateLog = ESTIMATES,
+    ) -> None:
+        self.estimation = estimation
+        self.shot_positions = shot_positions
+        self.log = log
+        self._key: tuple[int, int, int] | None = None
+        self._record: TaskRecord | None = None
+
+    def aggregation(self, key: str) -> Callable[[list], float]:
+        """The aggregation lm-eval calls for metric `key` of this task."""
+
+        def aggregate(items: list) -> float:
+            return metric_value(self.record(items), key)
+
+        aggregate.__name__ = f"aggregate_{key}"
+        return aggregate
+
+    def record(self, items: list[EmergenceFeatures]) -> TaskRecord:
+        """The estimate of these payloads (cached: every metric key asks for it)."""
+        key = (id(items[0]), id(items[-1]), len(items)) if items else None
+        if self._record is not None and key == self._key:
+            return self._record
+        self._record, self._key = None, None  # earlier payloads can be freed
+        record = self._estimate(_checked(items))
+        self._record, self._key = record, key
+        self.log.add(record)
+        return record
+
+    def _estimate(self, items: list[EmergenceFeatures]) -> TaskRecord:
+        task = items[0].task_name
+        capture = gather_capture(items)
+        shots = self.shot_positions(capture.token_ids.shape[1])
+        logger.info(
+            "estimating IE of %s: %d documents, %d blocks, estimator %s",
+            task,
+            len(items),
+            len(capture.layers),
+            self.estimation.estimator,
         )
-    return get(items[0])
+        t0 = time.perf_counter()
+        try:
+            result = emergence_from_states(
+                capture,
+                self.estimation,
+                per_position=shots if shots else len(capture.positions) > 1,
+                progress=True,
+            )
+        except ValueError as exc:
+            raise EmergenceConfigError(f"task {task}: {exc}") from None
+        if result.flagged_layers:
+            logger.warning(
+                "IE of %s: estimates diverged in blocks %s, implausible in blocks %s; the number "
+                "is unreliable (details in the sidecar JSON)",
+                task,
+                result.diverged_layers,
+                result.implausible_layers,
+            )
+        info = capture.info
+        record = TaskRecord(
+            task=task,
+            n_docs=len(items),
+            capture={
+                "layers": list(info.layers),
+                "projection_dim": info.settings.projection_dim,
+                "hidden_dim": info.hidden_dim,
+                "state_dim": info.state_dim,
+                "state_dtype": info.state_dtype,
+                "model_dtype": info.model_dtype,
+                "bos_token_id": info.bos_token_id,
+                "payload_bytes_per_doc": items[0].payload_bytes,
+                "settings": info.settings.to_dict(),
+            },
+            estimation=self.estimation.to_dict(),
+            seconds_forward=capture.seconds_macro,
+            seconds_estimation=time.perf_counter() - t0,
+            metrics={},
+            shot_curve=shot_curve(result, shots) or None,
+            result=result,
+        )
+        record.metrics = {k: metric_value(record, k) for k in metric_keys(len(shots or []))}
+        return record
 
 
-def estimate_task(items: list[EmergenceFeatures]) -> TaskEmergence:
-    """The IE estimate of one task's payloads (cached: every metric key asks for it)."""
+def _checked(items: list) -> list[EmergenceFeatures]:
     if not items:
         raise EmergenceConfigError("an emergence task produced no documents")
     bad = [type(f).__name__ for f in items if not isinstance(f, EmergenceFeatures)]
@@ -135,128 +182,40 @@ def estimate_task(items: list[EmergenceFeatures]) -> TaskEmergence:
             f"emergence metrics received {bad[0]} values instead of EmergenceFeatures; they only "
             "work on the plugin's emergence tasks"
         )
-    key = (id(items[0]), id(items[-1]), len(items))
-    hit = _CACHE.get(key)
-    if hit is not None:
-        return hit[1]
-    task = items[0].task_name
-    n = len(items)
-    if n < MIN_SAMPLES:
+    if len(items) < MIN_SAMPLES:
         raise EmergenceConfigError(
-            f"task {task} has {n} documents, below the {MIN_SAMPLES} an MI estimate needs (it "
-            f"holds out a test split); raise or drop --limit (at least {MIN_SAMPLES})"
+            f"task {items[0].task_name} has {len(items)} documents, below the {MIN_SAMPLES} an "
+            f"MI estimate needs (it holds out a test split); raise or drop --limit (at least "
+            f"{MIN_SAMPLES})"
         )
-    settings = _check_same(items, "estimator settings", lambda f: f.settings)
-    positions = list(_check_same(items, "captured positions", lambda f: f.positions))
-    _check_same(items, "layers", lambda f: f.info.layers)
-    lengths = {len(f.token_ids) for f in items}
-    if len(lengths) > 1:
-        raise RuntimeError(f"the documents of task {task} differ in token length: {lengths}")
-    items = sorted(items, key=lambda f: f.doc_id)  # the same order whatever the rank split
-    info = items[0].info
-    ids = torch.tensor([f.token_ids for f in items], dtype=torch.long)
-    micro_in, micro_out = merge_tables([f.micro for f in items]).lookup(ids)
-    macro_in = torch.stack([f.macro_inputs for f in items], dim=1).float()
-    macro_out = torch.stack([f.macro_outputs for f in items], dim=1).float()
-    shot_positions = items[0].extra.get("shot_positions")
-    per_position = shot_positions if shot_positions else len(positions) > 1
-    logger.info(
-        "estimating IE of %s: %d documents, %d blocks, estimator %s",
-        task,
-        n,
-        len(info.layers),
-        settings.estimator,
-    )
-    t0 = time.perf_counter()
-    try:
-        result = emergence_from_states(
-            layers=list(info.layers),
-            macro_inputs=macro_in,
-            macro_outputs=macro_out,
-            macro_positions=positions,
-            micro_inputs=micro_in,
-            micro_outputs=micro_out,
-            token_ids=ids,
-            estimator=settings.estimator,
-            seed=settings.seed,
-            estimator_options=settings.estimator_options(),
-            per_position=per_position,
-            bos_token_id=info.bos_token_id,
-            projection_dim=settings.projection_dim,
-            model_name=info.model_name,
-            n_parameters=info.n_parameters,
-            seconds_capture_macro=sum(f.seconds for f in items),  # this task's share
-            seconds_capture_micro=0.0,  # included above (shared by the tasks of a call)
-            progress=True,
-        )
-    except ValueError as exc:
-        raise EmergenceConfigError(f"task {task}: {exc}") from None
-    if result.any_diverged or result.implausible_layers:
-        logger.warning(
-            "IE of %s: estimates diverged in blocks %s, implausible in blocks %s; the number is "
-            "unreliable (details in the sidecar JSON)",
-            task,
-            result.diverged_layers,
-            result.implausible_layers,
-        )
-    done = TaskEmergence(
-        task=task,
-        result=result,
-        n_docs=n,
-        shot_positions=list(shot_positions) if shot_positions else None,
-        capture={
-            "layers": list(info.layers),
-            "projection_dim": info.projection_dim,
-            "hidden_dim": info.hidden_dim,
-            "state_dim": info.state_dim,
-            "state_dtype": info.state_dtype,
-            "model_dtype": info.model_dtype,
-            "bos_token_id": info.bos_token_id,
-            "payload_bytes_per_doc": _payload_bytes(items[0]),
-            "settings": settings.to_dict(),
-        },
-        seconds_forward=sum(f.seconds for f in items),
-        seconds_estimation=time.perf_counter() - t0,
-    )
-    _CACHE.clear()  # one task at a time: earlier payloads can be freed
-    _CACHE[key] = (items[0], done)
-    _COMPLETED[task] = done
-    return done
+    return items
 
 
-def _payload_bytes(feature: EmergenceFeatures) -> int:
-    macro = feature.macro_inputs.numel() + feature.macro_outputs.numel()
-    return int(macro * feature.macro_inputs.element_size() + 8 * len(feature.token_ids))
-
-
-def _mean_and_se(rows: list[dict[str, Any]], value: str, se: str) -> tuple[float, float]:
-    mean = sum(r[value] for r in rows) / len(rows)
-    return mean, math.sqrt(sum(r[se] ** 2 for r in rows)) / len(rows)
-
-
-def metric_value(done: TaskEmergence, key: str) -> float:
-    """The number reported under metric `key` (see `TaskEmergence.metric_keys`)."""
-    result = done.result
+def metric_value(record: TaskRecord, key: str) -> float:
+    """The number reported under metric `key` (see `metric_keys`)."""
+    result = record.result
     stderr = key.endswith("_stderr")
     base = key[: -len("_stderr")] if stderr else key
     if base == "emergence":
         return result.ie_stderr_bits if stderr else result.ie_bits
     if base == "emergence_flagged_blocks":
-        return float(len(set(result.diverged_layers) | set(result.implausible_layers)))
+        return float(len(result.flagged_layers))
     if base == "emergence_sum":
         return result.ie_sum_stderr_bits if stderr else result.ie_sum_bits
     if base in ("emergence_macro", "emergence_micro"):
         level = base.split("_")[1]
-        mean, se = _mean_and_se(result.per_layer, f"{level}_bits", f"{level}_stderr_bits")
+        rows = result.per_layer
+        mean = sum(getattr(r, f"{level}_bits") for r in rows) / len(rows)
+        se = math.sqrt(sum(getattr(r, f"{level}_stderr_bits") ** 2 for r in rows)) / len(rows)
         return se if stderr else mean
     if base.startswith("emergence_shot"):
         layer_std = base.endswith("_layer_std")
         shot = int(base[len("emergence_shot") :].removesuffix("_layer_std"))
-        curve = done.shot_curve()
+        curve = record.shot_curve or []
         if not 1 <= shot <= len(curve):
-            raise KeyError(f"task {done.task} has {len(curve)} shots, no shot {shot}")
-        row = curve[shot - 1]
+            raise KeyError(f"task {record.task} has {len(curve)} shots, no shot {shot}")
+        point = curve[shot - 1]
         if layer_std:
-            return row["layer_std_bits"]
-        return row["stderr_bits"] if stderr else row["emergence_bits"]
+            return point.layer_std_bits
+        return point.stderr_bits if stderr else point.emergence_bits
     raise KeyError(f"unknown emergence metric {key!r}")

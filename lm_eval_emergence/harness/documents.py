@@ -32,8 +32,8 @@ from ..data.windows import (
     sample_windows,
     windows_from_texts,
 )
+from ..settings import EmergenceConfigError, parse_int
 from .model import live_model, tokenizer_fingerprint
-from .settings import EmergenceConfigError, parse_int
 
 __all__ = [
     "MAX_SHOTS",

@@ -3,8 +3,9 @@
 The harness gathers every document's `process_results` values to rank 0 (pickled), so a payload
 holds only what the estimate needs: the macro states of the requested blocks at the requested
 positions, randomly projected and in half precision, and the document's token ids. Micro states
-(each token fed alone) are a per-call table shared by reference by every payload of that call, so
-pickling a rank's results writes each table once.
+(each token fed alone) are a per-call `TokenTable` and the capture settings a per-call
+`CaptureInfo`, both shared by reference by every payload of that call, so pickling a rank's
+results writes each once. The estimation settings are not in the payload: the task holds them.
 
 Size per document (layers L, positions P, projection k, 2 bytes a number): macro 2*L*P*k*2 bytes;
 for a 7B model (L=32) with k=64 and P=1 that is 8 KiB, never the hidden size d=4096.
@@ -12,74 +13,14 @@ for a 7B model (L=32) with k=64 and P=1 that is 8 KiB, never the hidden size d=4
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-from .settings import IESettings
+from ..capture import Capture, CaptureInfo, TokenTable, merge_tables
 
-__all__ = ["CaptureInfo", "EmergenceFeatures", "TokenTable", "merge_tables"]
-
-
-@dataclass(eq=False)
-class CaptureInfo:
-    """How the states were captured; one object per emergence call, shared by its payloads."""
-
-    layers: list[int]
-    projection_dim: int | None
-    hidden_dim: int
-    state_dim: int
-    bos_token_id: int | None
-    model_name: str
-    n_parameters: int
-    model_dtype: str
-    state_dtype: str
-    rank: int
-
-
-@dataclass(eq=False)
-class TokenTable:
-    """Micro states: block input and output of each distinct token fed alone."""
-
-    token_ids: torch.Tensor  # [U] int64
-    inputs: torch.Tensor  # [L, U, k]
-    outputs: torch.Tensor  # [L, U, k]
-
-    def lookup(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """float32 micro states [L, N, T, k] of the token ids [N, T]."""
-        order = torch.argsort(self.token_ids)
-        sorted_ids = self.token_ids[order]
-        flat = ids.flatten()
-        where = torch.searchsorted(sorted_ids, flat).clamp(max=len(sorted_ids) - 1)
-        found = sorted_ids[where] == flat
-        if not bool(found.all()):
-            missing = sorted(set(flat[~found].tolist()))[:10]
-            raise RuntimeError(f"no micro state was captured for token ids {missing}")
-        index = order[where]
-        shape = (self.inputs.shape[0], *ids.shape, self.inputs.shape[-1])
-        return (
-            self.inputs.index_select(1, index).float().reshape(shape),
-            self.outputs.index_select(1, index).float().reshape(shape),
-        )
-
-    def __repr__(self) -> str:
-        return f"TokenTable(tokens={len(self.token_ids)}, layers={self.inputs.shape[0]})"
-
-
-def merge_tables(tables: list[TokenTable]) -> TokenTable:
-    """One table from several (one per rank or call); a token seen twice keeps its first entry."""
-    unique = list({id(t): t for t in tables}.values())
-    if len(unique) == 1:
-        return unique[0]
-    ids = torch.cat([t.token_ids for t in unique])
-    inputs = torch.cat([t.inputs for t in unique], dim=1)
-    outputs = torch.cat([t.outputs for t in unique], dim=1)
-    keep: dict[int, int] = {}
-    for i, token in enumerate(ids.tolist()):
-        keep.setdefault(token, i)
-    index = torch.tensor(list(keep.values()), dtype=torch.long)
-    return TokenTable(ids[index], inputs.index_select(1, index), outputs.index_select(1, index))
+__all__ = ["EmergenceFeatures", "gather_capture"]
 
 
 @dataclass(eq=False)
@@ -94,11 +35,15 @@ class EmergenceFeatures:
     macro_outputs: torch.Tensor  # [L, P, k]
     micro: TokenTable
     info: CaptureInfo
-    settings: IESettings
     next_token_id: int | None = None
     next_token: str | None = None
     seconds: float = 0.0  # this document's share of its forward passes (macro batch + micro)
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of this document's own states and token ids (the shared table not counted)."""
+        macro = self.macro_inputs.numel() + self.macro_outputs.numel()
+        return int(macro * self.macro_inputs.element_size() + 8 * len(self.token_ids))
 
     def __repr__(self) -> str:
         nxt = "" if self.next_token is None else f", next={self.next_token!r}"
@@ -108,3 +53,31 @@ class EmergenceFeatures:
         )
 
     __str__ = __repr__
+
+
+def _same(items: Sequence[EmergenceFeatures], what: str, get: object) -> None:
+    values = {repr(get(f)) for f in items}  # type: ignore[operator]
+    if len(values) > 1:
+        raise RuntimeError(
+            f"the documents of task {items[0].task_name} differ in {what} ({sorted(values)[:3]}); "
+            "one estimate needs one setting"
+        )
+
+
+def gather_capture(items: Sequence[EmergenceFeatures]) -> Capture:
+    """One `Capture` of a task's payloads (from every rank), in document order."""
+    _same(items, "capture settings", lambda f: f.info.settings)
+    _same(items, "layers", lambda f: f.info.layers)
+    _same(items, "captured positions", lambda f: f.positions)
+    _same(items, "token length", lambda f: len(f.token_ids))
+    items = sorted(items, key=lambda f: f.doc_id)  # the same order whatever the rank split
+    return Capture(
+        info=items[0].info,
+        token_ids=torch.tensor([f.token_ids for f in items], dtype=torch.long),
+        positions=list(items[0].positions),
+        macro_inputs=torch.stack([f.macro_inputs for f in items], dim=1).float(),
+        macro_outputs=torch.stack([f.macro_outputs for f in items], dim=1).float(),
+        micro=merge_tables([f.micro for f in items]),
+        seconds_macro=sum(f.seconds for f in items),  # this task's share, micro included
+        seconds_micro=0.0,
+    )

@@ -22,7 +22,7 @@ from lm_eval.api.registry import (
     register_metric,
 )
 
-from .aggregate import BASE_KEYS, estimate_task, metric_value, with_stderr_keys
+from .aggregate import BASE_KEYS, with_stderr_keys
 from .documents import MAX_SHOTS
 
 __all__ = ["AGGREGATIONS", "EMERGENCE_METRICS", "HIGHER_IS_BETTER", "passthrough"]
@@ -44,11 +44,15 @@ def passthrough(items: list) -> list:
 
 def _aggregation(key: str) -> Callable[[list], float]:
     def aggregate(items: list) -> float:
-        return metric_value(estimate_task(items), key)
+        raise TypeError(
+            f"the metric {key!r} is aggregated by the plugin's task classes, which hold the "
+            "estimation settings (lm_eval_emergence.harness.task); run it through the plugin's "
+            "emergence tasks, or subclass EmergenceTask"
+        )
 
     aggregate.__name__ = f"aggregate_{key}"
     aggregate.__qualname__ = aggregate.__name__
-    aggregate.__doc__ = f"The task's `{key}` from its (cached) IE estimate."
+    aggregate.__doc__ = f"Registered name of `{key}`; each emergence task aggregates it itself."
     return aggregate
 
 

@@ -14,6 +14,7 @@ import logging
 import time
 import weakref
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -22,15 +23,16 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from ..capture import (
-    RandomProjection,
-    capture_macro,
-    capture_token_states,
+    Capture,
+    CaptureInfo,
+    CapturePlan,
+    capture_states,
+    capture_token_table,
     find_blocks,
-    hidden_size,
-    model_bos_token_id,
+    plan_capture,
 )
-from .features import CaptureInfo, EmergenceFeatures, TokenTable
-from .settings import EmergenceConfigError, IESettings
+from ..settings import CaptureSettings, EmergenceConfigError, IESettings
+from .features import EmergenceFeatures
 
 __all__ = ["HFEmergenceLM", "live_model", "tokenizer_fingerprint"]
 
@@ -58,7 +60,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 class HFEmergenceLM(HFLM):
     """HFLM that also serves `emergence` requests (the plugin's tasks).
 
-    Model arguments `ie_*` (see `lm_eval_emergence.harness.settings`) set the IE defaults and are
+    Model arguments `ie_*` (see `lm_eval_emergence.settings`) set the IE defaults and are
     removed before HFLM and `from_pretrained` see them; tasks may override them.
     """
 
@@ -78,25 +80,19 @@ class HFEmergenceLM(HFLM):
     # ----------------------------------------------------------------------------------------
     # The emergence request type
 
-    def _capture_batch_size(self, settings: IESettings) -> int:
+    def _plan(self, settings: CaptureSettings) -> CapturePlan:
+        """The capture plan of `settings`; lm-eval's --batch_size unless ie_batch_size is set."""
         size = settings.batch_size if settings.batch_size is not None else self.batch_size
         if size == "auto" or isinstance(size, str):
-            return int(self.max_batch_size or 64)
-        return max(1, int(size))
+            size = int(self.max_batch_size or 64)
+        try:
+            return plan_capture(self.model, self.tokenizer, settings, batch_size=max(1, int(size)))
+        except ValueError as exc:  # a block out of range
+            raise EmergenceConfigError(str(exc)) from None
 
-    def emergence(self, requests: list[Instance]) -> list[EmergenceFeatures]:
-        """One `EmergenceFeatures` per request, in order.
-
-        A request's arguments are `(text, spec)`, where spec is a JSON object with `token_ids`,
-        `positions` (token indices whose in-context states are kept), `next_token` (also read
-        the greedy continuation), `tokenizer` (fingerprint of the tokenizer that built the
-        document) and `settings` (the task's `ie_*` overrides).
-        """
-        if not requests:
-            return []
+    def _parse(self, requests: list[Instance]) -> list[tuple[dict[str, Any], CaptureSettings]]:
         own = tokenizer_fingerprint(self.tokenizer)
-        parsed: list[tuple[dict[str, Any], IESettings]] = []
-        settings_cache: dict[str, IESettings] = {}
+        parsed = []
         for req in requests:
             spec = json.loads(req.args[1])
             if spec.get("tokenizer") != own:
@@ -105,125 +101,96 @@ class HFEmergenceLM(HFLM):
                     f"{spec.get('tokenizer')!r}, but this model uses {own!r}; emergence tasks "
                     "must be loaded after the hf-emergence model that runs them"
                 )
-            key = json.dumps(spec.get("settings", {}), sort_keys=True)
-            if key not in settings_cache:
-                settings_cache[key] = IESettings.from_mapping(
-                    spec.get("settings", {}), base=self.ie_settings
-                )
-            parsed.append((spec, settings_cache[key]))
+            parsed.append((spec, CaptureSettings.from_dict(spec["capture"])))
+        return parsed
 
-        model = self.model
-        hidden = hidden_size(model)
-        bos = model_bos_token_id(model, self.tokenizer)
-        n_params = sum(p.numel() for p in model.parameters())
-        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-        progress = self.rank == 0
+    def emergence(self, requests: list[Instance]) -> list[EmergenceFeatures]:
+        """One `EmergenceFeatures` per request, in order.
+
+        A request's arguments are `(text, spec)`, where spec is a JSON object with `token_ids`,
+        `positions` (token indices whose in-context states are kept), `next_token` (also read
+        the greedy continuation), `tokenizer` (fingerprint of the tokenizer that built the
+        document) and `capture` (the task's resolved capture settings). Requests sharing
+        capture settings share one micro table and one `CaptureInfo`.
+        """
+        parsed = self._parse(requests)
         out: list[EmergenceFeatures | None] = [None] * len(requests)
-
-        # requests sharing capture settings share one micro table and one CaptureInfo
-        by_capture: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        by_capture: dict[CaptureSettings, list[int]] = defaultdict(list)
         for i, (_, settings) in enumerate(parsed):
-            by_capture[settings.capture_key()].append(i)
-        for indices in by_capture.values():
-            settings = parsed[indices[0]][1]
-            projection = None
-            if settings.projection_dim is not None and settings.projection_dim < hidden:
-                projection = RandomProjection(hidden, settings.projection_dim, settings.seed)
-            layers = list(settings.layers) if settings.layers is not None else None
-            batch = self._capture_batch_size(settings)
+            by_capture[settings].append(i)
+        for settings, indices in by_capture.items():
+            plan = self._plan(settings)
             t0 = time.perf_counter()
-            distinct = torch.tensor(
-                sorted({t for i in indices for t in parsed[i][0]["token_ids"]}), dtype=torch.long
-            )
+            tokens = torch.tensor(sorted({t for i in indices for t in parsed[i][0]["token_ids"]}))
             try:
-                table_states = capture_token_states(
-                    model,
-                    distinct,
-                    bos_token_id=bos,
-                    layers=layers,
-                    batch_size=max(batch, 64),
-                    projection=projection,
-                    progress=progress,
-                )
-            except ValueError as exc:  # layer out of range, token outside the vocabulary
+                table = capture_token_table(self.model, tokens, plan, progress=self.rank == 0)
+            except ValueError as exc:  # a token outside the vocabulary
                 raise EmergenceConfigError(str(exc)) from None
-            info = CaptureInfo(
-                layers=list(table_states.layers),
-                projection_dim=settings.projection_dim,
-                hidden_dim=hidden,
-                state_dim=projection.k if projection is not None else hidden,
-                bos_token_id=bos,
-                model_name=str(getattr(model.config, "_name_or_path", "") or type(model).__name__),
-                n_parameters=n_params,
-                model_dtype=dtype,
-                state_dtype="float16",
-                rank=self.rank,
+            info = replace(plan.info, state_dtype="float16")
+            table = replace(
+                table, inputs=_compact(table.inputs, info), outputs=_compact(table.outputs, info)
             )
-            table = TokenTable(
-                distinct,
-                self._compact(table_states.inputs[:, :, 0], info),
-                self._compact(table_states.outputs[:, :, 0], info),
-            )
-            seconds_micro = time.perf_counter() - t0
-
+            micro_share = (time.perf_counter() - t0) / len(indices)
             groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
             for i in indices:
                 spec = parsed[i][0]
-                groups[
-                    (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
-                ].append(i)
-            micro_share = seconds_micro / len(indices)
+                shape = (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
+                groups[shape].append(i)
             for (_, positions, next_token), members in groups.items():
                 t_group = time.perf_counter()
                 ids = torch.tensor([parsed[i][0]["token_ids"] for i in members], dtype=torch.long)
-                offset = 0
-                if bos is not None:
-                    ids = torch.cat([torch.full((len(members), 1), bos), ids], dim=1)
-                    offset = 1
-                captured = capture_macro(
-                    model,
+                captured = capture_states(
+                    self.model,
                     ids,
-                    layers=info.layers,
-                    positions=[p + offset for p in positions],
-                    batch_size=batch,
-                    projection=projection,
-                    progress=progress,
+                    plan,
+                    positions=list(positions),
                     next_token=next_token,
+                    table=table,
+                    progress=self.rank == 0,
                 )
-                macro_in = self._compact(captured.inputs, info)
-                macro_out = self._compact(captured.outputs, info)
                 share = micro_share + (time.perf_counter() - t_group) / len(members)
-                for row, i in enumerate(members):
-                    spec, doc_settings = parsed[i]
-                    next_id = None
-                    next_text = None
-                    if captured.greedy_next_ids is not None:
-                        next_id = int(captured.greedy_next_ids[row])
-                        next_text = self.tokenizer.decode([next_id])
-                    out[i] = EmergenceFeatures(
-                        task_name=str(requests[i].task_name),
-                        doc_id=int(requests[i].doc_id or 0),
-                        token_ids=tuple(spec["token_ids"]),
-                        positions=positions,
-                        macro_inputs=macro_in[:, row].clone(),
-                        macro_outputs=macro_out[:, row].clone(),
-                        micro=table,
-                        info=info,
-                        settings=doc_settings,
-                        next_token_id=next_id,
-                        next_token=next_text,
-                        seconds=share,
-                    )
+                for row, features in enumerate(self._payloads(captured, info, share)):
+                    i = members[row]
+                    features.task_name = str(requests[i].task_name)
+                    features.doc_id = int(requests[i].doc_id or 0)
+                    out[i] = features
         assert all(f is not None for f in out)
         return out  # type: ignore[return-value]
 
-    @staticmethod
-    def _compact(states: torch.Tensor, info: CaptureInfo) -> torch.Tensor:
-        """Half precision for the payload, unless a value would overflow it (then float32)."""
-        if info.state_dtype == "float16":
-            half = states.to(torch.float16)
-            if bool(torch.isfinite(half).all()):
-                return half
-            logger.warning("hidden states exceed the float16 range; payloads kept in float32")
-            info.state_dtype = "float32"
-        return states.to(torch.float32)
+    def _payloads(
+        self, captured: Capture, info: CaptureInfo, seconds: float
+    ) -> list[EmergenceFeatures]:
+        """One payload per captured row: its macro states in half precision, shared table."""
+        macro_in = _compact(captured.macro_inputs, info)
+        macro_out = _compact(captured.macro_outputs, info)
+        greedy = captured.greedy_next_ids
+        out = []
+        for row, ids in enumerate(captured.token_ids.tolist()):
+            next_id = None if greedy is None else int(greedy[row])
+            out.append(
+                EmergenceFeatures(
+                    task_name="",
+                    doc_id=0,
+                    token_ids=tuple(ids),
+                    positions=tuple(captured.positions),
+                    macro_inputs=macro_in[:, row].clone(),
+                    macro_outputs=macro_out[:, row].clone(),
+                    micro=captured.micro,
+                    info=info,
+                    next_token_id=next_id,
+                    next_token=None if next_id is None else self.tokenizer.decode([next_id]),
+                    seconds=seconds,
+                )
+            )
+        return out
+
+
+def _compact(states: torch.Tensor, info: CaptureInfo) -> torch.Tensor:
+    """Half precision for the payload, unless a value would overflow it (then float32)."""
+    if info.state_dtype == "float16":
+        half = states.to(torch.float16)
+        if bool(torch.isfinite(half).all()):
+            return half
+        logger.warning("hidden states exceed the float16 range; payloads kept in float32")
+        info.state_dtype = "float32"
+    return states.to(torch.float32)

@@ -1,11 +1,12 @@
 """The sidecar JSON: everything behind the emergence numbers of a results file.
 
 lm-eval's results JSON holds one scalar per metric. The sidecar, written next to it as
-`emergence_<date>.json` (same timestamp as `results_<date>.json`), holds per task: the per-block
-E(l) with macro and micro terms and standard errors, the per-position and shot curves, N, the
-estimator's ceiling and log2 N, the plug-in entropies, divergence and implausibility flags, the
-resolved estimator settings and seed, the capture settings and payload size, the timings, the
-model's parameter count and the versions of lm-eval, this plugin, torch and transformers.
+`emergence_<date>.json` (same timestamp as `results_<date>.json`), is a `records.Sidecar`: per
+task the per-block E(l) with macro and micro terms and standard errors, the per-position and shot
+curves, N, the estimator's ceiling and log2 N, the plug-in entropies, divergence and
+implausibility flags, the estimation and capture settings and seed, the payload size, the
+timings, the model's parameter count and the versions of lm-eval, this plugin, torch and
+transformers. The report reads it back with `Sidecar.from_dict`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import json
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-from .aggregate import completed_tasks
+from ..records import Sidecar, TaskRecord, sidecar_path_for
+from .aggregate import ESTIMATES
 
-__all__ = ["SIDECAR_FORMAT", "sidecar_dict", "sidecar_path_for", "write_sidecars"]
-
-SIDECAR_FORMAT = "lm-eval-emergence sidecar 1"
+__all__ = ["sidecar_for", "write_sidecars"]
 
 
 def _version(distribution: str) -> str | None:
@@ -30,40 +29,29 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def sidecar_dict(results_file: str | None = None) -> dict[str, Any]:
-    """The sidecar content for the emergence estimates made in this process."""
-    tasks = completed_tasks()
-    first = next(iter(tasks.values()), None)
+def sidecar_for(records: dict[str, TaskRecord], results_file: str | None = None) -> Sidecar:
+    """The sidecar of these task estimates (by default: those made in this process)."""
+    first = next(iter(records.values()), None)
     model = None
     if first is not None:
-        result = first.result
         model = {
-            "name": result.model_name,
-            "n_parameters": result.n_parameters,
+            "name": first.result.model_name,
+            "n_parameters": first.result.n_parameters,
             "hidden_dim": first.capture["hidden_dim"],
             "dtype": first.capture["model_dtype"],
         }
-    return {
-        "format": SIDECAR_FORMAT,
-        "results_file": results_file,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": {
+    return Sidecar(
+        results_file=results_file,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        versions={
             "lm_eval": _version("lm_eval") or _version("lm-eval"),
             "lm_eval_emergence": _version("lm-eval-emergence"),
             "torch": _version("torch"),
             "transformers": _version("transformers"),
         },
-        "model": model,
-        "tasks": {name: done.to_dict() for name, done in sorted(tasks.items())},
-    }
-
-
-def sidecar_path_for(results_file: Path) -> Path:
-    """`results_<date>.json` -> `emergence_<date>.json`; otherwise `<stem>_emergence.json`."""
-    name = results_file.name
-    if name.startswith("results_"):
-        return results_file.with_name("emergence_" + name[len("results_") :])
-    return results_file.with_name(f"{results_file.stem}_emergence.json")
+        model=model,
+        tasks=dict(records),
+    )
 
 
 def _results_files(output_path: Path, since: float) -> list[Path]:
@@ -76,11 +64,13 @@ def _results_files(output_path: Path, since: float) -> list[Path]:
 
 def write_sidecars(output_path: str | Path, since: float) -> list[Path]:
     """Write a sidecar next to each results file written since `since` (a time.time())."""
-    if not completed_tasks():
+    records = ESTIMATES.records()
+    if not records:
         return []
     written = []
     for results in _results_files(Path(output_path), since):
         path = sidecar_path_for(results)
-        path.write_text(json.dumps(sidecar_dict(results.name), indent=2) + "\n")
+        sidecar = sidecar_for(records, results.name)
+        path.write_text(json.dumps(sidecar.to_dict(), indent=2) + "\n")
         written.append(path)
     return written

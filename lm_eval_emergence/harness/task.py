@@ -2,7 +2,9 @@
 
 A task's YAML names its class (`class: !function lm_eval_emergence.harness.task.IclTask`);
 lm-eval's `ConfigurableTask` does the rest (documents, limits, ranks, logging). The classes add
-the request type, the per-document metric values, and checks that fail before any forward pass.
+the request type, the per-document metric values, checks that fail before any forward pass, and
+their own aggregations: a task holds its resolved settings, sends the capture half to the model
+with each request and estimates with the estimation half (`TaskEstimate`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
 from ..estimators import MIN_SAMPLES
+from ..settings import EmergenceConfigError, IESettings, ie_keys
 from . import metrics as _metrics  # noqa: F401  (registers the metric keys the config names)
-from .aggregate import BASE_KEYS, with_stderr_keys
+from .aggregate import TaskEstimate, value_keys, with_stderr_keys
+from .documents import MAX_SHOTS
 from .features import EmergenceFeatures
-from .settings import EmergenceConfigError, IESettings, ie_keys
+from .model import live_model
 
 __all__ = ["EmergenceTask", "IclTask", "ShotsTask", "WindowTask"]
 
@@ -57,17 +61,23 @@ class EmergenceTask(ConfigurableTask):
         metadata = config.get("metadata") or {}
         if not config.get("metric_list"):
             config["metric_list"] = _metric_list(self._keys(metadata), self.WITH_ACC)
-        self.ie_overrides = ie_keys(metadata) if isinstance(metadata, dict) else {}
-        IESettings.from_mapping(self.ie_overrides)  # bad settings fail before the data is built
+        overrides = ie_keys(metadata) if isinstance(metadata, dict) else {}
+        model = live_model()
+        base = model.ie_settings if model is not None else None
+        # bad settings fail here, before the data is built
+        self.ie_settings = IESettings.from_mapping(overrides, base=base)
         super().__init__(data_dir, cache_dir, download_mode, config)
         # multi-GPU padding is keyed on the task's OUTPUT_TYPE (lm_eval/evaluator.py)
         self.OUTPUT_TYPE = self.REQUEST_TYPE
+        self.estimate = TaskEstimate(self.ie_settings.estimation, self.shot_positions)
+        for key in self.all_keys():
+            self._aggregation_list[key] = self.estimate.aggregation(key)
 
     # metric keys ------------------------------------------------------------------------------
 
     def value_keys(self, metadata: dict) -> list[str]:
         """The value keys of this task's documents (stderr companions are added after them)."""
-        return list(BASE_KEYS)
+        return value_keys()
 
     def _keys(self, metadata: dict) -> list[str]:
         return with_stderr_keys(self.value_keys(metadata))
@@ -85,6 +95,10 @@ class EmergenceTask(ConfigurableTask):
 
     def next_token(self) -> bool:
         return False
+
+    def shot_positions(self, seq_len: int) -> list[int] | None:
+        """Token indices at which E is reported per shot (None: no shot curve)."""
+        return None
 
     def build_all_requests(self, *, limit: int | float | None = None, **kwargs: Any) -> None:
         n_docs = len(self.eval_docs)
@@ -104,7 +118,7 @@ class EmergenceTask(ConfigurableTask):
             "positions": self.positions(doc),
             "next_token": self.next_token(),
             "tokenizer": doc["tokenizer"],
-            "settings": self.ie_overrides,
+            "capture": self.ie_settings.capture.to_dict(),
         }
         return Instance(
             request_type=self.REQUEST_TYPE,  # type: ignore[arg-type]
@@ -145,19 +159,13 @@ class ShotsTask(IclTask):
     """Lists of up to 10 shots: E at the end of every shot (the shot curve)."""
 
     def value_keys(self, metadata: dict) -> list[str]:
-        shots = int(metadata.get("max_shots", 10))
-        keys = list(BASE_KEYS)
-        for j in range(1, shots + 1):
-            keys += [f"emergence_shot{j:02d}", f"emergence_shot{j:02d}_layer_std"]
-        return keys
+        return value_keys(int(metadata.get("max_shots", MAX_SHOTS)))
 
     def positions(self, doc: dict) -> list[int]:
-        return list(range(1, len(doc["token_ids"]), 2))  # each shot ends with its separator
+        return self.shot_positions(len(doc["token_ids"]))
 
-    def process_results(self, doc: dict, results: list) -> dict[str, Any]:
-        out = super().process_results(doc, results)
-        results[0].extra["shot_positions"] = self.positions(doc)
-        return out
+    def shot_positions(self, seq_len: int) -> list[int]:
+        return list(range(1, seq_len, 2))  # each shot ends with its separator
 
 
 class WindowTask(EmergenceTask):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from ..records import EmergenceResult
 from .runs import SETTING_KEYS, Run
 from .text import canon, layers_text, num, setting_text
 
@@ -58,15 +58,17 @@ def setting_differences(runs: Sequence[Run], task: str) -> list[str]:
     return lines
 
 
-def _ceiling(result: dict[str, Any]) -> tuple[int, int, float] | None:
-    ceiling = num(result.get("ceiling_bits"))
-    rows = result.get("per_layer") or []
+def _ceiling(result: EmergenceResult | None) -> tuple[int, int, float] | None:
+    if result is None:
+        return None
+    ceiling = num(result.ceiling_bits)
+    rows = result.per_layer
     if ceiling is None or not rows:
         return None
     near = sum(
         1
         for row in rows
-        if (m := num(row.get("macro_bits"))) is not None and m >= ceiling - CEILING_MARGIN_BITS
+        if (m := num(row.macro_bits)) is not None and m >= ceiling - CEILING_MARGIN_BITS
     )
     return near, len(rows), ceiling
 
@@ -86,13 +88,13 @@ def reliability_issues(run: Run, task: str) -> list[tuple[str, str]]:
         ]
     issues = []
     flagged = run.value(task, "emergence_flagged_blocks,none")
-    result = run.result(task) or {}
+    result = run.result(task)
     if flagged:
         where = []
-        if result.get("diverged_layers"):
-            where.append(f"diverged: {layers_text(result['diverged_layers'])}")
-        if result.get("implausible_layers"):
-            where.append(f"implausible: {layers_text(result['implausible_layers'])}")
+        if result is not None and result.diverged_layers:
+            where.append(f"diverged: {layers_text(result.diverged_layers)}")
+        if result is not None and result.implausible_layers:
+            where.append(f"implausible: {layers_text(result.implausible_layers)}")
         detail = f" ({'; '.join(where)})" if where else ""
         issues.append(("flagged", f"{int(flagged)} flagged block(s){detail}: estimates unreliable"))
     ceiling = _ceiling(result)
@@ -105,7 +107,7 @@ def reliability_issues(run: Run, task: str) -> list[tuple[str, str]]:
                 f"{bits:.2f}-bit ceiling in {near} of {total} blocks",
             )
         )
-    warnings = [str(w) for w in result.get("warnings") or []]
+    warnings = [str(w) for w in (result.warnings if result is not None else [])]
     if warnings:
         more = f" (+{len(warnings) - 2} more in the sidecar)" if len(warnings) > 2 else ""
         text = f"{len(warnings)} estimator warning(s): " + " / ".join(warnings[:2]) + more

@@ -145,7 +145,7 @@ def _reliability_section(runs: Sequence[Run], subtasks: set[str]) -> list[str]:
 def _result_field(run: Run, task: str, key: str) -> Any:
     """`key` of the sidecar result of `task`; for a group, merged over its subtasks."""
     subs = [task] if task in (run.sidecar or {}) else run.groups.get(task, [])
-    return merge({s: res.get(key) for s in subs if (res := run.result(s))})
+    return merge({s: getattr(res, key) for s in subs if (res := run.result(s))})
 
 
 def _results_section(
@@ -251,13 +251,12 @@ def _layers_section(runs: Sequence[Run], etasks: list[str], out: Path) -> list[s
     md = ["", "## Per-block emergence", ""]
     drawn = 0
     for task in etasks:
-        having = [r for r in runs if (r.result(task) or {}).get("per_layer")]
+        having = [r for r in runs if (res := r.result(task)) and res.per_layer]
         if not having:
             continue
         drawn += 1
         series = [
-            (r.label, r.result(task)["per_layer"], num(r.result(task).get("ceiling_bits")))
-            for r in having
+            (r.label, r.result(task).per_layer, num(r.result(task).ceiling_bits)) for r in having
         ]
         md += [f"### {task}", ""] + _mix_warning(having, task)
         md += [f"![{task} per block]({layers_figure(task, series, out)})", ""]
@@ -276,19 +275,21 @@ def _curves_section(runs: Sequence[Run], etasks: list[str], out: Path) -> list[s
     md = ["", "## Shot and position curves", ""]
     drawn = 0
     for task in etasks:
-        with_shots = [r for r in runs if ((r.sidecar or {}).get(task) or {}).get("shot_curve")]
+        with_shots = [
+            r for r in runs if (entry := (r.sidecar or {}).get(task)) and entry.shot_curve
+        ]
         with_positions = [
-            r for r in runs if r not in with_shots and (r.result(task) or {}).get("per_position")
+            r for r in runs if r not in with_shots and (res := r.result(task)) and res.per_position
         ]
         for kind, having in (("shots", with_shots), ("positions", with_positions)):
             if not having:
                 continue
             drawn += 1
             if kind == "shots":
-                series = [(r.label, r.sidecar[task]["shot_curve"]) for r in having]
+                series = [(r.label, r.sidecar[task].shot_curve) for r in having]
                 title = f"### {task}: E at the end of each shot"
             else:
-                series = [(r.label, r.result(task)["per_position"]) for r in having]
+                series = [(r.label, r.result(task).per_position) for r in having]
                 title = f"### {task}: E per token position"
             md += [title, ""] + _mix_warning(having, task)
             md += [f"![{task} {kind}]({curve_figure(task, kind, series, out)})", ""]
@@ -308,15 +309,11 @@ def _accuracy_keys(runs: Sequence[Run]) -> list[tuple[str, str]]:
     return sorted(keys)
 
 
-def _correlation_section(
-    runs: Sequence[Run],
-    etasks: list[str],
-    subtasks: set[str],
-    out: Path,
-    bootstrap: int,
-    seed: int,
-) -> list[str]:
-    md = ["", "## IE against accuracy", ""]
+def _correlation_pairs(
+    runs: Sequence[Run], etasks: list[str], subtasks: set[str]
+) -> list[tuple[str, str, str, list[tuple[Run, float, float]]]]:
+    """(IE task, accuracy task, key, points) for every pair with data, most relevant first:
+    the task's own accuracy, then top-level pairs, then the rest."""
     pairs = []
     for etask in etasks:
         for atask, key in _accuracy_keys(runs):
@@ -327,12 +324,47 @@ def _correlation_section(
                 and (acc := r.value(atask, key)) is not None
             ]
             if points:
-                # the task's own accuracy first, then top-level pairs, then the rest
                 rank = 0 if atask == etask else 1 if {etask, atask}.isdisjoint(subtasks) else 2
                 pairs.append((rank, -len(points), etask, atask, key, points))
+    pairs.sort(key=lambda p: p[:5])
+    return [(etask, atask, key, points) for *_, etask, atask, key, points in pairs]
+
+
+def _correlation_row(
+    etask: str, atask: str, key: str, points: list, bootstrap: int, seed: int
+) -> tuple[list[str], Any, list[str]]:
+    """The table row of one pair, its correlation and its warnings."""
+    corr = correlate([p[1] for p in points], [p[2] for p in points], bootstrap=bootstrap, seed=seed)
+    used = [p[0] for p in points]
+    warnings = []
+    if setting_differences(used, etask):
+        warnings.append("settings differ")
+    if any(reliability_issues(r, etask) for r in used):
+        warnings.append("unreliable estimates")
+    if corr.note:
+        cells = [corr.note, "", ""]
+    else:
+        cells = [
+            f"{corr.spearman:.3f} {ci_text(corr.spearman_ci)}",
+            f"{corr.pearson:.3f} {ci_text(corr.pearson_ci)}",
+            f"{corr.resamples_used}/{corr.resamples}",
+        ]
+    row = [etask, acc_label(atask, key), str(corr.n), *cells, ", ".join(warnings)]
+    return row, corr, warnings
+
+
+def _correlation_section(
+    runs: Sequence[Run],
+    etasks: list[str],
+    subtasks: set[str],
+    out: Path,
+    bootstrap: int,
+    seed: int,
+) -> list[str]:
+    md = ["", "## IE against accuracy", ""]
+    pairs = _correlation_pairs(runs, etasks, subtasks)
     if not pairs:
         return md + ["No run has both an IE number and an accuracy metric."]
-    pairs.sort(key=lambda p: p[:5])
     md += [
         "One point per run. Spearman ρ and Pearson r over runs (scipy.stats); 95% intervals from "
         f"a percentile bootstrap that resamples runs ({bootstrap} resamples, seed {seed}); "
@@ -345,26 +377,10 @@ def _correlation_section(
     if len({r.model for r in runs}) < len(runs):
         md += [f"{WARN} a model appears in more than one run; its points are not independent.", ""]
     rows, figures, not_drawn = [], [], []
-    for *_, etask, atask, key, points in pairs:
-        corr = correlate(
-            [p[1] for p in points], [p[2] for p in points], bootstrap=bootstrap, seed=seed
-        )
-        used = [p[0] for p in points]
-        warnings = []
-        if setting_differences(used, etask):
-            warnings.append("settings differ")
-        if any(reliability_issues(r, etask) for r in used):
-            warnings.append("unreliable estimates")
-        if corr.note:
-            cells = [corr.note, "", ""]
-        else:
-            cells = [
-                f"{corr.spearman:.3f} {ci_text(corr.spearman_ci)}",
-                f"{corr.pearson:.3f} {ci_text(corr.pearson_ci)}",
-                f"{corr.resamples_used}/{corr.resamples}",
-            ]
-        label = acc_label(atask, key)
-        rows.append([etask, label, str(corr.n), *cells, ", ".join(warnings)])
+    for etask, atask, key, points in pairs:
+        row, corr, warnings = _correlation_row(etask, atask, key, points, bootstrap, seed)
+        rows.append(row)
+        label = row[1]
         if len(points) < 2:
             continue
         if len(figures) >= MAX_SCATTER_FIGURES:
@@ -372,14 +388,8 @@ def _correlation_section(
             continue
         name = f"scatter_{slug(etask)}__{slug(atask)}_{slug(key.split(',')[0])}.png"
         xy = [(p[0].label, p[1], p[2]) for p in points]
-        figures.append(
-            (
-                etask,
-                label,
-                scatter_figure(xy, f"IE of {etask} (bits)", label, corr, name, out),
-                warnings,
-            )
-        )
+        fig = scatter_figure(xy, f"IE of {etask} (bits)", label, corr, name, out)
+        figures.append((etask, label, fig, warnings))
     header = ["IE of", "accuracy", "runs", "Spearman ρ [95% CI]", "Pearson r [95% CI]"]
     md += table([*header, "resamples used", "warnings"], rows)
     md += [

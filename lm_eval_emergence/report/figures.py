@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..records import LayerEmergence
 from .runs import Run
 from .stats import Correlation, corr_text
 from .text import acc_label, num, slug, stderr_key
@@ -41,24 +42,24 @@ def _color(i: int) -> str:
     return f"C{i % 10}"
 
 
-def _column(rows: list[dict], key: str, missing: float = np.nan) -> np.ndarray:
-    values = [num(row.get(key)) for row in rows]
+def _column(rows: Sequence[Any], key: str, missing: float = np.nan) -> np.ndarray:
+    values = [num(getattr(row, key, None)) for row in rows]
     return np.array([missing if v is None else v for v in values], dtype=float)
 
 
 def layers_figure(
-    task: str, series: list[tuple[str, list[dict], float | None]], out_dir: Path
+    task: str, series: list[tuple[str, list[LayerEmergence], float | None]], out_dir: Path
 ) -> str:
     """E(l) per block with a ±1 stderr band (left); macro and micro MI per block (right).
 
-    `series`: (run label, the sidecar's per_layer rows, ceiling_bits) per run; the ceiling is
+    `series`: (run label, the result's per_layer rows, ceiling_bits) per run; the ceiling is
     drawn as a dotted line in the right panel, where a saturated macro term shows.
     """
     from matplotlib.lines import Line2D
 
     fig, (ax, ax2) = _figure(10.0, 4.0, ncols=2)
     for i, (label, rows, ceiling) in enumerate(series):
-        x = [r.get("layer", j) for j, r in enumerate(rows)]
+        x = [r.layer for r in rows]
         e, se = _column(rows, "emergence_bits"), _column(rows, "stderr_bits", 0.0)
         ax.plot(x, e, marker=".", color=_color(i), label=label)
         ax.fill_between(x, e - se, e + se, color=_color(i), alpha=0.25)
@@ -86,12 +87,14 @@ def layers_figure(
     return _save(fig, out_dir, f"layers_{slug(task)}.png")
 
 
-def curve_figure(task: str, kind: str, series: list[tuple[str, list[dict]]], out_dir: Path) -> str:
+def curve_figure(task: str, kind: str, series: list[tuple[str, list[Any]]], out_dir: Path) -> str:
     """The shot curve (`kind` "shots": E at the end of each shot, ±1 stderr band, std across
     blocks as error bars) or the per-position curve (`kind` "positions"), one line per run."""
     fig, (ax,) = _figure()
     for i, (label, rows) in enumerate(series):
-        x = np.array([r["shot" if kind == "shots" else "position"] for r in rows], dtype=float)
+        x = np.array(
+            [getattr(r, "shot" if kind == "shots" else "position") for r in rows], dtype=float
+        )
         y, se = _column(rows, "emergence_bits"), _column(rows, "stderr_bits", 0.0)
         ax.plot(x, y, marker="o", ms=3, color=_color(i), label=label)
         ax.fill_between(x, y - se, y + se, color=_color(i), alpha=0.25)

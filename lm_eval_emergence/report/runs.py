@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..harness.sidecar import SIDECAR_FORMAT, sidecar_path_for
+from ..records import SIDECAR_FORMAT, EmergenceResult, Sidecar, TaskRecord, sidecar_path_for
 from .text import merge, num
 
 #: lm-eval metric names read as accuracy (any filter).
@@ -35,8 +35,8 @@ class Run:
     lm_eval_version: str | None
     #: task -> {lm-eval metric key ("acc,none"): value, None for "N/A"}
     metrics: dict[str, dict[str, float | None]]
-    #: task -> the sidecar's task entry; None without a sidecar
-    sidecar: dict[str, dict[str, Any]] | None
+    #: task -> the sidecar's task record; None without a sidecar
+    sidecar: dict[str, TaskRecord] | None
     #: task -> estimator settings (SETTING_KEYS; only "n" without a sidecar)
     settings: dict[str, dict[str, Any]]
     sidecar_path: Path | None = None
@@ -53,10 +53,10 @@ class Run:
         """Tasks (and groups) with an IE number."""
         return sorted(t for t, m in self.metrics.items() if m.get("emergence,none") is not None)
 
-    def result(self, task: str) -> dict[str, Any] | None:
-        """The sidecar's `result` (EmergenceResult.to_dict()) of `task`, or None."""
+    def result(self, task: str) -> EmergenceResult | None:
+        """The sidecar's result of `task`, or None."""
         entry = (self.sidecar or {}).get(task)
-        return entry.get("result") if entry else None
+        return entry.result if entry else None
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -111,20 +111,20 @@ def _model_name(data: dict[str, Any], sidecar: dict[str, Any] | None) -> str:
     return "unknown model"
 
 
-def _leaf_settings(entry: dict[str, Any]) -> dict[str, Any]:
-    result = entry.get("result") or {}
-    requested = (entry.get("capture") or {}).get("settings") or {}
+def _leaf_settings(entry: TaskRecord) -> dict[str, Any]:
+    result = entry.result
+    requested = entry.capture.get("settings") or {}
     if "layers" in requested:
         layers = "all" if requested["layers"] is None else requested["layers"]
     else:
-        layers = result.get("layers")
+        layers = result.layers
     return {
-        "estimator": result.get("estimator"),
-        "estimator_options": result.get("estimator_options"),
-        "projection_dim": result.get("projection_dim"),
-        "seed": result.get("seed"),
+        "estimator": result.estimator,
+        "estimator_options": result.estimator_options,
+        "projection_dim": result.projection_dim,
+        "seed": result.seed,
         "layers": layers,
-        "n": result.get("n"),
+        "n": result.n,
     }
 
 
@@ -162,9 +162,7 @@ def _load_run(path: Path) -> Run:
         if not isinstance(sidecar_data, dict) or sidecar_data.get("format") != SIDECAR_FORMAT:
             found = sidecar_data.get("format") if isinstance(sidecar_data, dict) else None
             raise ReportInputError(f"{sidecar_path}: format {found!r}; expected {what}")
-        sidecar = {
-            t: e for t, e in (sidecar_data.get("tasks") or {}).items() if isinstance(e, dict)
-        }
+        sidecar = Sidecar.from_dict(sidecar_data).tasks
         named = sidecar_data.get("results_file")
         if named and named != path.name:
             notes.append(f"its sidecar names another results file ({named})")

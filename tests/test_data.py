@@ -1,4 +1,5 @@
-"""Tests of the synthetic ICL lists: single-token entities, list conventions, seeded sampling."""
+"""The data: synthetic ICL lists (single-token entities, list conventions, seeded sampling) and
+windows of natural text."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lm_eval_emergence.data import (
     sample_selections,
     single_token_entities,
 )
+from lm_eval_emergence.data.windows import sentence_starts, windows_from_texts
 
 GPT2_STYLE_WORDS = ["France", "Spain", "China", "Japan", "India", "Italy", "Peru", "Chile"]
 
@@ -206,3 +208,31 @@ def test_smollm2_country_lists(smollm2):
         text = tok.decode(seqs[0])
         assert tok(text, add_special_tokens=False).input_ids == seqs[0]
         assert (", " in text) is leading
+
+
+def test_sentence_starts_and_windows():
+    text = "The cat sat on the mat. A dog ran to the door! Why not? Then it rained."
+    starts = sentence_starts(text)
+    assert [text[s : s + 4] for s in starts] == ["The ", "A do", "Why ", "Then"]
+
+    class Words:  # a whitespace tokenizer
+        vocab: dict[str, int] = {}
+
+        def __call__(self, texts, add_special_tokens=False):
+            return {
+                "input_ids": [
+                    [self.vocab.setdefault(w, len(self.vocab)) for w in t.split()] for t in texts
+                ]
+            }
+
+        def decode(self, ids):
+            inverse = {v: k for k, v in self.vocab.items()}
+            return " ".join(inverse[i] for i in ids)
+
+    tok = Words()
+    windows = windows_from_texts(tok, [text], 4)
+    # "Why not? Then" holds '?': rejected (the paper's filter); "Then it rained." is too short
+    assert [w.text for w in windows] == ["The cat sat on", "A dog ran to"]
+    assert windows_from_texts(tok, [text], 4, reject_chars="")[-1].text == "Why not? Then it"
+    with pytest.raises(ValueError, match="fewer than the window of 4"):
+        windows_from_texts(tok, ["Too short."], 4, require_first=True)

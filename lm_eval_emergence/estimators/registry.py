@@ -1,0 +1,145 @@
+"""The estimator registry: every MI estimator is one function registered under its name.
+
+As in lm-eval (`@register_model`, `@register_metric`), an estimator adds itself with a decorator,
+so a new estimator is one new module in this package (the package imports each of its modules):
+
+    @register_estimator("my-bound", options={"steps": 100}, rows=held_out_rows)
+    def my_bound(x, y, rows, options, seed) -> Outcome: ...
+
+The shared pipeline (`api.py`) adds noise, the shuffled null, the split, the copula and the
+reduction around it, and turns the `Outcome` into `MIEstimate` records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = [
+    "COMMON_OPTIONS",
+    "Estimator",
+    "Outcome",
+    "Rows",
+    "all_rows",
+    "estimator_names",
+    "get_estimator",
+    "held_out_rows",
+    "register_estimator",
+    "split_rows",
+]
+
+#: Options of the shared pipeline, with their defaults, which every held-out estimator takes.
+COMMON_OPTIONS: dict[str, Any] = {
+    "noise_std": 0.0,
+    "null": False,
+    "reduce": "cca",
+    "reduce_dim": 16,
+    "test_fraction": 0.5,
+    "val_fraction": 0.1,
+    "ridge": 0.1,
+}
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Which sample rows fit the reduction, train and validate the estimator, and score it."""
+
+    fit: torch.Tensor
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+    n_train: int  # every row used to fit anything
+    n_test: int  # the rows the value is read on
+
+
+@dataclass
+class Outcome:
+    """What an estimator returns for a [P, n, d] stack of pairs: one entry per pair."""
+
+    nats: torch.Tensor
+    stderr_nats: torch.Tensor
+    diverged: torch.Tensor
+    steps: torch.Tensor
+    ceiling_bits: float | None  # what bounds the estimator (None: no ceiling)
+
+
+RowsRule = Callable[[int, dict[str, Any], int], Rows]
+EstimateFn = Callable[[torch.Tensor, torch.Tensor, Rows, dict[str, Any], int], Outcome]
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A registered estimator: its function, its options with defaults and its split rule."""
+
+    name: str
+    estimate: EstimateFn
+    options: Mapping[str, Any]
+    rows: RowsRule
+    description: str
+
+
+_REGISTRY: dict[str, Estimator] = {}
+
+
+def split_rows(n: int, options: dict[str, Any], seed: int) -> tuple[torch.Tensor, ...]:
+    """Seeded (train, val, test) row indices from `test_fraction` and `val_fraction`."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = round(options["test_fraction"] * n)
+    n_val = max(round(options["val_fraction"] * n), 2)
+    return perm[n_test + n_val :], perm[n_test : n_test + n_val], perm[:n_test]
+
+
+def held_out_rows(n: int, options: dict[str, Any], seed: int) -> Rows:
+    """The reduction is fitted on the training rows; the value is read on held-out rows."""
+    train, val, test = split_rows(n, options, seed)
+    return Rows(fit=train, train=train, val=val, test=test, n_train=n - len(test), n_test=len(test))
+
+
+def all_rows(n: int, options: dict[str, Any], seed: int) -> Rows:
+    """Nothing is held out: every row fits, trains and scores (the paper's protocol)."""
+    every = torch.arange(n)
+    return Rows(fit=every, train=every, val=every, test=every, n_train=n, n_test=n)
+
+
+def register_estimator(
+    name: str,
+    *,
+    options: Mapping[str, Any],
+    rows: RowsRule = held_out_rows,
+    description: str = "",
+) -> Callable[[EstimateFn], EstimateFn]:
+    """Register the decorated function as estimator `name` with these options and defaults."""
+
+    def decorate(fn: EstimateFn) -> EstimateFn:
+        known = _REGISTRY.get(name)
+        if known is not None and known.estimate is not fn:
+            raise ValueError(f"an MI estimator named {name!r} is already registered")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = Estimator(
+            name=name,
+            estimate=fn,
+            options=dict(options),
+            rows=rows,
+            description=description or (doc[0] if doc else ""),
+        )
+        return fn
+
+    return decorate
+
+
+def get_estimator(name: str) -> Estimator:
+    """The registered estimator `name`; an unknown name is an error listing the known ones."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown MI estimator {name!r}; choose one of: {', '.join(estimator_names())}."
+        ) from None
+
+
+def estimator_names() -> tuple[str, ...]:
+    """Names of every registered estimator, in registration order."""
+    return tuple(_REGISTRY)

@@ -1,0 +1,84 @@
+"""The settings of an IE measurement: one parser of the `ie_*` keys, defaults in one place."""
+
+from __future__ import annotations
+
+import pytest
+
+from lm_eval_emergence.settings import (
+    DEFAULT_IE_ESTIMATOR,
+    DEFAULT_PROJECTION_DIM,
+    CaptureSettings,
+    EmergenceConfigError,
+    EstimationSettings,
+    IESettings,
+    parse_options,
+)
+
+
+def test_settings_parse_model_argument_strings():
+    s = IESettings.from_mapping(
+        {
+            "ie_estimator": "gaussian",
+            "ie_layers": "0;5-7;3",
+            "ie_projection_dim": "none",
+            "ie_seed": 3,
+            "ie_options": "null=true;reduce=pca",
+        }
+    )
+    assert s.estimation.estimator == "gaussian"
+    assert s.capture.layers == (0, 3, 5, 6, 7)
+    assert s.capture.projection_dim is None
+    assert s.capture.seed == 3 and s.estimation.seed == 3
+    assert s.estimation.options == {"null": True, "reduce": "pca"}
+    assert IESettings.from_mapping({"ie_layers": "all"}).capture.layers is None
+    assert IESettings.from_mapping({"ie_options": '{"steps": 5}'}).estimation.options == {
+        "steps": 5
+    }
+    # later mappings override earlier ones, options merge
+    t = IESettings.from_mapping({"ie_steps": 7}, base=IESettings.from_mapping({"ie_seed": 2}))
+    assert (t.capture.seed, t.estimation.options) == (2, {"steps": 7})
+    assert IESettings.from_mapping({"ie_bos": "none"}).capture.bos is None
+    assert IESettings.from_mapping({"ie_bos": "7"}).capture.bos == 7
+    assert IESettings.from_mapping({"ie_batch_size": "auto"}).capture.batch_size == "auto"
+
+
+def test_defaults_live_in_one_place():
+    s = IESettings()
+    assert s.capture == CaptureSettings(None, DEFAULT_PROJECTION_DIM, 0, "auto", None)
+    assert s.estimation == EstimationSettings(DEFAULT_IE_ESTIMATOR, {}, 0)
+    assert (DEFAULT_IE_ESTIMATOR, DEFAULT_PROJECTION_DIM) == ("infonce", 64)
+    # the profile command's repeated --option and the ie_options text give the same options
+    assert (
+        parse_options(["steps=500", "null=true", "reduce=pca"])
+        == parse_options("steps=500;null=true;reduce=pca")
+        == {"steps": 500, "null": True, "reduce": "pca"}
+    )
+
+
+def test_settings_round_trip_through_their_dicts():
+    capture = CaptureSettings(layers=(2, 0), projection_dim=None, seed=4, bos=None, batch_size=8)
+    assert capture.layers == (0, 2)
+    assert CaptureSettings.from_dict(capture.to_dict()) == capture
+    assert EstimationSettings("gaussian", {"reduce_dim": 4, "null": None}).options == {
+        "reduce_dim": 4
+    }
+
+
+@pytest.mark.parametrize(
+    ("mapping", "fragment"),
+    [
+        ({"ie_estimator": "kde"}, "choose one of: gaussian, infonce"),
+        ({"ie_estimater": "gaussian"}, "unknown emergence setting(s) ie_estimater"),
+        ({"ie_layers": "a;b"}, "ie_layers must be"),
+        ({"ie_projection_dim": 0}, "ie_projection_dim must be an integer >= 1"),
+        ({"ie_estimator": "gaussian", "ie_steps": 10}, "unknown option(s) 'steps'"),
+        ({"ie_options": "nokeyvalue"}, "not key=value"),
+        ({"ie_noise_std": "loud"}, "ie_noise_std must be a number"),
+        ({"ie_bos": "start"}, "ie_bos must be an integer >= 0"),
+        ({"ie_seed": "none"}, "ie_seed must be an integer >= 0"),
+    ],
+)
+def test_bad_settings_name_the_problem(mapping, fragment):
+    with pytest.raises(EmergenceConfigError) as info:
+        IESettings.from_mapping(mapping)
+    assert fragment in str(info.value)
