@@ -325,3 +325,48 @@ def test_an_estimator_is_one_registered_function(monkeypatch):
     assert EstimationSettings("constant-one", {"nats": 2.0}).resolved_options()["nats"] == 2.0
     with pytest.raises(ValueError, match="already registered"):
         registry.register_estimator("constant-one", options={})(lambda *a: None)
+
+
+def _floor_truth_bits(d: int, rho: float, kappa: float) -> float:
+    """I(x + kappa z1; y + kappa z2) for d coordinate pairs of unit variance and correlation rho."""
+    v = 1.0 + kappa**2
+    return d * 0.5 * math.log2(v * v / (v * v - rho * rho))
+
+
+@pytest.mark.parametrize("kappa", [0.5, 1.0, 2.0])
+def test_gaussian_floor_recovers_its_closed_form(kappa):
+    g = torch.Generator().manual_seed(0)
+    n, d, rho = 40_000, 4, 0.8
+    x = torch.randn(n, d, generator=g)
+    y = rho * x + math.sqrt(1 - rho * rho) * torch.randn(n, d, generator=g)
+    est = estimate_mi(x, 3.0 * y + 1.0, estimator="gaussian-floor", kappa=kappa)  # scale-free
+    assert est.bits == pytest.approx(_floor_truth_bits(d, rho, kappa), abs=0.01)
+    assert est.ceiling_bits is None and est.n_test == n and 0 < est.stderr_bits < 0.02
+
+
+def test_gaussian_floor_is_finite_on_a_deterministic_map():
+    """The case IE is made of: y a function of x. The floor gives rho = 1 its finite value."""
+    x = torch.randn(5000, 3, generator=torch.Generator().manual_seed(1))
+    est = estimate_mi(x, 2.0 * x - 1.0, estimator="gaussian-floor", kappa=1.0)
+    assert est.bits == pytest.approx(_floor_truth_bits(3, 1.0, 1.0), abs=1e-4)
+    assert not est.diverged
+
+
+def test_gaussian_floor_stderr_matches_the_spread_over_samples():
+    values, errors = [], []
+    for seed in range(30):
+        g = torch.Generator().manual_seed(100 + seed)
+        x = torch.randn(2000, 4, generator=g)
+        y = 0.6 * x + 0.8 * torch.randn(2000, 4, generator=g)
+        est = estimate_mi(x, y, estimator="gaussian-floor", seed=seed)
+        values.append(est.bits)
+        errors.append(est.stderr_bits)
+    spread = float(torch.tensor(values).std())
+    assert 0.6 < (sum(errors) / len(errors)) / spread < 1.6
+
+
+@pytest.mark.parametrize("kappa", [0, -1.0, "big", True])
+def test_gaussian_floor_rejects_a_kappa_that_is_not_positive(kappa):
+    x = torch.randn(100, 2)
+    with pytest.raises(ValueError, match="kappa must be a number > 0"):
+        estimate_mi(x, x, estimator="gaussian-floor", kappa=kappa)

@@ -34,6 +34,7 @@ __all__ = [
     "build_icl_lists",
     "list_format",
     "make_icl_sequences",
+    "next_entity_ids",
     "sample_selections",
     "single_token_entities",
 ]
@@ -292,3 +293,23 @@ def build_icl_lists(
                 "separator, so it cannot be used with these lists"
             )
     return IclLists(format=fmt, selections=selections, sequences=sequences)
+
+
+def next_entity_ids(tokenizer: Any, built: IclLists, category: str) -> list[list[int]]:
+    """Per list, the token ids whose greedy choice next counts as correct (the ICL `acc`).
+
+    A correct continuation starts an entity of the category that the list does not hold yet:
+    the first token of each curated entity written as a later list item, minus the first
+    tokens of the listed ones.
+    """
+    fmt = built.format
+    gap = " " if fmt.leading_space else ""
+    pool = entity_list(category)
+    starts = tokenizer([gap + e for e in pool], add_special_tokens=False)["input_ids"]
+    first_token = {e: ids[0] for e, ids in zip(pool, starts, strict=True) if ids}
+    out = []
+    for selection in built.selections:
+        listed = [fmt.entities[i] for i in selection]
+        listed_starts = {first_token.get(e) for e in listed} | {fmt.later_ids[i] for i in selection}
+        out.append(sorted({t for e, t in first_token.items() if e not in listed} - listed_starts))
+    return out

@@ -34,7 +34,8 @@ def estimator_options(estimator: str) -> dict[str, Any]:
 
 def resolve_options(estimator: str, options: dict[str, Any]) -> dict[str, Any]:
     """Defaults overlaid with ``options``; an unknown or bad option is an error naming the fix."""
-    known = estimator_options(estimator)
+    spec = get_estimator(estimator)
+    known = dict(spec.options)
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(
@@ -49,13 +50,6 @@ def resolve_options(estimator: str, options: dict[str, Any]) -> dict[str, Any]:
     for name, low in _INTEGER_OPTIONS.items():
         if name in resolved and (not isinstance(resolved[name], int) or resolved[name] < low):
             raise ValueError(f"{name} must be an integer >= {low}, got {resolved[name]!r}.")
-    shrinkage = resolved.get("shrinkage", 0.0)
-    if shrinkage != "ledoit-wolf" and not (
-        isinstance(shrinkage, int | float) and 0 <= shrinkage < 1
-    ):
-        raise ValueError(
-            f"shrinkage must be 'ledoit-wolf' or a number in [0, 1), got {shrinkage!r}."
-        )
     if resolved["noise_std"] < 0:
         raise ValueError(f"noise_std must be >= 0, got {resolved['noise_std']}.")
     if "test_fraction" in resolved:
@@ -65,6 +59,8 @@ def resolve_options(estimator: str, options: dict[str, Any]) -> dict[str, Any]:
                 f"test_fraction={tf} and val_fraction={vf} must be in (0, 1) and leave at least "
                 "10% of the samples for training."
             )
+    if spec.check is not None:
+        spec.check(resolved)
     return resolved
 
 

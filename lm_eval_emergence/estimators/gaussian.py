@@ -114,6 +114,16 @@ def _gaussian_rows(n: int, options: dict[str, Any], seed: int) -> Rows:
     return replace(rows, fit=torch.cat([rows.train, rows.val]))
 
 
+def _check_shrinkage(options: dict[str, Any]) -> None:
+    shrinkage = options["shrinkage"]
+    if shrinkage != "ledoit-wolf" and not (
+        isinstance(shrinkage, int | float) and 0 <= shrinkage < 1
+    ):
+        raise ValueError(
+            f"shrinkage must be 'ledoit-wolf' or a number in [0, 1), got {shrinkage!r}."
+        )
+
+
 @register_estimator(
     "gaussian",
     # copula: normal scores per coordinate first, which makes the fit exact through coordinate-wise
@@ -126,6 +136,7 @@ def _gaussian_rows(n: int, options: dict[str, Any], seed: int) -> Rows:
         "copula": True,
     },
     rows=_gaussian_rows,
+    check=_check_shrinkage,
 )
 def gaussian(
     x: torch.Tensor, y: torch.Tensor, rows: Rows, options: dict[str, Any], seed: int

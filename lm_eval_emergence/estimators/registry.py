@@ -68,6 +68,7 @@ class Outcome:
 
 RowsRule = Callable[[int, dict[str, Any], int], Rows]
 EstimateFn = Callable[[torch.Tensor, torch.Tensor, Rows, dict[str, Any], int], Outcome]
+CheckFn = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Estimator:
     options: Mapping[str, Any]
     rows: RowsRule
     description: str
+    check: CheckFn | None = None  # raises ValueError, naming the fix, on a bad option value
 
 
 _REGISTRY: dict[str, Estimator] = {}
@@ -110,8 +112,13 @@ def register_estimator(
     options: Mapping[str, Any],
     rows: RowsRule = held_out_rows,
     description: str = "",
+    check: CheckFn | None = None,
 ) -> Callable[[EstimateFn], EstimateFn]:
-    """Register the decorated function as estimator `name` with these options and defaults."""
+    """Register the decorated function as estimator `name` with these options and defaults.
+
+    `check(options)` validates the resolved options of this estimator (its own ones; the
+    shared ones are checked by the pipeline) and raises ValueError with the fix.
+    """
 
     def decorate(fn: EstimateFn) -> EstimateFn:
         known = _REGISTRY.get(name)
@@ -124,6 +131,7 @@ def register_estimator(
             options=dict(options),
             rows=rows,
             description=description or (doc[0] if doc else ""),
+            check=check,
         )
         return fn
 

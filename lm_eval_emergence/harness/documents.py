@@ -24,8 +24,7 @@ from typing import Any, cast
 
 import datasets
 
-from ..data.entities import entity_list
-from ..data.icl import DEFAULT_MIN_ENTITIES, build_icl_lists
+from ..data.icl import DEFAULT_MIN_ENTITIES, build_icl_lists, next_entity_ids
 from ..data.windows import (
     PAPER_REJECT_CHARS,
     corpus_sentences,
@@ -82,18 +81,12 @@ def _icl_rows(tokenizer: Any, category: str, k: int, options: dict[str, Any]) ->
     except ValueError as exc:
         raise EmergenceConfigError(str(exc)) from None
     fmt = built.format
-    # greedy continuations that start an entity of the category: the first token of each
-    # curated entity written as a later list item
-    gap = " " if fmt.leading_space else ""
-    pool = entity_list(category)
-    starts = tokenizer([gap + e for e in pool], add_special_tokens=False)["input_ids"]
-    first_token = {e: ids[0] for e, ids in zip(pool, starts, strict=True) if ids}
     fingerprint = tokenizer_fingerprint(tokenizer)
     rows = []
-    for selection, ids in zip(built.selections, built.sequences, strict=True):
+    for selection, ids, ok in zip(
+        built.selections, built.sequences, next_entity_ids(tokenizer, built, category), strict=True
+    ):
         listed = [fmt.entities[i] for i in selection]
-        listed_starts = {first_token.get(e) for e in listed} | {fmt.later_ids[i] for i in selection}
-        ok = sorted({t for e, t in first_token.items() if e not in listed} - listed_starts)
         rows.append(
             {
                 "text": fmt.text(selection),
