@@ -208,20 +208,20 @@ def test_negative_estimates_are_flagged(tiny_gpt2, monkeypatch):
     assert result.per_layer[2].micro_bits_per_position[2] == -5.0  # kept, not hidden
 
 
-@pytest.mark.parametrize("method", sorted({DEFAULT_ESTIMATOR, "infonce"}))
-def test_default_and_trained_method_with_few_steps(tiny_gpt2, method):
-    known = estimator_options(method)
+@pytest.mark.parametrize("estimator", sorted({DEFAULT_ESTIMATOR, "infonce"}))
+def test_default_and_trained_estimator_with_few_steps(tiny_gpt2, estimator):
+    known = estimator_options(estimator)
     options = {k: v for k, v in {"steps": 40, "eval_every": 20}.items() if k in known}
     result = measure_emergence(
-        tiny_gpt2, None, random_ids(), estimator=method, layers=[0, 1], **options
+        tiny_gpt2, None, random_ids(), estimator=estimator, layers=[0, 1], **options
     )
-    assert result.estimator == method
+    assert result.estimator == estimator
     for key, value in options.items():
         assert result.estimator_options[key] == value
     assert all(math.isfinite(row.emergence_bits) for row in result.per_layer)
     if result.ceiling_bits is not None:  # sample-based bounds: log2 of the held-out count
         assert 0 < result.ceiling_bits < math.log2(N)
-    if method == "infonce":
+    if estimator == "infonce":
         assert result.ceiling_bits is not None
         macro = [row.macro_bits for row in result.per_layer]
         assert all(m <= result.ceiling_bits + 1e-6 for m in macro)  # InfoNCE <= log2 n_test
@@ -280,7 +280,7 @@ def test_too_few_sequences(tiny_gpt2):
         measure_emergence(tiny_gpt2, None, random_ids(n=MIN_SAMPLES - 1), **FAST)
 
 
-def test_unknown_estimator_lists_methods(tiny_gpt2):
+def test_unknown_estimator_lists_the_registered_ones(tiny_gpt2):
     with pytest.raises(ValueError) as err:
         measure_emergence(tiny_gpt2, None, random_ids(), estimator="kraskov")
     assert all(m in str(err.value) for m in estimator_names())
