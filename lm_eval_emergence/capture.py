@@ -789,10 +789,11 @@ class Capture:
         return self.micro.lookup(self.token_ids)
 
     def subset(self, n: int | None = None, layers: Sequence[int] | None = None) -> Capture:
-        """The first `n` sequences and/or the blocks `layers` (a view, for studies over N)."""
+        """A copy with the first `n` sequences and/or the blocks `layers` (studies over N)."""
+        missing = sorted(set(layers or []) - set(self.layers))
+        if missing:
+            raise ValueError(f"blocks {missing} were not captured (captured: {self.layers})")
         keep = [i for i, b in enumerate(self.layers) if layers is None or b in layers]
-        if not keep:
-            raise ValueError(f"none of the blocks {list(layers or [])} was captured")
         rows = slice(None) if n is None else slice(0, n)
         info = replace(self.info, layers=[self.layers[i] for i in keep])
         index = torch.tensor(keep)

@@ -39,9 +39,10 @@ from .settings import (
     CaptureSettings,
     EmergenceConfigError,
     EstimationSettings,
+    IESettings,
 )
 
-__all__ = ["emergence_from_states", "entropy_bits", "measure_emergence"]
+__all__ = ["emergence_from_states", "entropy_bits", "measure", "measure_emergence"]
 
 _Key = tuple[str, int, int]  # (level, layer slot, token index)
 
@@ -77,7 +78,7 @@ def measure_emergence(
     options of the estimator (`estimator_options(estimator)`); options whose names clash with
     this function's own arguments (the critic's `layers` and `batch_size`) go in
     `estimator_options`. A thin front of `plan_capture`, `capture_states` and
-    `emergence_from_states`, which take the settings objects.
+    `emergence_from_states`, which take the settings objects (`measure` takes them whole).
 
     Standard errors are propagated assuming the estimates of a profile are independent
     (stderr(l) = sqrt(se_macro^2 + sum_t se_t^2 / T^2); the mean over layers
@@ -93,12 +94,39 @@ def measure_emergence(
         bos=micro_bos,
         batch_size=batch_size,
     )
-    ids = _as_token_ids(sequences, tokenizer, truncate_to)
-    plan = plan_capture(model, tokenizer, capture)  # fails (bad block, no blocks) before any work
-    states = capture_states(
-        model, ids, plan, positions="all" if per_position else "last", progress=progress
+    return measure(
+        model,
+        tokenizer,
+        sequences,
+        IESettings(capture, estimation),
+        per_position=per_position,
+        truncate_to=truncate_to,
+        progress=progress,
     )
-    return emergence_from_states(states, estimation, per_position=per_position, progress=progress)
+
+
+def measure(
+    model: nn.Module,
+    tokenizer: Any,
+    sequences: Sequence[str] | Sequence[Sequence[int]] | torch.Tensor,
+    settings: IESettings,
+    *,
+    per_position: bool = False,
+    truncate_to: int | None = None,
+    progress: bool = False,
+) -> EmergenceResult:
+    """`measure_emergence` with its settings as one `IESettings` (the profile command's way in).
+
+    Checks the sequences (equal length T >= 2, enough of them) and the blocks before any forward
+    pass, then plans, captures and estimates.
+    """
+    ids = _as_token_ids(sequences, tokenizer, truncate_to)
+    plan = plan_capture(model, tokenizer, settings.capture)  # fails (bad block) before any work
+    positions = "all" if per_position else "last"
+    states = capture_states(model, ids, plan, positions=positions, progress=progress)
+    return emergence_from_states(
+        states, settings.estimation, per_position=per_position, progress=progress
+    )
 
 
 def emergence_from_states(

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from .capture import capture_states, plan_capture
 from .data.entities import entity_list
 from .data.icl import DEFAULT_MIN_ENTITIES, list_format, make_icl_sequences
-from .emergence import emergence_from_states
+from .emergence import measure
 from .estimators import estimator_names
 from .records import EmergenceResult
 from .settings import (
@@ -177,23 +176,6 @@ def format_result(result: EmergenceResult, extra: dict[str, Any] | None = None) 
     return "\n".join(lines)
 
 
-def measure(
-    model: Any,
-    tokenizer: Any,
-    sequences: list[list[int]],
-    settings: IESettings,
-    per_position: bool = False,
-    progress: bool = True,
-) -> EmergenceResult:
-    """IE of `sequences` under `settings`: plan, capture, estimate (the library's one path)."""
-    plan = plan_capture(model, tokenizer, settings.capture)
-    positions = "all" if per_position else "last"
-    states = capture_states(model, sequences, plan, positions=positions, progress=progress)
-    return emergence_from_states(
-        states, settings.estimation, per_position=per_position, progress=progress
-    )
-
-
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     """Run the profile; returns the process exit code (0 ok, 2 bad input)."""
     out = out or sys.stdout
@@ -216,7 +198,14 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         )
         fmt = list_format(tokenizer, entity_list(args.category), leading_space=leading)
         n_used = min(len(fmt.entities), args.n_entities or len(fmt.entities))
-        result = measure(model, tokenizer, sequences, settings, args.per_position, not args.quiet)
+        result = measure(
+            model,
+            tokenizer,
+            sequences,
+            settings,
+            per_position=args.per_position,
+            progress=not args.quiet,
+        )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

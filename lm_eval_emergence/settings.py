@@ -20,7 +20,8 @@ from the `ie_*` keys of `--model_args` and task metadata:
     ie_noise_std       Gaussian noise added to the states before estimation
     ie_options         any other estimator option: "null=true;reduce=pca" or a JSON dict
 
-In lm-eval the precedence is: defaults < model arguments < task YAML `metadata` < `--metadata`.
+In lm-eval 0.4.13 the precedence is: defaults < task YAML `metadata` < model arguments <
+`--metadata` (lm-eval merges the model arguments into the metadata it lays over each YAML's).
 """
 
 from __future__ import annotations
@@ -177,7 +178,9 @@ def parse_options(value: Any) -> dict[str, Any]:
                 f"estimator option {part!r} is not key=value; write e.g. "
                 "'ie_options=null=true;reduce=pca'"
             )
-        out[key.strip()] = parse_scalar(raw)
+        value = parse_scalar(raw)
+        # "none" is a value of some options (reduce=none); only JSON null means unset
+        out[key.strip()] = raw.strip() if value is None else value
     return out
 
 
@@ -219,21 +222,24 @@ class CaptureSettings:
     batch_size: int | str | None = None  # None: the caller's default; "auto": lm-eval's
 
     def __post_init__(self) -> None:
+        """Check every field and store it in its one type (an int's text becomes the int)."""
         if self.layers is not None:
             object.__setattr__(self, "layers", parse_layers(list(self.layers)))
         if self.projection_dim is not None:
-            parse_int("projection_dim (ie_projection_dim)", self.projection_dim, 1)
-        parse_int("seed", self.seed, 0, allow_none=False)
-        if (
-            self.bos != "auto"
-            and self.bos is not None
-            and (isinstance(self.bos, bool) or not isinstance(self.bos, int) or self.bos < 0)
-        ):
-            raise EmergenceConfigError(
-                f"micro_bos (ie_bos) must be 'auto', None or a token id, got {self.bos!r}"
-            )
+            dim = parse_int("projection_dim (ie_projection_dim)", self.projection_dim, 1)
+            object.__setattr__(self, "projection_dim", dim)
+        object.__setattr__(self, "seed", parse_int("seed", self.seed, 0, allow_none=False))
+        if self.bos != "auto" and self.bos is not None:
+            try:
+                bos = parse_int("bos", self.bos, 0, allow_none=False)
+            except EmergenceConfigError:
+                raise EmergenceConfigError(
+                    f"micro_bos (ie_bos) must be 'auto', None or a token id, got {self.bos!r}"
+                ) from None
+            object.__setattr__(self, "bos", bos)
         if self.batch_size not in (None, "auto"):
-            parse_int("batch_size", self.batch_size, 1)
+            batch = parse_int("batch_size (ie_batch_size)", self.batch_size, 1)
+            object.__setattr__(self, "batch_size", batch)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("projection_dim", "seed", "bos", "batch_size")}
@@ -259,7 +265,7 @@ class EstimationSettings:
                 f"unknown estimator {self.estimator!r} (ie_estimator); choose one of: "
                 f"{', '.join(estimator_names())}"
             )
-        parse_int("seed", self.seed, 0, allow_none=False)
+        object.__setattr__(self, "seed", parse_int("seed", self.seed, 0, allow_none=False))
         options = {k: v for k, v in dict(self.options).items() if v is not None}
         object.__setattr__(self, "options", options)
         try:
@@ -296,7 +302,14 @@ class IESettings:
         if "ie_layers" in keys:
             capture["layers"] = parse_layers(keys["ie_layers"])
         if "ie_projection_dim" in keys:
-            capture["projection_dim"] = parse_int("ie_projection_dim", keys["ie_projection_dim"], 1)
+            value = keys["ie_projection_dim"]
+            try:
+                capture["projection_dim"] = parse_int("ie_projection_dim", value, 1)
+            except EmergenceConfigError:
+                raise EmergenceConfigError(
+                    f"ie_projection_dim must be an integer >= 1 or 'none' (the full hidden "
+                    f"size), got {value!r}"
+                ) from None
         if "ie_seed" in keys:
             seed = parse_int("ie_seed", keys["ie_seed"], 0, allow_none=False)
             capture["seed"] = estimation["seed"] = seed

@@ -532,6 +532,8 @@ def test_capture_states_is_macro_and_micro_under_one_bos_rule(tiny_gpt2):
     table = capture_token_table(tiny_gpt2, ids, plan)
     again = capture_states(tiny_gpt2, ids, plan, table=table)
     assert again.micro is table and again.positions == [3]
+    with pytest.raises(ValueError, match=r"blocks \[5\] were not captured"):
+        got.subset(layers=[2, 5])
     part = got.subset(n=5, layers=[2])
     assert part.layers == [2] and part.token_ids.shape == (5, 4)
     assert torch.equal(part.macro_inputs[0], got.macro_inputs[2, :5])

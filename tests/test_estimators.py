@@ -324,6 +324,13 @@ def test_an_estimator_is_one_registered_function(monkeypatch):
     assert EstimationSettings("constant-one", {"nats": 2.0}).resolved_options()["nats"] == 2.0
     with pytest.raises(ValueError, match="already registered"):
         registry.register_estimator("constant-one", options={})(lambda *a: None)
+    # reloading a module registers its own definitions again (notebooks' autoreload)
+    import importlib
+
+    from lm_eval_emergence.estimators import neural
+
+    importlib.reload(neural)
+    assert registry.get_estimator("infonce").estimate.__module__ == neural.__name__
 
 
 def _floor_truth_bits(d: int, rho: float, kappa: float) -> float:

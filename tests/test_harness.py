@@ -10,7 +10,12 @@ import torch
 import lm_eval_emergence
 import lm_eval_emergence.harness  # noqa: F401  (registers the model, metrics and tasks)
 from lm_eval_emergence.harness.aggregate import ESTIMATES, TaskEstimate, metric_value
-from lm_eval_emergence.settings import CaptureSettings, EmergenceConfigError, EstimationSettings
+from lm_eval_emergence.settings import (
+    CaptureSettings,
+    EmergenceConfigError,
+    EstimationSettings,
+    IESettings,
+)
 
 
 def test_every_metric_key_and_the_model_are_registered():
@@ -60,13 +65,14 @@ def test_task_manager_finds_the_plugin_tasks():
 class _Request:
     """The part of lm-eval's Instance that HFEmergenceLM.emergence reads."""
 
-    def __init__(self, token_ids, doc_id, tokenizer_fp, positions=None, capture=None):
+    def __init__(self, token_ids, doc_id, tokenizer_fp, positions=None, capture=None, base=None):
         spec = {
             "token_ids": token_ids,
             "positions": positions or [len(token_ids) - 1],
             "next_token": True,
             "tokenizer": tokenizer_fp,
             "capture": (capture or CaptureSettings()).to_dict(),
+            "model_settings": (base or IESettings()).to_dict(),
         }
         self.args = ("", json.dumps(spec))
         self.task_name = "emergence_test"
@@ -125,6 +131,16 @@ def test_requests_carry_the_capture_settings(tiny_lm):
     assert out[0].info.state_dim == 8 and out[0].info.state_dtype == "float16"
     with pytest.raises(EmergenceConfigError, match="out of range"):
         tiny_lm.emergence([_Request(seqs[0], 0, fp, capture=CaptureSettings(layers=(5,)))])
+    # a task resolved against another model's ie_* arguments is refused, not run silently
+    other = IESettings.from_mapping({"ie_layers": "0"})
+    with pytest.raises(EmergenceConfigError, match="another hf-emergence model"):
+        tiny_lm.emergence([_Request(seqs[0], 0, fp, base=other)])
+    # payloads captured under other settings than the task's (a stale request cache)
+    estimate = TaskEstimate(EstimationSettings(), capture=CaptureSettings(layers=(0,)))
+    more = make_icl_sequences(tiny_lm.tokenizer, "animal", 5, 80, seed=0)
+    payloads = tiny_lm.emergence([_Request(s, i, fp, capture=capture) for i, s in enumerate(more)])
+    with pytest.raises(EmergenceConfigError, match="--cache_requests refresh"):
+        estimate.record(payloads)
     with pytest.raises(EmergenceConfigError, match="tokenizer"):
         tiny_lm.emergence([_Request(seqs[0], 0, "other|5")])
 

@@ -420,6 +420,16 @@ def test_directory_without_results_and_missing_path_are_errors(tmp_path):
         load_runs([tmp_path / "missing.json"])
 
 
+def test_incomplete_sidecar_is_an_error_naming_the_file(tmp_path):
+    path = make_run(tmp_path, "a")
+    sidecar_path = path.with_name(f"emergence_{DATE}.json")
+    data = json.loads(sidecar_path.read_text())
+    del data["tasks"]["emergence_icl_country"]["result"]["per_layer"][0]["macro_bits"]
+    sidecar_path.write_text(json.dumps(data))
+    with pytest.raises(ReportInputError, match=r"emergence_.*\.json: not a complete"):
+        load_runs([path])
+
+
 def test_sidecar_passed_as_results_is_explained(tmp_path):
     path = make_run(tmp_path, "a")
     sidecar = path.with_name(f"emergence_{DATE}.json")

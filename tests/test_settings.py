@@ -55,6 +55,17 @@ def test_defaults_live_in_one_place():
     )
 
 
+def test_option_and_number_texts_become_their_values():
+    # "none" is a value of reduce, not "unset"
+    assert parse_options("reduce=none;null=true") == {"reduce": "none", "null": True}
+    s = IESettings.from_mapping({"ie_options": "reduce=none"})
+    assert s.estimation.resolved_options()["reduce"] == "none"
+    # every field holds its one type, whatever text it came from
+    c = CaptureSettings(projection_dim="32", seed="2", bos="7", batch_size="8")
+    assert (c.projection_dim, c.seed, c.bos, c.batch_size) == (32, 2, 7, 8)
+    assert EstimationSettings(seed="1").seed == 1
+
+
 def test_settings_round_trip_through_their_dicts():
     capture = CaptureSettings(layers=(2, 0), projection_dim=None, seed=4, bos=None, batch_size=8)
     assert capture.layers == (0, 2)
@@ -70,7 +81,10 @@ def test_settings_round_trip_through_their_dicts():
         ({"ie_estimator": "kde"}, "choose one of: gaussian, infonce"),
         ({"ie_estimater": "gaussian"}, "unknown emergence setting(s) ie_estimater"),
         ({"ie_layers": "a;b"}, "ie_layers must be"),
-        ({"ie_projection_dim": 0}, "ie_projection_dim must be an integer >= 1"),
+        (
+            {"ie_projection_dim": 0},
+            "ie_projection_dim must be an integer >= 1 or 'none'",
+        ),
         ({"ie_estimator": "gaussian", "ie_steps": 10}, "unknown option(s) 'steps'"),
         ({"ie_options": "nokeyvalue"}, "not key=value"),
         ({"ie_noise_std": "loud"}, "ie_noise_std must be a number"),

@@ -122,7 +122,11 @@ def register_estimator(
 
     def decorate(fn: EstimateFn) -> EstimateFn:
         known = _REGISTRY.get(name)
-        if known is not None and known.estimate is not fn:
+        same = known is not None and (known.estimate.__module__, known.estimate.__qualname__) == (
+            fn.__module__,
+            fn.__qualname__,
+        )  # the same definition again: its module was reloaded
+        if known is not None and not same:
             raise ValueError(f"an MI estimator named {name!r} is already registered")
         doc = (fn.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = Estimator(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ..emergence import emergence_from_states
 from ..estimators import MIN_SAMPLES
 from ..records import TaskRecord, shot_curve
-from ..settings import EmergenceConfigError, EstimationSettings
+from ..settings import CaptureSettings, EmergenceConfigError, EstimationSettings
 from .features import EmergenceFeatures, gather_capture
 
 __all__ = [
@@ -91,11 +91,13 @@ class TaskEstimate:
         estimation: EstimationSettings,
         shot_positions: Callable[[int], list[int] | None] = lambda seq_len: None,
         log: EstimateLog = ESTIMATES,
+        capture: CaptureSettings | None = None,
     ) -> None:
         self.estimation = estimation
         self.shot_positions = shot_positions
         self.log = log
-        self._key: tuple[int, int, int] | None = None
+        self.capture = capture  # what the payloads must have been captured with, if known
+        self._items: list[EmergenceFeatures] | None = None
         self._record: TaskRecord | None = None
 
     def aggregation(self, key: str) -> Callable[[list], float]:
@@ -109,18 +111,28 @@ class TaskEstimate:
 
     def record(self, items: list[EmergenceFeatures]) -> TaskRecord:
         """The estimate of these payloads (cached: every metric key asks for it)."""
-        key = (id(items[0]), id(items[-1]), len(items)) if items else None
-        if self._record is not None and key == self._key:
-            return self._record
-        self._record, self._key = None, None  # earlier payloads can be freed
+        cached = self._items  # held, so no id is reused while the estimate is cached
+        if (
+            cached is not None
+            and len(cached) == len(items)
+            and all(a is b for a, b in zip(cached, items, strict=True))
+        ):
+            return self._record  # type: ignore[return-value]
+        self._items, self._record = None, None  # earlier payloads can be freed
         record = self._estimate(_checked(items))
-        self._record, self._key = record, key
+        self._items, self._record = list(items), record
         self.log.add(record)
         return record
 
     def _estimate(self, items: list[EmergenceFeatures]) -> TaskRecord:
         task = items[0].task_name
         capture = gather_capture(items)
+        if self.capture is not None and capture.info.settings != self.capture:
+            raise EmergenceConfigError(
+                f"task {task}: its documents were captured with {capture.info.settings}, but "
+                f"the task's settings are {self.capture} (requests cached by an earlier run?); "
+                "rerun with --cache_requests refresh"
+            )
         shots = self.shot_positions(capture.token_ids.shape[1])
         logger.info(
             "estimating IE of %s: %d documents, %d blocks, estimator %s",

@@ -92,6 +92,7 @@ class HFEmergenceLM(HFLM):
 
     def _parse(self, requests: list[Instance]) -> list[tuple[dict[str, Any], CaptureSettings]]:
         own = tokenizer_fingerprint(self.tokenizer)
+        own_settings = self.ie_settings.to_dict()
         parsed = []
         for req in requests:
             spec = json.loads(req.args[1])
@@ -100,6 +101,13 @@ class HFEmergenceLM(HFLM):
                     f"task {req.task_name} built its documents with tokenizer "
                     f"{spec.get('tokenizer')!r}, but this model uses {own!r}; emergence tasks "
                     "must be loaded after the hf-emergence model that runs them"
+                )
+            if spec.get("model_settings") != own_settings:
+                raise EmergenceConfigError(
+                    f"task {req.task_name} resolved its settings against another hf-emergence "
+                    f"model's ie_* arguments ({spec.get('model_settings')}), not this model's "
+                    f"({own_settings}); load the emergence tasks after the model that runs "
+                    "them (or use --cache_requests refresh)"
                 )
             parsed.append((spec, CaptureSettings.from_dict(spec["capture"])))
         return parsed

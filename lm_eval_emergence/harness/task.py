@@ -69,7 +69,10 @@ class EmergenceTask(ConfigurableTask):
         super().__init__(data_dir, cache_dir, download_mode, config)
         # multi-GPU padding is keyed on the task's OUTPUT_TYPE (lm_eval/evaluator.py)
         self.OUTPUT_TYPE = self.REQUEST_TYPE
-        self.estimate = TaskEstimate(self.ie_settings.estimation, self.shot_positions)
+        self._model_settings = None if base is None else base.to_dict()
+        self.estimate = TaskEstimate(
+            self.ie_settings.estimation, self.shot_positions, capture=self.ie_settings.capture
+        )
         for key in self.all_keys():
             self._aggregation_list[key] = self.estimate.aggregation(key)
 
@@ -119,6 +122,7 @@ class EmergenceTask(ConfigurableTask):
             "next_token": self.next_token(),
             "tokenizer": doc["tokenizer"],
             "capture": self.ie_settings.capture.to_dict(),
+            "model_settings": self._model_settings,  # the model these settings were built on
         }
         return Instance(
             request_type=self.REQUEST_TYPE,  # type: ignore[arg-type]

@@ -162,7 +162,14 @@ def _load_run(path: Path) -> Run:
         if not isinstance(sidecar_data, dict) or sidecar_data.get("format") != SIDECAR_FORMAT:
             found = sidecar_data.get("format") if isinstance(sidecar_data, dict) else None
             raise ReportInputError(f"{sidecar_path}: format {found!r}; expected {what}")
-        sidecar = Sidecar.from_dict(sidecar_data).tasks
+        try:
+            sidecar = Sidecar.from_dict(sidecar_data).tasks
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise ReportInputError(
+                f"{sidecar_path}: not a complete lm-eval-emergence sidecar ({exc}); rewrite it "
+                "with lm-eval-emergence --output_path, or move it away to report the run "
+                "without its per-block data"
+            ) from exc
         named = sidecar_data.get("results_file")
         if named and named != path.name:
             notes.append(f"its sidecar names another results file ({named})")
