@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from lm_eval_emergence.capture import Capture, TokenTable, capture_states, plan_capture  # noqa: E402
+from lm_eval_emergence.controls import random_weights_copy  # noqa: E402
 from lm_eval_emergence.data.icl import build_icl_lists, next_entity_ids  # noqa: E402
 from lm_eval_emergence.default_model import load_default_model  # noqa: E402
 from lm_eval_emergence.emergence import emergence_from_states  # noqa: E402
@@ -47,15 +48,6 @@ def degraded(model: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module
             if p.numel() > 1:
                 p.add_(torch.randn(p.shape, generator=gen) * (scale * float(p.std())))
     return model
-
-
-def random_control(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """The architecture of `model` with fresh weights (transformers' own initialisation)."""
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    fresh = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
-    return fresh.eval()
 
 
 def update_capture(capture: Capture) -> Capture:
@@ -162,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             probe_model(f"weight noise {scale}", degraded(noisy, scale, args.seed), tok, args)
         )
         del noisy
-    rows.append(probe_model("random init", random_control(model, args.seed), tok, args))
+    rows.append(probe_model("random init", random_weights_copy(model, args.seed), tok, args))
     summary = summarise(rows)
     print(f"\n{'candidate':<36} {'trained-random':>15} {'sep (se)':>9} {'rho(acc)':>9} {'dN':>6}")
     print("(dN: the largest change of IE from N/2 to N over the models)")

@@ -199,6 +199,7 @@ class TaskRecord:
     metrics: dict[str, float]
     shot_curve: list[ShotPoint] | None
     result: EmergenceResult
+    control: EmergenceResult | None = None  # the random-weights copy (ie_control=random)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -211,6 +212,7 @@ class TaskRecord:
             "metrics": self.metrics,
             "shot_curve": None if not self.shot_curve else [asdict(p) for p in self.shot_curve],
             "result": self.result.to_dict(),
+            "control": None if self.control is None else self.control.to_dict(),
         }
         return json_ready(out)
 
@@ -227,6 +229,7 @@ class TaskRecord:
             metrics=dict(data.get("metrics") or {}),
             shot_curve=None if not curve else [_build(ShotPoint, p) for p in curve],
             result=EmergenceResult.from_dict(data.get("result") or {}),
+            control=None if not data.get("control") else EmergenceResult.from_dict(data["control"]),
         )
 
 

@@ -16,6 +16,8 @@ from the `ie_*` keys of `--model_args` and task metadata:
                        rule, `capture.model_bos_token_id`), "none" or a token id
     ie_batch_size      forward-pass batch size ("auto": lm-eval's max_batch_size); default the
                        caller's (--batch_size in lm-eval, 64 in the library)
+    ie_control         "random": also measure the architecture with fresh weights (seeded by
+                       ie_seed) and report emergence_random and emergence_vs_random; "none"
     ie_steps           critic training steps (neural estimators)
     ie_noise_std       Gaussian noise added to the states before estimation
     ie_options         any other estimator option: "null=true;reduce=pca" or a JSON dict
@@ -57,6 +59,8 @@ DEFAULT_IE_ESTIMATOR = "infonce"
 DEFAULT_PROJECTION_DIM = 64
 #: Forward-pass batch size where the caller sets none (the library and the profile command).
 DEFAULT_BATCH_SIZE = 64
+#: The controls an lm-eval run can carry next to the model (`controls.py`).
+CONTROLS = (None, "random")
 
 SETTING_KEYS = (
     "ie_estimator",
@@ -65,6 +69,7 @@ SETTING_KEYS = (
     "ie_seed",
     "ie_bos",
     "ie_batch_size",
+    "ie_control",
     "ie_steps",
     "ie_noise_std",
     "ie_options",
@@ -220,6 +225,7 @@ class CaptureSettings:
     seed: int = 0  # of the projection
     bos: int | str | None = "auto"  # "auto": the tokenizer's rule; None: no BOS
     batch_size: int | str | None = None  # None: the caller's default; "auto": lm-eval's
+    control: str | None = None  # "random": also capture a random-weights copy (lm-eval)
 
     def __post_init__(self) -> None:
         """Check every field and store it in its one type (an int's text becomes the int)."""
@@ -240,9 +246,15 @@ class CaptureSettings:
         if self.batch_size not in (None, "auto"):
             batch = parse_int("batch_size (ie_batch_size)", self.batch_size, 1)
             object.__setattr__(self, "batch_size", batch)
+        if self.control not in CONTROLS:
+            raise EmergenceConfigError(
+                f"ie_control must be 'random' (a random-weights copy of the model) or 'none', "
+                f"got {self.control!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in ("projection_dim", "seed", "bos", "batch_size")}
+        names = ("projection_dim", "seed", "bos", "batch_size", "control")
+        out = {k: getattr(self, k) for k in names}
         return {"layers": None if self.layers is None else list(self.layers), **out}
 
     @classmethod
@@ -317,6 +329,9 @@ class IESettings:
             capture["bos"] = _parse_bos(keys["ie_bos"])
         if "ie_batch_size" in keys:
             capture["batch_size"] = _parse_batch_size(keys["ie_batch_size"])
+        if "ie_control" in keys:
+            value = keys["ie_control"]
+            capture["control"] = None if _is_none(value) else str(value).strip().lower()
         options = dict(base.estimation.options)
         if "ie_options" in keys:
             options.update(parse_options(keys["ie_options"]))

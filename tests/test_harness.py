@@ -180,3 +180,39 @@ def test_simple_evaluate_from_python(tiny_gpt2_dir):
     assert row["emergence_stderr,none"] == done.result.ie_stderr_bits
     assert done.estimation == {"estimator": "gaussian", "options": {}, "seed": 0}
     assert done.capture["settings"]["layers"] == [1]
+
+
+def test_random_control_is_reported_next_to_the_model(tiny_gpt2_dir):
+    """ie_control=random: the same documents on a seeded random-weights copy, IE minus IE.
+
+    The fixture model is itself transformers' initialisation under seed 0, so a control seeded
+    with 0 would be the model itself (and read exactly 0 against it): seed 1 here.
+    """
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    out = lm_eval.simple_evaluate(
+        model="hf-emergence",
+        model_args=f"pretrained={tiny_gpt2_dir},dtype=float32,ie_estimator=gaussian-floor,ie_seed=1",
+        tasks=["emergence_icl_color"],
+        device="cpu",
+        batch_size=32,
+        limit=128,
+        task_manager=TaskManager(
+            include_path=lm_eval_emergence.TASKS_DIR, metadata={"ie_control": "random"}
+        ),
+    )
+    row = out["results"]["emergence_icl_color"]
+    done = ESTIMATES.records()["emergence_icl_color"]
+    assert done.control is not None and done.capture["settings"]["control"] == "random"
+    model_ie, control_ie = done.result.ie_bits, done.control.ie_bits
+    assert row["emergence_random,none"] == control_ie != model_ie
+    assert row["emergence_vs_random,none"] == pytest.approx(model_ie - control_ie, abs=1e-12)
+    se = (done.result.ie_stderr_bits**2 + done.control.ie_stderr_bits**2) ** 0.5
+    assert row["emergence_vs_random_stderr,none"] == pytest.approx(se, rel=1e-12)
+    assert done.control.n == done.result.n == 128
+    # the sidecar's copy reads back as the same record
+    from lm_eval_emergence.records import TaskRecord
+
+    again = TaskRecord.from_dict(done.to_dict())
+    assert again.control.ie_bits == control_ie

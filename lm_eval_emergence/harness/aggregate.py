@@ -15,14 +15,16 @@ import math
 import time
 from collections.abc import Callable
 
+from ..capture import Capture
 from ..emergence import emergence_from_states
 from ..estimators import MIN_SAMPLES
-from ..records import TaskRecord, shot_curve
+from ..records import EmergenceResult, TaskRecord, shot_curve
 from ..settings import CaptureSettings, EmergenceConfigError, EstimationSettings
 from .features import EmergenceFeatures, gather_capture
 
 __all__ = [
     "BASE_KEYS",
+    "CONTROL_KEYS",
     "ESTIMATES",
     "EstimateLog",
     "TaskEstimate",
@@ -43,6 +45,8 @@ BASE_KEYS = (
     "emergence_sum",
     "emergence_flagged_blocks",
 )
+#: With ie_control=random: the control's IE, and the model's IE minus the control's.
+CONTROL_KEYS = ("emergence_random", "emergence_vs_random")
 _NO_STDERR = ("_layer_std", "_flagged_blocks")
 
 
@@ -51,17 +55,17 @@ def with_stderr_keys(values: list[str]) -> list[str]:
     return list(values) + [f"{k}_stderr" for k in values if not k.endswith(_NO_STDERR)]
 
 
-def value_keys(n_shots: int = 0) -> list[str]:
+def value_keys(n_shots: int = 0, control: bool = False) -> list[str]:
     """The value keys of a task with `n_shots` shot-curve points (no stderr companions)."""
-    keys = list(BASE_KEYS)
+    keys = list(BASE_KEYS) + (list(CONTROL_KEYS) if control else [])
     for shot in range(1, n_shots + 1):
         keys += [f"emergence_shot{shot:02d}", f"emergence_shot{shot:02d}_layer_std"]
     return keys
 
 
-def metric_keys(n_shots: int = 0) -> list[str]:
+def metric_keys(n_shots: int = 0, control: bool = False) -> list[str]:
     """Every metric key of a task with `n_shots` shot-curve points, value keys first."""
-    return with_stderr_keys(value_keys(n_shots))
+    return with_stderr_keys(value_keys(n_shots, control))
 
 
 class EstimateLog:
@@ -134,14 +138,49 @@ class TaskEstimate:
                 "rerun with --cache_requests refresh"
             )
         shots = self.shot_positions(capture.token_ids.shape[1])
+        t0 = time.perf_counter()
+        result = self._result(task, capture, shots)
+        control = None
+        seconds_forward = capture.seconds_macro
+        if items[0].control is not None:
+            control_capture = gather_capture([f.control for f in items])  # type: ignore[misc]
+            control = self._result(f"{task} (random-weights control)", control_capture, shots)
+            seconds_forward += control_capture.seconds_macro
+        info = capture.info
+        record = TaskRecord(
+            task=task,
+            n_docs=len(items),
+            capture={
+                "layers": list(info.layers),
+                "projection_dim": info.settings.projection_dim,
+                "hidden_dim": info.hidden_dim,
+                "state_dim": info.state_dim,
+                "state_dtype": info.state_dtype,
+                "model_dtype": info.model_dtype,
+                "bos_token_id": info.bos_token_id,
+                "payload_bytes_per_doc": items[0].payload_bytes,
+                "settings": info.settings.to_dict(),
+            },
+            estimation=self.estimation.to_dict(),
+            seconds_forward=seconds_forward,
+            seconds_estimation=time.perf_counter() - t0,
+            metrics={},
+            shot_curve=shot_curve(result, shots) or None,
+            result=result,
+            control=control,
+        )
+        keys = metric_keys(len(shots or []), control=control is not None)
+        record.metrics = {k: metric_value(record, k) for k in keys}
+        return record
+
+    def _result(self, task: str, capture: Capture, shots: list[int] | None) -> EmergenceResult:
         logger.info(
             "estimating IE of %s: %d documents, %d blocks, estimator %s",
             task,
-            len(items),
+            capture.token_ids.shape[0],
             len(capture.layers),
             self.estimation.estimator,
         )
-        t0 = time.perf_counter()
         try:
             result = emergence_from_states(
                 capture,
@@ -159,30 +198,7 @@ class TaskEstimate:
                 result.diverged_layers,
                 result.implausible_layers,
             )
-        info = capture.info
-        record = TaskRecord(
-            task=task,
-            n_docs=len(items),
-            capture={
-                "layers": list(info.layers),
-                "projection_dim": info.settings.projection_dim,
-                "hidden_dim": info.hidden_dim,
-                "state_dim": info.state_dim,
-                "state_dtype": info.state_dtype,
-                "model_dtype": info.model_dtype,
-                "bos_token_id": info.bos_token_id,
-                "payload_bytes_per_doc": items[0].payload_bytes,
-                "settings": info.settings.to_dict(),
-            },
-            estimation=self.estimation.to_dict(),
-            seconds_forward=capture.seconds_macro,
-            seconds_estimation=time.perf_counter() - t0,
-            metrics={},
-            shot_curve=shot_curve(result, shots) or None,
-            result=result,
-        )
-        record.metrics = {k: metric_value(record, k) for k in metric_keys(len(shots or []))}
-        return record
+        return result
 
 
 def _checked(items: list) -> list[EmergenceFeatures]:
@@ -210,6 +226,15 @@ def metric_value(record: TaskRecord, key: str) -> float:
     base = key[: -len("_stderr")] if stderr else key
     if base == "emergence":
         return result.ie_stderr_bits if stderr else result.ie_bits
+    if base in CONTROL_KEYS:
+        control = record.control
+        if control is None:
+            raise KeyError(f"task {record.task} has no random-weights control (ie_control)")
+        if base == "emergence_random":
+            return control.ie_stderr_bits if stderr else control.ie_bits
+        if stderr:
+            return math.sqrt(result.ie_stderr_bits**2 + control.ie_stderr_bits**2)
+        return result.ie_bits - control.ie_bits
     if base == "emergence_flagged_blocks":
         return float(len(result.flagged_layers))
     if base == "emergence_sum":

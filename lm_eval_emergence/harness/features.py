@@ -38,6 +38,7 @@ class EmergenceFeatures:
     next_token_id: int | None = None
     next_token: str | None = None
     seconds: float = 0.0  # this document's share of its forward passes (macro batch + micro)
+    control: EmergenceFeatures | None = None  # the same document on the random-weights copy
 
     @property
     def payload_bytes(self) -> int:

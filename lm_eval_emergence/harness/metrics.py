@@ -2,7 +2,9 @@
 
 Keys (bits): `emergence` (IE, mean of E(l) over blocks), `emergence_macro`, `emergence_micro`
 (means over blocks of the two MI terms), `emergence_sum` (sum of E(l)),
-`emergence_flagged_blocks` (blocks whose estimates diverged or are impossible); for the shots
+`emergence_flagged_blocks` (blocks whose estimates diverged or are impossible); with
+`ie_control=random`, `emergence_random` (IE of a random-weights copy) and `emergence_vs_random`
+(the model's IE minus the copy's, with the combined stderr); for the shots
 task `emergence_shotNN` (E at the end of shot NN = 01..10) and `emergence_shotNN_layer_std` (its
 spread over blocks). Each value has a `<key>_stderr` companion: lm-eval computes no stderr for a
 custom aggregation (it writes "N/A"), so the plugin reports its own propagated standard error
@@ -22,7 +24,7 @@ from lm_eval.api.registry import (
     register_metric,
 )
 
-from .aggregate import BASE_KEYS, with_stderr_keys
+from .aggregate import BASE_KEYS, CONTROL_KEYS, with_stderr_keys
 from .documents import MAX_SHOTS
 
 __all__ = ["AGGREGATIONS", "EMERGENCE_METRICS", "HIGHER_IS_BETTER", "passthrough"]
@@ -30,7 +32,7 @@ __all__ = ["AGGREGATIONS", "EMERGENCE_METRICS", "HIGHER_IS_BETTER", "passthrough
 _SHOTS = [f"emergence_shot{j:02d}{s}" for j in range(1, MAX_SHOTS + 1) for s in ("", "_layer_std")]
 
 #: Every metric key an emergence task can return.
-EMERGENCE_METRICS: tuple[str, ...] = tuple(with_stderr_keys([*BASE_KEYS, *_SHOTS]))
+EMERGENCE_METRICS: tuple[str, ...] = tuple(with_stderr_keys([*BASE_KEYS, *CONTROL_KEYS, *_SHOTS]))
 #: IE is a description, not a score: "higher" only sets the table's arrow.
 HIGHER_IS_BETTER = {
     key: not key.endswith(("_stderr", "_layer_std", "_flagged_blocks")) for key in EMERGENCE_METRICS

@@ -31,6 +31,7 @@ from ..capture import (
     find_blocks,
     plan_capture,
 )
+from ..controls import random_weights_copy
 from ..settings import CaptureSettings, EmergenceConfigError, IESettings
 from .features import EmergenceFeatures
 
@@ -80,13 +81,13 @@ class HFEmergenceLM(HFLM):
     # ----------------------------------------------------------------------------------------
     # The emergence request type
 
-    def _plan(self, settings: CaptureSettings) -> CapturePlan:
+    def _plan(self, model: torch.nn.Module, settings: CaptureSettings) -> CapturePlan:
         """The capture plan of `settings`; lm-eval's --batch_size unless ie_batch_size is set."""
         size = settings.batch_size if settings.batch_size is not None else self.batch_size
         if size == "auto" or isinstance(size, str):
             size = int(self.max_batch_size or 64)
         try:
-            return plan_capture(self.model, self.tokenizer, settings, batch_size=max(1, int(size)))
+            return plan_capture(model, self.tokenizer, settings, batch_size=max(1, int(size)))
         except ValueError as exc:  # a block out of range
             raise EmergenceConfigError(str(exc)) from None
 
@@ -119,51 +120,78 @@ class HFEmergenceLM(HFLM):
         `positions` (token indices whose in-context states are kept), `next_token` (also read
         the greedy continuation), `tokenizer` (fingerprint of the tokenizer that built the
         document) and `capture` (the task's resolved capture settings). Requests sharing
-        capture settings share one micro table and one `CaptureInfo`.
+        capture settings share one micro table and one `CaptureInfo`. With `ie_control=random`
+        each payload also carries the same document's payload from a random-weights copy.
         """
         parsed = self._parse(requests)
-        out: list[EmergenceFeatures | None] = [None] * len(requests)
+        out: dict[int, EmergenceFeatures] = {}
         by_capture: dict[CaptureSettings, list[int]] = defaultdict(list)
         for i, (_, settings) in enumerate(parsed):
             by_capture[settings].append(i)
         for settings, indices in by_capture.items():
-            plan = self._plan(settings)
-            t0 = time.perf_counter()
-            tokens = torch.tensor(sorted({t for i in indices for t in parsed[i][0]["token_ids"]}))
-            try:
-                table = capture_token_table(self.model, tokens, plan, progress=self.rank == 0)
-            except ValueError as exc:  # a token outside the vocabulary
-                raise EmergenceConfigError(str(exc)) from None
-            info = replace(plan.info, state_dtype="float16")
-            table = replace(
-                table, inputs=_compact(table.inputs, info), outputs=_compact(table.outputs, info)
-            )
-            micro_share = (time.perf_counter() - t0) / len(indices)
-            groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-            for i in indices:
-                spec = parsed[i][0]
-                shape = (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
-                groups[shape].append(i)
-            for (_, positions, next_token), members in groups.items():
-                t_group = time.perf_counter()
-                ids = torch.tensor([parsed[i][0]["token_ids"] for i in members], dtype=torch.long)
-                captured = capture_states(
-                    self.model,
-                    ids,
-                    plan,
-                    positions=list(positions),
-                    next_token=next_token,
-                    table=table,
-                    progress=self.rank == 0,
+            features = self._capture(self.model, requests, parsed, indices, settings)
+            if settings.control == "random":
+                control = self._capture(
+                    self._random_control(settings.seed), requests, parsed, indices, settings
                 )
-                share = micro_share + (time.perf_counter() - t_group) / len(members)
-                for row, features in enumerate(self._payloads(captured, info, share)):
-                    i = members[row]
-                    features.task_name = str(requests[i].task_name)
-                    features.doc_id = int(requests[i].doc_id or 0)
-                    out[i] = features
-        assert all(f is not None for f in out)
-        return out  # type: ignore[return-value]
+                for i in indices:
+                    features[i].control = control[i]
+            out.update(features)
+        return [out[i] for i in range(len(requests))]
+
+    def _random_control(self, seed: int) -> torch.nn.Module:
+        """The random-weights copy of this model for `seed`, built once."""
+        controls = self.__dict__.setdefault("_controls", {})
+        if seed not in controls:
+            controls[seed] = random_weights_copy(self.model, seed)
+        return controls[seed]
+
+    def _capture(
+        self,
+        model: torch.nn.Module,
+        requests: list[Instance],
+        parsed: list[tuple[dict[str, Any], CaptureSettings]],
+        indices: list[int],
+        settings: CaptureSettings,
+    ) -> dict[int, EmergenceFeatures]:
+        """Payloads of the requests `indices` (one capture setting) from `model`."""
+        plan = self._plan(model, settings)
+        t0 = time.perf_counter()
+        tokens = torch.tensor(sorted({t for i in indices for t in parsed[i][0]["token_ids"]}))
+        try:
+            table = capture_token_table(model, tokens, plan, progress=self.rank == 0)
+        except ValueError as exc:  # a token outside the vocabulary
+            raise EmergenceConfigError(str(exc)) from None
+        info = replace(plan.info, state_dtype="float16")
+        table = replace(
+            table, inputs=_compact(table.inputs, info), outputs=_compact(table.outputs, info)
+        )
+        micro_share = (time.perf_counter() - t0) / len(indices)
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for i in indices:
+            spec = parsed[i][0]
+            shape = (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
+            groups[shape].append(i)
+        out = {}
+        for (_, positions, next_token), members in groups.items():
+            t_group = time.perf_counter()
+            ids = torch.tensor([parsed[i][0]["token_ids"] for i in members], dtype=torch.long)
+            captured = capture_states(
+                model,
+                ids,
+                plan,
+                positions=list(positions),
+                next_token=next_token,
+                table=table,
+                progress=self.rank == 0,
+            )
+            share = micro_share + (time.perf_counter() - t_group) / len(members)
+            for row, features in enumerate(self._payloads(captured, info, share)):
+                i = members[row]
+                features.task_name = str(requests[i].task_name)
+                features.doc_id = int(requests[i].doc_id or 0)
+                out[i] = features
+        return out
 
     def _payloads(
         self, captured: Capture, info: CaptureInfo, seconds: float

@@ -59,13 +59,13 @@ class EmergenceTask(ConfigurableTask):
         config.setdefault("doc_to_target", "")
         config.setdefault("num_fewshot", 0)
         metadata = config.get("metadata") or {}
-        if not config.get("metric_list"):
-            config["metric_list"] = _metric_list(self._keys(metadata), self.WITH_ACC)
         overrides = ie_keys(metadata) if isinstance(metadata, dict) else {}
         model = live_model()
         base = model.ie_settings if model is not None else None
         # bad settings fail here, before the data is built
         self.ie_settings = IESettings.from_mapping(overrides, base=base)
+        if not config.get("metric_list"):
+            config["metric_list"] = _metric_list(self._keys(metadata), self.WITH_ACC)
         super().__init__(data_dir, cache_dir, download_mode, config)
         # multi-GPU padding is keyed on the task's OUTPUT_TYPE (lm_eval/evaluator.py)
         self.OUTPUT_TYPE = self.REQUEST_TYPE
@@ -80,7 +80,7 @@ class EmergenceTask(ConfigurableTask):
 
     def value_keys(self, metadata: dict) -> list[str]:
         """The value keys of this task's documents (stderr companions are added after them)."""
-        return value_keys()
+        return value_keys(control=self.ie_settings.capture.control is not None)
 
     def _keys(self, metadata: dict) -> list[str]:
         return with_stderr_keys(self.value_keys(metadata))
@@ -163,7 +163,8 @@ class ShotsTask(IclTask):
     """Lists of up to 10 shots: E at the end of every shot (the shot curve)."""
 
     def value_keys(self, metadata: dict) -> list[str]:
-        return value_keys(int(metadata.get("max_shots", MAX_SHOTS)))
+        control = self.ie_settings.capture.control is not None
+        return value_keys(int(metadata.get("max_shots", MAX_SHOTS)), control)
 
     def positions(self, doc: dict) -> list[int]:
         return self.shot_positions(len(doc["token_ids"]))

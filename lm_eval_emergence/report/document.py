@@ -158,6 +158,7 @@ def _results_section(
         "parameters",
         "task",
         "IE",
+        "IE − random",
         "macro",
         "micro",
         "flagged blocks",
@@ -187,6 +188,10 @@ def _results_section(
                     params_text(r.n_parameters),
                     task,
                     plus_minus(r.value(task, IE_KEY), r.value(task, "emergence_stderr,none")),
+                    plus_minus(
+                        r.value(task, "emergence_vs_random,none"),
+                        r.value(task, "emergence_vs_random_stderr,none"),
+                    ),
                     fmt(r.value(task, "emergence_macro,none")),
                     fmt(r.value(task, "emergence_micro,none")),
                     fmt(r.value(task, "emergence_flagged_blocks,none"), 0),
@@ -209,7 +214,8 @@ def _results_section(
     md.append("")
     md.append(
         "N: documents per estimate (a group: per subtask); `mixed`: a group's subtasks differ. "
-        "IE of a group is the unweighted mean over its subtasks."
+        "IE of a group is the unweighted mean over its subtasks. IE − random: the model's IE "
+        "minus that of a random-weights copy of it (runs with ie_control=random)."
     )
     others = [
         [
