@@ -148,6 +148,42 @@ def _result_field(run: Run, task: str, key: str) -> Any:
     return merge({s: getattr(res, key) for s in subs if (res := run.result(s))})
 
 
+def _result_row(r: Run, task: str, differs: dict[str, list[str]]) -> list[str]:
+    """One row of the results table: a run's IE for one task, with its settings."""
+
+    def get(key: str) -> Any:
+        return _result_field(r, task, key)
+
+    n = get("n")
+    return [
+        r.label,
+        r.model,
+        params_text(r.n_parameters),
+        task,
+        plus_minus(r.value(task, IE_KEY), r.value(task, "emergence_stderr,none")),
+        plus_minus(
+            r.value(task, "emergence_vs_random,none"),
+            r.value(task, "emergence_vs_random_stderr,none"),
+        ),
+        fmt(r.value(task, "emergence_macro,none")),
+        fmt(r.value(task, "emergence_micro,none")),
+        fmt(r.value(task, "emergence_flagged_blocks,none"), 0),
+        fmt(r.sample_len.get(task) if n is None else n),
+        fmt(get("seq_len")),
+        fmt(get("ceiling_bits"), 2),
+        fmt(get("log2_n"), 2),
+        fmt(get("estimator")),
+        fmt(get("projection_dim")),
+        layers_text(get("layers")),
+        fmt(get("seed")),
+        *(
+            plus_minus(r.value(task, f"{m},none"), r.value(task, f"{m}_stderr,none"))
+            for m in ACCURACY_METRICS
+        ),
+        table_tags(r, task, differs),
+    ]
+
+
 def _results_section(
     runs: Sequence[Run], etasks: list[str], differs: dict[str, list[str]]
 ) -> list[str]:
@@ -173,43 +209,11 @@ def _results_section(
         *ACCURACY_METRICS,
         "notes",
     ]
-    rows = []
-    for r in runs:
-        for task in (t for t in etasks if t in r.emergence_tasks()):
-
-            def get(key: str, r: Run = r, task: str = task) -> Any:
-                return _result_field(r, task, key)
-
-            n = get("n")
-            rows.append(
-                [
-                    r.label,
-                    r.model,
-                    params_text(r.n_parameters),
-                    task,
-                    plus_minus(r.value(task, IE_KEY), r.value(task, "emergence_stderr,none")),
-                    plus_minus(
-                        r.value(task, "emergence_vs_random,none"),
-                        r.value(task, "emergence_vs_random_stderr,none"),
-                    ),
-                    fmt(r.value(task, "emergence_macro,none")),
-                    fmt(r.value(task, "emergence_micro,none")),
-                    fmt(r.value(task, "emergence_flagged_blocks,none"), 0),
-                    fmt(r.sample_len.get(task) if n is None else n),
-                    fmt(get("seq_len")),
-                    fmt(get("ceiling_bits"), 2),
-                    fmt(get("log2_n"), 2),
-                    fmt(get("estimator")),
-                    fmt(get("projection_dim")),
-                    layers_text(get("layers")),
-                    fmt(get("seed")),
-                    *(
-                        plus_minus(r.value(task, f"{m},none"), r.value(task, f"{m}_stderr,none"))
-                        for m in ACCURACY_METRICS
-                    ),
-                    table_tags(r, task, differs),
-                ]
-            )
+    rows = [
+        _result_row(r, task, differs)
+        for r in runs
+        for task in (t for t in etasks if t in r.emergence_tasks())
+    ]
     md += table(header, rows) if rows else ["No run has an emergence task."]
     md.append("")
     md.append(

@@ -128,6 +128,32 @@ def _leaf_settings(entry: TaskRecord) -> dict[str, Any]:
     }
 
 
+def _load_sidecar(
+    path: Path, notes: list[str]
+) -> tuple[Path | None, dict[str, Any] | None, dict[str, TaskRecord] | None]:
+    """The sidecar next to results file `path`: (its path, its JSON, its task records)."""
+    sidecar_path = sidecar_path_for(path)
+    if not sidecar_path.is_file():
+        return None, None, None
+    what = f"an lm-eval-emergence sidecar ('{SIDECAR_FORMAT}')"
+    sidecar_data = _read_json(sidecar_path, what)
+    if not isinstance(sidecar_data, dict) or sidecar_data.get("format") != SIDECAR_FORMAT:
+        found = sidecar_data.get("format") if isinstance(sidecar_data, dict) else None
+        raise ReportInputError(f"{sidecar_path}: format {found!r}; expected {what}")
+    try:
+        sidecar = Sidecar.from_dict(sidecar_data).tasks
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ReportInputError(
+            f"{sidecar_path}: not a complete lm-eval-emergence sidecar ({exc}); rewrite it "
+            "with lm-eval-emergence --output_path, or move it away to report the run "
+            "without its per-block data"
+        ) from exc
+    named = sidecar_data.get("results_file")
+    if named and named != path.name:
+        notes.append(f"its sidecar names another results file ({named})")
+    return sidecar_path, sidecar_data, sidecar
+
+
 def _load_run(path: Path) -> Run:
     data = _read_json(path, _RESULTS_WHAT)
     if isinstance(data, dict) and str(data.get("format", "")).startswith("lm-eval-emergence"):
@@ -153,28 +179,7 @@ def _load_run(path: Path) -> Run:
     }
 
     notes: list[str] = []
-    sidecar_path = sidecar_path_for(path)
-    sidecar = None
-    sidecar_data: dict[str, Any] | None = None
-    if sidecar_path.is_file():
-        what = f"an lm-eval-emergence sidecar ('{SIDECAR_FORMAT}')"
-        sidecar_data = _read_json(sidecar_path, what)
-        if not isinstance(sidecar_data, dict) or sidecar_data.get("format") != SIDECAR_FORMAT:
-            found = sidecar_data.get("format") if isinstance(sidecar_data, dict) else None
-            raise ReportInputError(f"{sidecar_path}: format {found!r}; expected {what}")
-        try:
-            sidecar = Sidecar.from_dict(sidecar_data).tasks
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise ReportInputError(
-                f"{sidecar_path}: not a complete lm-eval-emergence sidecar ({exc}); rewrite it "
-                "with lm-eval-emergence --output_path, or move it away to report the run "
-                "without its per-block data"
-            ) from exc
-        named = sidecar_data.get("results_file")
-        if named and named != path.name:
-            notes.append(f"its sidecar names another results file ({named})")
-    else:
-        sidecar_path = None
+    sidecar_path, sidecar_data, sidecar = _load_sidecar(path, notes)
 
     settings: dict[str, dict[str, Any]] = {}
     for task in metrics:
