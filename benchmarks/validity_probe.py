@@ -16,6 +16,7 @@ errors, the Spearman correlation of IE with accuracy over the series, and the ch
 N/2 to N and from N/4 to N/2 (the same lists' prefixes).
 
     python benchmarks/validity_probe.py --json docs/validity/probe_smollm2.json
+    python benchmarks/validity_probe.py --seed-spread 5 --json docs/validity/seeds_smollm2.json
 """
 
 from __future__ import annotations
@@ -108,6 +109,38 @@ def probe_model(label: str, model, tok, args) -> dict:
     return out
 
 
+def seed_spread(model, control, tok, args) -> list[dict]:
+    """IE of the trained model and its control over `--seed-spread` seeds of the data sampling
+    and the projection (the control's weights stay those of --seed), at N/2 lists."""
+    by_seed = []
+    for seed in range(args.seed_spread):
+        built = build_icl_lists(tok, "country", 4, args.n // 2, seed=args.data_seed + seed)
+        settings = CaptureSettings(layers=tuple(args.layers), projection_dim=64, seed=seed)
+        row = {"seed": seed}
+        for label, m in (("trained", model), ("random init", control)):
+            captured = capture_states(m, built.sequences, plan_capture(m, tok, settings))
+            variants = {"y": captured, "y-x": update_capture(captured)}
+            for estimator, options, target in CANDIDATES:
+                est = EstimationSettings(estimator, options, seed=seed)
+                result = emergence_from_states(variants[target], est)
+                row[f"{label}: {name_of(estimator, options, target)}"] = result.ie_bits
+        by_seed.append(row)
+        print(f"seed {seed} done", flush=True)
+    out = []
+    for estimator, options, target in CANDIDATES:
+        name = name_of(estimator, options, target)
+        entry = {"candidate": name}
+        for label in ("trained", "random init"):
+            values = torch.tensor([r[f"{label}: {name}"] for r in by_seed], dtype=torch.float64)
+            entry[label] = {
+                "mean_bits": float(values.mean()),
+                "std_bits": float(values.std()),
+                "cv": float(values.std() / values.mean().abs()),
+            }
+        out.append(entry)
+    return out
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     """Per candidate: separation from the random control, Spearman with acc, N/2 -> N change."""
     trained = rows[0]
@@ -144,7 +177,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="projection, estimators, weight noise")
     p.add_argument("--data-seed", type=int, default=1234)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--seed-spread",
+        type=int,
+        default=0,
+        help="only the seed gate: IE of the trained model and its control over this many seeds",
+    )
     args = p.parse_args(argv)
+    if args.seed_spread:
+        model, tok = load_default_model("cpu")
+        spread = seed_spread(model, random_weights_copy(model, args.seed), tok, args)
+        print(f"\n{'candidate':<36} {'trained mean':>12} {'CV':>7} {'random mean':>12} {'CV':>7}")
+        for e in spread:
+            t, r = e["trained"], e["random init"]
+            print(
+                f"{e['candidate']:<36} {t['mean_bits']:>12.3f} {t['cv']:>7.4f} "
+                f"{r['mean_bits']:>12.3f} {r['cv']:>7.4f}"
+            )
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            settings = vars(args) | {"json": str(args.json)}
+            record = {"settings": settings, "seed_spread": spread}
+            args.json.write_text(json.dumps(record, indent=1) + "\n")
+        return 0
     torch.manual_seed(args.seed)
     model, tok = load_default_model("cpu")
     rows = [probe_model("trained", model, tok, args)]
