@@ -68,6 +68,7 @@ class HFEmergenceLM(HFLM):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         ie = {key: kwargs.pop(key) for key in list(kwargs) if key.startswith("ie_")}
         self.ie_settings = IESettings.from_mapping(ie)
+        self._controls: dict[int, torch.nn.Module] = {}  # random-weights copies, by seed
         super().__init__(*args, **kwargs)
         if getattr(self, "backend", "causal") != "causal":
             raise EmergenceConfigError(
@@ -141,10 +142,9 @@ class HFEmergenceLM(HFLM):
 
     def _random_control(self, seed: int) -> torch.nn.Module:
         """The random-weights copy of this model for `seed`, built once."""
-        controls = self.__dict__.setdefault("_controls", {})
-        if seed not in controls:
-            controls[seed] = random_weights_copy(self.model, seed)
-        return controls[seed]
+        if seed not in self._controls:
+            self._controls[seed] = random_weights_copy(self.model, seed)
+        return self._controls[seed]
 
     def _capture(
         self,
