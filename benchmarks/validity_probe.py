@@ -8,7 +8,9 @@ same forward passes; every candidate is then estimated on the same states:
 
 - `infonce` (today's default), on the block's output y;
 - `gaussian-floor` at several noise floors kappa, on y and on the block's update y - x (the skip
-  path makes y close to x where a block does little, as at random init).
+  path makes y close to x where a block does little, as at random init);
+- `v-linear`, the usable information of a held-out linear-Gaussian predictor, at two
+  covariance floors, on y and on y - x.
 
 For each candidate, at N/2 (the lm-eval tasks' default N when --n is 4096): IE per model with
 its stderr, the separation of the trained model from its random control in combined standard
@@ -60,9 +62,11 @@ def update_capture(capture: Capture) -> Capture:
     return replace(capture, macro_outputs=capture.macro_outputs - capture.macro_inputs, micro=table)
 
 
-CANDIDATES = [("infonce", {}, "y")] + [
-    ("gaussian-floor", {"kappa": k}, target) for target in ("y", "y-x") for k in (0.25, 0.5, 1, 2)
-]
+CANDIDATES = (
+    [("infonce", {}, "y")]
+    + [("gaussian-floor", {"kappa": k}, t) for t in ("y", "y-x") for k in (0.25, 0.5, 1, 2)]
+    + [("v-linear", {"kappa": k}, t) for t in ("y", "y-x") for k in (0.1, 1)]
+)
 
 
 def name_of(estimator: str, options: dict, target: str) -> str:

@@ -237,7 +237,7 @@ def test_wrong_rank():
 
 def test_unknown_estimator_lists_choices():
     x, y = _xy()
-    known = "gaussian, infonce, smile, mine, gaussian-floor, mine-paper"  # registration order
+    known = "gaussian, infonce, smile, mine, gaussian-floor, mine-paper, v-linear"  # in order
     with pytest.raises(ValueError, match=f"choose one of: {known}"):
         estimate_mi(x, y, estimator="kraskov")
 
@@ -376,3 +376,32 @@ def test_gaussian_floor_rejects_a_kappa_that_is_not_positive(kappa):
     x = torch.randn(100, 2)
     with pytest.raises(ValueError, match="kappa must be a number > 0"):
         estimate_mi(x, x, estimator="gaussian-floor", kappa=kappa)
+
+
+def test_v_linear_recovers_the_gaussian_mi_and_reads_zero_on_independent_pairs():
+    """With a vanishing floor the held-out linear-Gaussian usable information is the MI."""
+    g = torch.Generator().manual_seed(0)
+    n, d, rho = 20_000, 4, 0.8
+    x = torch.randn(n, d, generator=g)
+    y = rho * x + math.sqrt(1 - rho * rho) * torch.randn(n, d, generator=g)
+    est = estimate_mi(x, y, estimator="v-linear", kappa=1e-3, ridge=1e-6)
+    truth = -0.5 * d * math.log2(1 - rho * rho)
+    assert abs(est.bits - truth) < 3 * est.stderr_bits + 0.01 and est.n_test == n // 2
+    independent = estimate_mi(x, torch.randn(n, d, generator=g), estimator="v-linear")
+    assert abs(independent.bits) < 3 * independent.stderr_bits + 0.005
+
+
+def test_v_linear_is_finite_on_a_deterministic_map_with_its_known_value():
+    # residuals are 0, so log q(y|x) is the floor's density at 0 and the gain is
+    # d/2 log((1 + k^2) / k^2) + d/2 * 1 / (1 + k^2) nats on standardised coordinates
+    x = torch.randn(4000, 3, generator=torch.Generator().manual_seed(2))
+    est = estimate_mi(x, 2.0 * x + 1.0, estimator="v-linear", kappa=0.1, ridge=1e-9)
+    k2 = 0.01
+    truth_nats = 1.5 * math.log((1 + k2) / k2) + 1.5 / (1 + k2)
+    assert est.bits == pytest.approx(truth_nats / math.log(2), abs=0.15)  # sd about 0.04
+
+
+def test_v_linear_rejects_a_floor_that_is_not_positive():
+    x = torch.randn(100, 2)
+    with pytest.raises(ValueError, match="kappa must be a number > 0 \\(the covariance floor"):
+        estimate_mi(x, x, estimator="v-linear", kappa=0.0)
