@@ -12,7 +12,22 @@ from torch import nn
 
 from .settings import EmergenceConfigError
 
-__all__ = ["random_weights_copy"]
+__all__ = ["random_weights_copy", "random_weights_from_config"]
+
+
+def random_weights_from_config(
+    config: object, seed: int, dtype: torch.dtype = torch.float32
+) -> nn.Module:
+    """A causal LM built from `config` with transformers' initialisation under `seed`.
+
+    Seeded without touching the global random state; in eval mode, on the CPU.
+    """
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return fresh.eval()
 
 
 def random_weights_copy(model: nn.Module, seed: int) -> nn.Module:
@@ -28,15 +43,11 @@ def random_weights_copy(model: nn.Module, seed: int) -> nn.Module:
             f"{type(model).__name__} has no .config. Drop ie_control (or build the control "
             "yourself and measure it as a second model)"
         )
-    from transformers import AutoModelForCausalLM
-
     first = next(model.parameters(), None)
     dtype = first.dtype if first is not None else torch.float32
     device = first.device if first is not None else torch.device("cpu")
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            fresh = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        fresh = random_weights_from_config(config, seed, dtype)
     except Exception as exc:  # noqa: BLE001 - any failure to rebuild is the same user error
         raise EmergenceConfigError(
             f"cannot build a random-weights control of {type(model).__name__} from its config "

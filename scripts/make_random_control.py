@@ -12,11 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
+from lm_eval_emergence.controls import random_weights_from_config  # noqa: E402
 from lm_eval_emergence.default_model import default_model_dir  # noqa: E402
 
 
@@ -29,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     source = default_model_dir()
     config = AutoConfig.from_pretrained(source)
     config._name_or_path = f"smollm2-135m-random-seed{args.seed}"
-    torch.manual_seed(args.seed)
-    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+    model = random_weights_from_config(config, args.seed)
     model.save_pretrained(args.out)
     AutoTokenizer.from_pretrained(source).save_pretrained(args.out)
     print(f"wrote {args.out}: {sum(p.numel() for p in model.parameters()):,} random parameters")
