@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .registry import Outcome, Rows, all_rows, register_estimator
+from .registry import Outcome, Rows, all_rows, register_estimator, require_positive
 
 __all__ = ["noise_floor_mi_nats"]
 
@@ -36,12 +36,9 @@ def noise_floor_mi_nats(x: torch.Tensor, y: torch.Tensor, kappa: float) -> torch
 
 
 def _check(options: dict[str, Any]) -> None:
-    kappa = options["kappa"]
-    if isinstance(kappa, bool) or not isinstance(kappa, int | float) or not kappa > 0:
-        raise ValueError(
-            f"kappa must be a number > 0 (the noise floor, in units of each coordinate's "
-            f"standard deviation; 1.0 is the default), got {kappa!r}."
-        )
+    require_positive(
+        options, "kappa", "the noise floor, in units of each coordinate's standard deviation"
+    )
     folds = options["folds"]
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an integer >= 2 (jackknife folds), got {folds!r}.")

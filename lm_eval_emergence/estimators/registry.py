@@ -28,6 +28,7 @@ __all__ = [
     "get_estimator",
     "held_out_rows",
     "register_estimator",
+    "require_positive",
     "split_rows",
 ]
 
@@ -84,6 +85,13 @@ class Estimator:
 
 
 _REGISTRY: dict[str, Estimator] = {}
+
+
+def require_positive(options: dict[str, Any], name: str, meaning: str) -> None:
+    """Raise a ValueError naming `meaning` unless option `name` is a number > 0."""
+    value = options[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0 ({meaning}), got {value!r}.")
 
 
 def split_rows(n: int, options: dict[str, Any], seed: int) -> tuple[torch.Tensor, ...]:

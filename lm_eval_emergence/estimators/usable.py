@@ -16,7 +16,14 @@ from typing import Any
 
 import torch
 
-from .registry import COMMON_OPTIONS, Outcome, Rows, held_out_rows, register_estimator
+from .registry import (
+    COMMON_OPTIONS,
+    Outcome,
+    Rows,
+    held_out_rows,
+    register_estimator,
+    require_positive,
+)
 
 __all__ = ["usable_information_terms"]
 
@@ -52,12 +59,9 @@ def usable_information_terms(
 
 
 def _check(options: dict[str, Any]) -> None:
-    kappa = options["kappa"]
-    if isinstance(kappa, bool) or not isinstance(kappa, int | float) or not kappa > 0:
-        raise ValueError(
-            f"kappa must be a number > 0 (the covariance floor, in units of each coordinate's "
-            f"standard deviation), got {kappa!r}."
-        )
+    require_positive(
+        options, "kappa", "the covariance floor, in units of each coordinate's standard deviation"
+    )
 
 
 @register_estimator(
