@@ -850,15 +850,7 @@ def capture_states(
     )
     t1 = time.perf_counter()
     if table is None:
-        table = _token_table(
-            model,
-            torch.unique(ids),
-            bos_token_id=bos,
-            layers=plan.info.layers,
-            batch_size=plan.micro_batch_size,
-            projection=plan.projection,
-            progress=progress,
-        )
+        table = capture_token_table(model, ids, plan, progress=progress)
     return Capture(
         info=plan.info,
         token_ids=ids,

@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_ESTIMATOR", "estimate_mi", "estimate_mi_many", "estimator_op
 DEFAULT_ESTIMATOR = "gaussian"
 
 #: Options that must be integers of at least this value, wherever an estimator takes them.
-_INTEGER_OPTIONS = {"reduce_dim": 1, "steps": 1, "batch_size": 2, "eval_every": 1}
+_INTEGER_OPTIONS = {"reduce_dim": 1, "steps": 1, "batch_size": 2, "eval_every": 1, "folds": 2}
 
 
 def estimator_options(estimator: str) -> dict[str, Any]:

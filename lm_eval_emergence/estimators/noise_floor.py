@@ -19,16 +19,22 @@ from typing import Any
 
 import torch
 
-from .registry import Outcome, Rows, all_rows, register_estimator, require_positive
+from .gaussian import sample_covariance
+from .registry import (
+    UNSPLIT_OPTIONS,
+    Outcome,
+    Rows,
+    all_rows,
+    register_estimator,
+    require_positive,
+)
 
 __all__ = ["noise_floor_mi_nats"]
 
 
 def noise_floor_mi_nats(x: torch.Tensor, y: torch.Tensor, kappa: float) -> torch.Tensor:
     """I_kappa in nats for each pair of [P, m, dx], [P, m, dy] stacks (from their covariance)."""
-    z = torch.cat([x, y], dim=-1).double()
-    z = z - z.mean(dim=1, keepdim=True)
-    cov = z.transpose(1, 2) @ z / (z.shape[1] - 1)
+    cov = sample_covariance(torch.cat([x, y], dim=-1))
     cov = cov + kappa**2 * torch.eye(cov.shape[-1], dtype=cov.dtype)
     dx = x.shape[-1]
     logdet = lambda m: torch.linalg.slogdet(m)[1]  # noqa: E731 (positive definite: sign 1)
@@ -39,22 +45,11 @@ def _check(options: dict[str, Any]) -> None:
     require_positive(
         options, "kappa", "the noise floor, in units of each coordinate's standard deviation"
     )
-    folds = options["folds"]
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds must be an integer >= 2 (jackknife folds), got {folds!r}.")
 
 
 @register_estimator(
     "gaussian-floor",
-    options={
-        "noise_std": 0.0,
-        "null": False,
-        "reduce": "none",
-        "reduce_dim": 16,
-        "ridge": 0.1,
-        "kappa": 1.0,
-        "folds": 10,
-    },
+    options={**UNSPLIT_OPTIONS, "kappa": 1.0, "folds": 10},
     rows=all_rows,  # a closed form, nothing trained: every row is used
     check=_check,
 )

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .critic import ConcatCritic, StackedAdam
-from .registry import Outcome, Rows, all_rows, register_estimator
+from .registry import UNSPLIT_OPTIONS, Outcome, Rows, all_rows, register_estimator
 
 PAPER_WIDTHS = (768, 384, 192, 96, 48, 24, 12, 6, 3)
 
@@ -100,14 +100,7 @@ _PAPER_FIELDS = [f.name for f in dataclasses.fields(PaperConfig)]
 
 @register_estimator(
     "mine-paper",
-    options={
-        "noise_std": 0.0,
-        "null": False,
-        "reduce": "none",
-        "reduce_dim": 16,
-        "ridge": 0.1,
-        **{f.name: f.default for f in dataclasses.fields(PaperConfig)},
-    },
+    options={**UNSPLIT_OPTIONS, **{f.name: f.default for f in dataclasses.fields(PaperConfig)}},
     rows=all_rows,  # the paper holds nothing out
 )
 def mine_paper(

@@ -23,6 +23,7 @@ __all__ = [
     "Estimator",
     "Outcome",
     "Rows",
+    "UNSPLIT_OPTIONS",
     "all_rows",
     "estimator_names",
     "get_estimator",
@@ -40,6 +41,17 @@ COMMON_OPTIONS: dict[str, Any] = {
     "reduce_dim": 16,
     "test_fraction": 0.5,
     "val_fraction": 0.1,
+    "ridge": 0.1,
+}
+
+
+#: The pipeline's options for an estimator that holds nothing out (`all_rows`): no split
+#: fractions, and no reduction unless asked for.
+UNSPLIT_OPTIONS: dict[str, Any] = {
+    "noise_std": 0.0,
+    "null": False,
+    "reduce": "none",
+    "reduce_dim": 16,
     "ridge": 0.1,
 }
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .gaussian import sample_covariance
 from .registry import (
     COMMON_OPTIONS,
     Outcome,
@@ -50,10 +51,8 @@ def usable_information_terms(
     eye_x = torch.eye(x.shape[-1], dtype=x.dtype)
     weights = torch.linalg.solve(gram + ridge * scale * eye_x, xc.transpose(1, 2) @ yc)
     eye_y = kappa**2 * torch.eye(y.shape[-1], dtype=y.dtype)
-    m = xt.shape[1]
-    resid_train = yc - xc @ weights
-    cov_cond = resid_train.transpose(1, 2) @ resid_train / (m - 1) + eye_y
-    cov_marg = yc.transpose(1, 2) @ yc / (m - 1) + eye_y
+    cov_cond = sample_covariance(yc - xc @ weights) + eye_y  # the residuals' mean is 0
+    cov_marg = sample_covariance(yc) + eye_y
     xs, ys = x[:, rows.test] - x_mean, y[:, rows.test] - y_mean
     return _gaussian_logpdf(ys - xs @ weights, cov_cond) - _gaussian_logpdf(ys, cov_marg)
 

@@ -95,6 +95,7 @@ class HFEmergenceLM(HFLM):
     def _parse(self, requests: list[Instance]) -> list[tuple[dict[str, Any], CaptureSettings]]:
         own = tokenizer_fingerprint(self.tokenizer)
         own_settings = self.ie_settings.to_dict()
+        settings_of: dict[str, CaptureSettings] = {}  # the tasks' few settings, parsed once each
         parsed = []
         for req in requests:
             spec = json.loads(req.args[1])
@@ -111,7 +112,10 @@ class HFEmergenceLM(HFLM):
                     f"({own_settings}); load the emergence tasks after the model that runs "
                     "them (or use --cache_requests refresh)"
                 )
-            parsed.append((spec, CaptureSettings.from_dict(spec["capture"])))
+            key = json.dumps(spec["capture"], sort_keys=True)
+            if key not in settings_of:
+                settings_of[key] = CaptureSettings.from_dict(spec["capture"])
+            parsed.append((spec, settings_of[key]))
         return parsed
 
     def emergence(self, requests: list[Instance]) -> list[EmergenceFeatures]:
