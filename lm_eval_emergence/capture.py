@@ -788,6 +788,23 @@ class Capture:
         """float32 micro states [L, N, T, k] of every (sequence, position)."""
         return self.micro.lookup(self.token_ids)
 
+    def as_update(self) -> Capture:
+        """The same capture with each block's output replaced by its update, output - input.
+
+        The skip path makes y close to x where a block does little (as at random init), so
+        I(x; y) is high there; the update y - x carries only what the block adds. The
+        projection is linear and shared by both sides, so this is the projected update.
+        """
+        micro = self.micro
+        table = TokenTable(
+            micro.token_ids,
+            micro.inputs,
+            micro.outputs.float() - micro.inputs.float(),
+            micro.layers,
+        )
+        update = self.macro_outputs.float() - self.macro_inputs.float()
+        return replace(self, macro_outputs=update, micro=table)
+
     def subset(self, n: int | None = None, layers: Sequence[int] | None = None) -> Capture:
         """A copy with the first `n` sequences and/or the blocks `layers` (studies over N)."""
         missing = sorted(set(layers or []) - set(self.layers))

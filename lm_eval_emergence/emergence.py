@@ -22,7 +22,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -56,7 +56,9 @@ def measure_emergence(
     tokenizer: Any,
     sequences: Sequence[str] | Sequence[Sequence[int]] | torch.Tensor,
     *,
-    estimator: str = DEFAULT_IE_ESTIMATOR,
+    protocol: str | None = None,
+    estimator: str | None = None,
+    target: str | None = None,
     layers: list[int] | None = None,
     seed: int = 0,
     per_position: bool = False,
@@ -69,6 +71,10 @@ def measure_emergence(
     **options: Any,
 ) -> EmergenceResult:
     """Measure the per-block Information Emergence E(l) and its mean over blocks, in bits.
+
+    `protocol` names an estimator, its options and a target at once (`protocols.py`); or set
+    `estimator` (default "infonce") and `target` ("output", the block's y, or "update", y - x)
+    yourself. Options given here adjust a protocol's.
 
     `sequences`: texts (tokenized with add_special_tokens=False), token-id lists or a LongTensor
     [N, T]; all must have the same token length T >= 2 (or pass `truncate_to=T` to keep the
@@ -84,8 +90,19 @@ def measure_emergence(
     (stderr(l) = sqrt(se_macro^2 + sum_t se_t^2 / T^2); the mean over layers
     sqrt(sum_l se_l^2) / L). They share one data split, so this is an approximation.
     """
-    estimation = EstimationSettings(
-        estimator=estimator, options=_merge_options(estimator_options, options), seed=seed
+    if protocol is not None and estimator is not None:
+        raise EmergenceConfigError(
+            f"protocol={protocol!r} names its own estimator; drop estimator={estimator!r}"
+        )
+    base = (
+        EstimationSettings.of_protocol(protocol, seed)
+        if protocol is not None
+        else EstimationSettings(estimator or DEFAULT_IE_ESTIMATOR, seed=seed)
+    )
+    estimation = replace(
+        base,
+        options={**base.options, **_merge_options(estimator_options, options)},
+        target=target or base.target,
     )
     capture = CaptureSettings(
         layers=None if layers is None else tuple([layers] if isinstance(layers, int) else layers),
@@ -145,7 +162,7 @@ def emergence_from_states(
     n, seq_len = capture.token_ids.shape
     report_positions = _report_positions(capture, per_position)
     require_samples(n)
-    keys, xs, ys = _pairs(capture)
+    keys, xs, ys = _pairs(capture.as_update() if estimation.target == "update" else capture)
     # A side that is the same in every sample (e.g. the separator token of an ICL list, fed
     # alone) has zero entropy, so the MI is exactly 0: no estimate, recorded as exact.
     todo = [i for i, (x, y) in enumerate(zip(xs, ys, strict=True)) if not _is_constant(x, y)]
@@ -258,6 +275,8 @@ def _result(
         estimator=estimation.estimator,
         estimator_options=dict(estimates[0].options),
         seed=estimation.seed,
+        target=estimation.target,
+        protocol=estimation.protocol,
         layers=layers,
         projection_dim=info.settings.projection_dim,
         hidden_dim=int(capture.macro_inputs.shape[-1]),

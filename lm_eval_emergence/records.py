@@ -133,6 +133,8 @@ class EmergenceResult:
     model_name: str
     n_parameters: int
     package_version: str = ""
+    target: str = "output"  # what was read of each block: its output y or its update y - x
+    protocol: str = ""  # the named protocol of the settings (`protocols.py`), or "custom"
 
     @property
     def flagged_layers(self) -> list[int]:

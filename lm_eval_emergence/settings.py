@@ -6,7 +6,11 @@ computed from them depends on (estimator, its options, its seed). The library, t
 command, the benchmarks and the lm-eval adapter all build them here, from keyword arguments or
 from the `ie_*` keys of `--model_args` and task metadata:
 
-    ie_estimator       MI estimator (`estimator_names()`), default "infonce"
+    ie_protocol        a named protocol (`protocols.py`): estimator, options and target in one
+                       name, e.g. "paper" (the paper's MINE configuration); default "infonce"
+    ie_estimator       MI estimator (`estimator_names()`), default "infonce"; not with
+                       ie_protocol, which names its own
+    ie_target          what is read of each block: "output" y (default) or "update" y - x
     ie_layers          blocks to measure: "all", "0;5;10" or "0-29" (";" because model_args
                        are comma-separated), default all
     ie_projection_dim  seeded random projection width while capturing; "none" keeps the full
@@ -35,6 +39,7 @@ from typing import Any
 
 from .estimators.api import resolve_options
 from .estimators.registry import estimator_names
+from .protocols import TARGETS, get_protocol, protocol_name
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -63,7 +68,9 @@ DEFAULT_BATCH_SIZE = 64
 CONTROLS = (None, "random")
 
 SETTING_KEYS = (
+    "ie_protocol",
     "ie_estimator",
+    "ie_target",
     "ie_layers",
     "ie_projection_dim",
     "ie_seed",
@@ -270,12 +277,17 @@ class EstimationSettings:
     estimator: str = DEFAULT_IE_ESTIMATOR
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    target: str = "output"  # or "update": the block's output minus its input
 
     def __post_init__(self) -> None:
         if self.estimator not in estimator_names():
             raise EmergenceConfigError(
                 f"unknown estimator {self.estimator!r} (ie_estimator); choose one of: "
                 f"{', '.join(estimator_names())}"
+            )
+        if self.target not in TARGETS:
+            raise EmergenceConfigError(
+                f"unknown target {self.target!r} (ie_target); choose one of: {', '.join(TARGETS)}"
             )
         object.__setattr__(self, "seed", parse_int("seed", self.seed, 0, allow_none=False))
         options = {k: v for k, v in dict(self.options).items() if v is not None}
@@ -291,8 +303,27 @@ class EstimationSettings:
         """Every option of the estimator, defaults filled in."""
         return resolve_options(self.estimator, self.options)
 
+    @property
+    def protocol(self) -> str:
+        """The named protocol these settings are, or "custom" (`protocols.protocol_name`)."""
+        return protocol_name(self.estimator, self.options, self.target)
+
+    @classmethod
+    def of_protocol(cls, name: str, seed: int = 0) -> EstimationSettings:
+        """The settings of the protocol called `name`."""
+        try:
+            protocol = get_protocol(name)
+        except ValueError as exc:
+            raise EmergenceConfigError(str(exc)) from None
+        return cls(protocol.estimator, dict(protocol.options), seed, protocol.target)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"estimator": self.estimator, "options": dict(self.options), "seed": self.seed}
+        return {
+            "estimator": self.estimator,
+            "options": dict(self.options),
+            "seed": self.seed,
+            "target": self.target,
+        }
 
 
 @dataclass(frozen=True)
@@ -309,8 +340,19 @@ class IESettings:
         base = base if base is not None else cls()
         capture: dict[str, Any] = {}
         estimation: dict[str, Any] = {}
+        base_estimation = base.estimation
+        if "ie_protocol" in keys:
+            if "ie_estimator" in keys:
+                raise EmergenceConfigError(
+                    "ie_protocol and ie_estimator are both set; a protocol names its own "
+                    "estimator: drop one (ie_options still adjusts a protocol's options)"
+                )
+            name = str(keys["ie_protocol"]).strip()
+            base_estimation = EstimationSettings.of_protocol(name, base.estimation.seed)
         if "ie_estimator" in keys:
             estimation["estimator"] = str(keys["ie_estimator"]).strip()
+        if "ie_target" in keys:
+            estimation["target"] = str(keys["ie_target"]).strip().lower()
         if "ie_layers" in keys:
             capture["layers"] = parse_layers(keys["ie_layers"])
         if "ie_projection_dim" in keys:
@@ -332,7 +374,7 @@ class IESettings:
         if "ie_control" in keys:
             value = keys["ie_control"]
             capture["control"] = None if _is_none(value) else str(value).strip().lower()
-        options = dict(base.estimation.options)
+        options = dict(base_estimation.options)
         if "ie_options" in keys:
             options.update(parse_options(keys["ie_options"]))
         if "ie_steps" in keys:
@@ -347,7 +389,7 @@ class IESettings:
         estimation["options"] = options
         return cls(
             capture=replace(base.capture, **capture),
-            estimation=replace(base.estimation, **estimation),
+            estimation=replace(base_estimation, **estimation),
         )
 
     def to_dict(self) -> dict[str, Any]:

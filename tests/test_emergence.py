@@ -363,3 +363,50 @@ def test_macro_sequences_get_the_bos_that_micro_tokens_get(tiny_gpt2, monkeypatc
 def test_empty_tensor_of_sequences(tiny_gpt2):
     with pytest.raises(ValueError, match="sequences is empty"):
         measure_emergence(tiny_gpt2, None, torch.zeros(0, T, dtype=torch.long), **FAST)
+
+
+# --------------------------------------------------------------------------------------------
+# Protocols and the update target
+
+
+def test_update_target_estimates_the_blocks_update(tiny_gpt2):
+    # target="update" is the estimator on (x, y - x): the same numbers as a capture whose
+    # outputs were replaced by their updates by hand
+    from lm_eval_emergence.capture import CaptureSettings, capture_states, plan_capture
+    from lm_eval_emergence.emergence import emergence_from_states
+    from lm_eval_emergence.settings import EstimationSettings
+
+    ids = random_ids()
+    plan = plan_capture(tiny_gpt2, None, CaptureSettings(projection_dim=None, batch_size=64))
+    capture = capture_states(tiny_gpt2, ids, plan)
+    update = capture.as_update()
+    torch.testing.assert_close(update.macro_outputs, capture.macro_outputs - capture.macro_inputs)
+    micro_in, micro_out = capture.micro_states()
+    torch.testing.assert_close(update.micro_states()[1], micro_out - micro_in)
+    floor = {"kappa": 0.5}
+    on_update = emergence_from_states(
+        capture, EstimationSettings("gaussian-floor", floor, target="update")
+    )
+    by_hand = emergence_from_states(update, EstimationSettings("gaussian-floor", floor))
+    on_output = emergence_from_states(capture, EstimationSettings("gaussian-floor", floor))
+    assert on_update.ie_bits == by_hand.ie_bits
+    assert on_update.target == "update" and by_hand.target == "output"
+    assert abs(on_update.ie_bits - on_output.ie_bits) > 0.01
+
+
+def test_protocol_sets_estimator_options_and_target(tiny_gpt2):
+    result = measure_emergence(tiny_gpt2, None, random_ids(), protocol="floor-update")
+    assert (result.estimator, result.target, result.protocol) == (
+        "gaussian-floor",
+        "update",
+        "floor-update",
+    )
+    assert result.estimator_options["kappa"] == 0.25
+    # changing an option of a protocol makes the run custom: it is no longer that protocol
+    custom = measure_emergence(tiny_gpt2, None, random_ids(), protocol="floor-update", kappa=1.0)
+    assert custom.protocol == "custom" and custom.estimator_options["kappa"] == 1.0
+    assert custom.ie_bits != result.ie_bits
+    with pytest.raises(ValueError, match="names its own estimator"):
+        measure_emergence(tiny_gpt2, None, random_ids(), protocol="paper", estimator="infonce")
+    with pytest.raises(ValueError, match="unknown IE protocol 'nope'.*floor-update"):
+        measure_emergence(tiny_gpt2, None, random_ids(), protocol="nope")

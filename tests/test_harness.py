@@ -178,7 +178,15 @@ def test_simple_evaluate_from_python(tiny_gpt2_dir):
     assert done.result.layers == [1]  # task metadata
     assert row["emergence,none"] == done.result.ie_bits
     assert row["emergence_stderr,none"] == done.result.ie_stderr_bits
-    assert done.estimation == {"estimator": "gaussian", "options": {}, "seed": 0}
+    assert done.estimation == {
+        "estimator": "gaussian",
+        "options": {},
+        "seed": 0,
+        "target": "output",
+    }
+    # gaussian on the output is no named protocol; the results JSON's task config says so
+    assert done.result.protocol == "custom"
+    assert out["configs"]["emergence_icl_color"]["metadata"]["emergence_protocol"] == "custom"
     assert done.capture["settings"]["layers"] == [1]
 
 

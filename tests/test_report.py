@@ -50,6 +50,7 @@ def make_run(
     projection_dim: int = 64,
     options: dict | None = None,
     seed: int = 0,
+    protocol: str = "infonce",
     sidecar: bool = True,
     shot_curve: list[float] | None = None,
     per_position: list[float] | None = None,
@@ -161,6 +162,7 @@ def make_run(
         seconds_estimation=1.0,
         model_name=model,
         n_parameters=n_parameters,
+        protocol=protocol,
     )
     record = TaskRecord(
         task=task,
@@ -464,6 +466,26 @@ def test_differing_estimator_settings_are_flagged(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| emergence_icl_country |"))
     assert row.rstrip(" |").endswith("settings differ")
     assert "settings differ" in section(md, "Results")
+
+
+def test_runs_of_different_protocols_are_not_correlated(tmp_path):
+    # two protocols are two quantities: the report gives no coefficient and draws no scatter
+    for i, protocol in enumerate(("infonce", "infonce", "floor-update")):
+        make_run(
+            tmp_path,
+            f"r{i}",
+            model=f"org/m{i}",
+            layers_e=(i, i + 1.0),
+            acc=0.1 * i,
+            protocol=protocol,
+        )
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| emergence_icl_country |"))
+    assert "not computed: runs of different protocols" in row
+    assert "protocols (infonce (m0, m1); floor-update (m2))" in row
+    assert row.rstrip(" |").endswith("protocols differ")
+    assert "`protocol` differs: infonce (m0, m1); floor-update (m2)" in section(md, "Comparability")
+    assert "scatter_" not in section(md, "IE against accuracy")
 
 
 def test_same_settings_are_not_flagged(tmp_path):

@@ -42,6 +42,29 @@ def test_settings_parse_model_argument_strings():
     assert IESettings.from_mapping({"ie_batch_size": "auto"}).capture.batch_size == "auto"
 
 
+def test_protocols_name_estimator_options_and_target():
+    s = IESettings.from_mapping({"ie_protocol": "floor-update", "ie_seed": 4})
+    assert s.estimation == EstimationSettings("gaussian-floor", {"kappa": 0.25}, 4, "update")
+    assert s.estimation.protocol == "floor-update"
+    assert IESettings().estimation.protocol == "infonce"  # today's default is a protocol
+    paper = IESettings.from_mapping({"ie_protocol": "paper"}).estimation
+    assert (paper.estimator, paper.target, paper.protocol) == ("mine-paper", "output", "paper")
+    # any option that differs from the protocol's makes the settings custom, recorded as such
+    fewer = IESettings.from_mapping({"ie_protocol": "paper", "ie_steps": 100}).estimation
+    assert fewer.protocol == "custom" and fewer.options == {"steps": 100}
+    # the same settings reached without the name are still that protocol
+    by_hand = {"ie_estimator": "gaussian-floor", "ie_target": "update", "ie_options": "kappa=0.25"}
+    assert IESettings.from_mapping(by_hand).estimation.protocol == "floor-update"
+    # a protocol in task metadata replaces the model's estimator and options
+    base = IESettings.from_mapping({"ie_estimator": "gaussian", "ie_seed": 2})
+    t = IESettings.from_mapping({"ie_protocol": "infonce"}, base=base)
+    assert (t.estimation.estimator, t.estimation.seed, t.estimation.protocol) == (
+        "infonce",
+        2,
+        "infonce",
+    )
+
+
 def test_defaults_live_in_one_place():
     s = IESettings()
     assert s.capture == CaptureSettings(None, DEFAULT_PROJECTION_DIM, 0, "auto", None)
@@ -90,6 +113,11 @@ def test_settings_round_trip_through_their_dicts():
         ({"ie_noise_std": "loud"}, "ie_noise_std must be a number"),
         ({"ie_bos": "start"}, "ie_bos must be an integer >= 0"),
         ({"ie_seed": "none"}, "ie_seed must be an integer >= 0"),
+        ({"ie_protocol": "nope"}, "unknown IE protocol 'nope' (ie_protocol); choose one of: paper"),
+        ({"ie_protocol": "paper", "ie_estimator": "infonce"}, "names its own estimator"),
+        ({"ie_target": "input"}, "unknown target 'input' (ie_target); choose one of: output"),
+        ({"ie_protocol": "floor-update", "ie_options": "kappa=0"}, "kappa must be a number > 0"),
+        ({"ie_protocol": "floor-update", "ie_options": "kappa=-1"}, "kappa must be a number > 0"),
     ],
 )
 def test_bad_settings_name_the_problem(mapping, fragment):

@@ -64,6 +64,11 @@ class EmergenceTask(ConfigurableTask):
         base = model.ie_settings if model is not None else None
         # bad settings fail here, before the data is built
         self.ie_settings = IESettings.from_mapping(overrides, base=base)
+        # recorded in the results JSON's task config, next to the numbers it names
+        config["metadata"] = {
+            **(metadata if isinstance(metadata, dict) else {}),
+            "emergence_protocol": self.ie_settings.estimation.protocol,
+        }
         if not config.get("metric_list"):
             config["metric_list"] = _metric_list(self._keys(metadata), self.WITH_ACC)
         super().__init__(data_dir, cache_dir, download_mode, config)

@@ -14,7 +14,7 @@ from .checks import (
     table_tags,
 )
 from .figures import curve_figure, layers_figure, scaling_figure, scatter_figure
-from .runs import ACCURACY_METRICS, Run, load_runs
+from .runs import ACCURACY_METRICS, UNRECORDED, Run, load_runs
 from .stats import ci_text, correlate
 from .text import (
     NA,
@@ -112,9 +112,10 @@ def _comparability_section(differs: dict[str, list[str]]) -> list[str]:
     if not any(differs.values()):
         return md + ["All runs that share a task use the same estimator settings and N."]
     md += [
-        "IE numbers of one task compare only under the same estimator, estimator options, "
-        "projection, seed, block selection (`all` = every block) and N. These differ, so the "
-        "figures and coefficients that mix them carry a warning:",
+        "IE numbers of one task compare only under the same protocol, estimator, estimator "
+        "options, target, projection, seed, block selection (`all` = every block) and N. "
+        "These differ, so the figures and coefficients that mix them carry a warning (and "
+        "no coefficient is computed across protocols):",
         "",
     ]
     md += [f"- {WARN} {task}: {line}" for task, lines in differs.items() for line in lines]
@@ -172,6 +173,7 @@ def _result_row(r: Run, task: str, differs: dict[str, list[str]]) -> list[str]:
         fmt(get("seq_len")),
         fmt(get("ceiling_bits"), 2),
         fmt(get("log2_n"), 2),
+        fmt(get("protocol")),
         fmt(get("estimator")),
         fmt(get("projection_dim")),
         layers_text(get("layers")),
@@ -202,6 +204,7 @@ def _results_section(
         "seq_len",
         "ceiling bits",
         "log2 N",
+        "protocol",
         "estimator",
         "projection",
         "layers",
@@ -344,8 +347,18 @@ def _correlation_row(
     etask: str, atask: str, key: str, points: list, bootstrap: int, seed: int
 ) -> tuple[list[str], Any, list[str]]:
     """The table row of one pair, its correlation and its warnings."""
-    corr = correlate([p[1] for p in points], [p[2] for p in points], bootstrap=bootstrap, seed=seed)
     used = [p[0] for p in points]
+    protocols = {r.label: r.settings.get(etask, {}).get("protocol", UNRECORDED) for r in used}
+    if len(set(protocols.values())) > 1:
+        # different protocols are different quantities: no coefficient between them
+        by_name: dict[str, list[str]] = {}
+        for lab, name in protocols.items():
+            by_name.setdefault(name, []).append(lab)
+        mixed = "; ".join(f"{name} ({', '.join(labs)})" for name, labs in by_name.items())
+        cells = [f"not computed: runs of different protocols ({mixed})", "", ""]
+        row = [etask, acc_label(atask, key), str(len(points)), *cells, "protocols differ"]
+        return row, None, ["protocols differ"]
+    corr = correlate([p[1] for p in points], [p[2] for p in points], bootstrap=bootstrap, seed=seed)
     warnings = []
     if setting_differences(used, etask):
         warnings.append("settings differ")
@@ -391,7 +404,7 @@ def _correlation_section(
         row, corr, warnings = _correlation_row(etask, atask, key, points, bootstrap, seed)
         rows.append(row)
         label = row[1]
-        if len(points) < 2:
+        if len(points) < 2 or corr is None:
             continue
         if len(figures) >= MAX_SCATTER_FIGURES:
             not_drawn.append(f"{etask} vs {label}")

@@ -14,8 +14,19 @@ from .text import merge, num
 
 #: lm-eval metric names read as accuracy (any filter).
 ACCURACY_METRICS = ("acc", "acc_norm")
+#: The protocol of a sidecar written before protocols were recorded.
+UNRECORDED = "unrecorded"
 #: The estimator settings that must agree for IE numbers of one task to be compared.
-SETTING_KEYS = ("estimator", "estimator_options", "projection_dim", "seed", "layers", "n")
+SETTING_KEYS = (
+    "protocol",
+    "estimator",
+    "estimator_options",
+    "target",
+    "projection_dim",
+    "seed",
+    "layers",
+    "n",
+)
 
 
 class ReportInputError(ValueError):
@@ -119,8 +130,10 @@ def _leaf_settings(entry: TaskRecord) -> dict[str, Any]:
     else:
         layers = result.layers
     return {
+        "protocol": result.protocol or UNRECORDED,
         "estimator": result.estimator,
         "estimator_options": result.estimator_options,
+        "target": result.target,
         "projection_dim": result.projection_dim,
         "seed": result.seed,
         "layers": layers,
