@@ -27,7 +27,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
@@ -35,12 +34,78 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from lm_eval_emergence.capture import Capture, TokenTable, capture_states, plan_capture  # noqa: E402
+from lm_eval_emergence.capture import capture_states, plan_capture  # noqa: E402
 from lm_eval_emergence.controls import random_weights_copy  # noqa: E402
 from lm_eval_emergence.data.icl import build_icl_lists, next_entity_ids  # noqa: E402
-from lm_eval_emergence.default_model import load_default_model  # noqa: E402
+from lm_eval_emergence.default_model import (  # noqa: E402
+    default_model_dir,
+    load_default_model,
+    load_gguf_model,
+)
 from lm_eval_emergence.emergence import emergence_from_states  # noqa: E402
+from lm_eval_emergence.family import (  # noqa: E402
+    build_family_model,
+    list_data_from_icl,
+    train_checkpoints,
+)
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings  # noqa: E402
+
+#: (estimator, options, target) of every candidate; "update" is the block's update y - x.
+CANDIDATES = (
+    [("infonce", {}, "output")]
+    + [("gaussian-floor", {"kappa": k}, t) for t in ("output", "update") for k in (0.25, 0.5, 1, 2)]
+    + [("v-linear", {"kappa": k}, t) for t in ("output", "update") for k in (0.1, 1)]
+    + [("infonce", {"noise_rel": k}, t) for t in ("output", "update") for k in (0.25, 1)]
+)
+TARGET_LABEL = {"output": "y", "update": "y-x"}
+
+
+def name_of(estimator: str, options: dict, target: str) -> str:
+    opts = ",".join(f"{k}={v}" for k, v in options.items())
+    on = TARGET_LABEL[target]
+    return f"{estimator}({opts}) on {on}" if opts else f"{estimator} on {on}"
+
+
+def selected(pattern: str | None) -> list[tuple[str, dict, str]]:
+    """The candidates whose name contains `pattern` (all without one)."""
+    return [c for c in CANDIDATES if pattern is None or pattern in name_of(*c)]
+
+
+def probe_model(label: str, model, tok, ids, correct_next, settings, args) -> dict:
+    """Capture once; every candidate at N/4, N/2 and N (prefixes of the same lists)."""
+    t0 = time.perf_counter()
+    captured = capture_states(model, ids, plan_capture(model, tok, settings), next_token=True)
+    seconds_forward = time.perf_counter() - t0
+    greedy = captured.greedy_next_ids.tolist()
+    acc = sum(g in set(o) for g, o in zip(greedy, correct_next, strict=True)) / len(greedy)
+    out = {"model": label, "acc": acc, "seconds_forward": seconds_forward, "candidates": {}}
+    n = captured.token_ids.shape[0]
+    for estimator, options, target in selected(args.candidates):
+        estimation = EstimationSettings(estimator, options, seed=args.seed, target=target)
+        quarter = emergence_from_states(captured.subset(n=n // 4), estimation)
+        t = time.perf_counter()
+        half = emergence_from_states(captured.subset(n=n // 2), estimation)
+        seconds = time.perf_counter() - t
+        full = emergence_from_states(captured, estimation)
+        mean = lambda rows, key: sum(getattr(r, key) for r in rows) / len(rows)  # noqa: E731
+        out["candidates"][name_of(estimator, options, target)] = {
+            "n": n // 2,
+            "ie_bits": half.ie_bits,
+            "ie_stderr_bits": half.ie_stderr_bits,
+            "macro_bits": mean(half.per_layer, "macro_bits"),
+            "micro_bits": mean(half.per_layer, "micro_bits"),
+            "max_macro_bits": max(r.macro_bits for r in half.per_layer),
+            "ceiling_bits": half.ceiling_bits,
+            "ie_quarter_n_bits": quarter.ie_bits,
+            "ie_full_n_bits": full.ie_bits,
+            "flagged_blocks": half.flagged_layers,
+            "seconds_estimation": seconds,
+        }
+    print(f"{label}: acc {acc:.3f}, forward {seconds_forward:.0f} s", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------ the series
 
 
 def degraded(model: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:
@@ -53,63 +118,115 @@ def degraded(model: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module
     return model
 
 
-def update_capture(capture: Capture) -> Capture:
-    """The same capture with each block's output replaced by its update, output - input."""
-    micro = capture.micro
-    table = TokenTable(
-        micro.token_ids, micro.inputs, micro.outputs.float() - micro.inputs.float(), micro.layers
-    )
-    return replace(capture, macro_outputs=capture.macro_outputs - capture.macro_inputs, micro=table)
+def country_lists(tok, n: int, seed: int):
+    built = build_icl_lists(tok, "country", 4, n, seed=seed)
+    return built.sequences, next_entity_ids(tok, built, "country")
 
 
-CANDIDATES = (
-    [("infonce", {}, "y")]
-    + [("gaussian-floor", {"kappa": k}, t) for t in ("y", "y-x") for k in (0.25, 0.5, 1, 2)]
-    + [("v-linear", {"kappa": k}, t) for t in ("y", "y-x") for k in (0.1, 1)]
-)
-
-
-def name_of(estimator: str, options: dict, target: str) -> str:
-    opts = ",".join(f"{k}={v}" for k, v in options.items())
-    return f"{estimator}({opts}) on {target}" if opts else f"{estimator} on {target}"
-
-
-def probe_model(label: str, model, tok, args) -> dict:
-    """Capture once; every candidate at N/4, N/2 and N."""
-    built = build_icl_lists(tok, "country", 4, args.n, seed=args.data_seed)
-    ok = next_entity_ids(tok, built, "country")
+def pretrained_series(load, args) -> list[dict]:
+    """A pretrained model, its weight-noise copies and its random-weights control."""
+    torch.manual_seed(args.seed)
+    model, tok = load()
+    ids, ok = country_lists(tok, args.n, args.data_seed)
     settings = CaptureSettings(layers=tuple(args.layers), projection_dim=64, seed=args.seed)
-    t0 = time.perf_counter()
-    captured = capture_states(
-        model, built.sequences, plan_capture(model, tok, settings), next_token=True
-    )
-    seconds_forward = time.perf_counter() - t0
-    greedy = captured.greedy_next_ids.tolist()
-    acc = sum(g in set(o) for g, o in zip(greedy, ok, strict=True)) / len(ok)
-    out = {"model": label, "acc": acc, "seconds_forward": seconds_forward, "candidates": {}}
-    variants = {"y": captured, "y-x": update_capture(captured)}
-    for estimator, options, target in CANDIDATES:
-        states = variants[target]
-        estimation = EstimationSettings(estimator, options, seed=args.seed)
-        quarter = emergence_from_states(states.subset(n=args.n // 4), estimation)
-        t = time.perf_counter()
-        half = emergence_from_states(states.subset(n=args.n // 2), estimation)
-        seconds = time.perf_counter() - t
-        full = emergence_from_states(states, estimation)
-        mean = lambda rows, key: sum(getattr(r, key) for r in rows) / len(rows)  # noqa: E731
-        out["candidates"][name_of(estimator, options, target)] = {
-            "n": args.n // 2,
-            "ie_bits": half.ie_bits,
-            "ie_stderr_bits": half.ie_stderr_bits,
-            "macro_bits": mean(half.per_layer, "macro_bits"),
-            "micro_bits": mean(half.per_layer, "micro_bits"),
-            "ceiling_bits": half.ceiling_bits,
-            "ie_quarter_n_bits": quarter.ie_bits,
-            "ie_full_n_bits": full.ie_bits,
-            "flagged_blocks": half.flagged_layers,
-            "seconds_estimation": seconds,
-        }
-    print(f"{label}: acc {acc:.3f}, forward {seconds_forward:.0f} s", flush=True)
+    rows = [probe_model("trained", model, tok, ids, ok, settings, args)]
+    for scale in args.noise:
+        noisy, _ = load()
+        noisy = degraded(noisy, scale, args.seed)
+        rows.append(probe_model(f"weight noise {scale}", noisy, tok, ids, ok, settings, args))
+        del noisy
+    control = random_weights_copy(model, args.seed)
+    rows.append(probe_model("random init", control, tok, ids, ok, settings, args))
+    return rows
+
+
+def family_series(args) -> list[dict]:
+    """The family trained here (`family.py`): every width at every checkpoint, on lists of the
+    three categories in SmolLM2's tokenization, measured on held-out country lists."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(default_model_dir()))
+    train_ids, train_ok = [], []
+    for category in ("country", "animal", "color"):
+        built = build_icl_lists(tok, category, 4, args.family_lists, seed=args.data_seed + 1)
+        train_ids += built.sequences
+        train_ok += next_entity_ids(tok, built, category)
+    ids, ok = country_lists(tok, args.n, args.data_seed)
+    vocab = sorted({t for seq in train_ids + ids for t in seq} | {t for o in train_ok for t in o})
+    train = list_data_from_icl(train_ids, train_ok, vocab)
+    test = list_data_from_icl(ids, ok, vocab)
+    rows = []
+    for width in args.widths:
+        model = build_family_model(len(vocab), width, args.family_layers, seed=args.seed)
+        t0 = time.perf_counter()
+        for step, checkpoint in train_checkpoints(model, train, args.checkpoints, seed=args.seed):
+            settings = CaptureSettings(projection_dim=64, seed=args.seed, bos=None)
+            label = f"width {width} step {step}"
+            correct = [sorted(c) for c in test.correct_next]
+            row = probe_model(label, checkpoint, None, test.ids, correct, settings, args)
+            rows.append(row | {"width": width, "step": step})
+        print(f"width {width}: trained and probed in {time.perf_counter() - t0:.0f} s")
+    return rows
+
+
+# ------------------------------------------------------------------------------ the gates
+
+
+def bootstrap_spearman(ie: list[float], acc: list[float], resamples: int, seed: int) -> list:
+    """Percentile 95% interval of Spearman's rho over models resampled with replacement
+    (resamples in which either variable is constant are skipped)."""
+    gen = torch.Generator().manual_seed(seed)
+    n = len(ie)
+    rhos = []
+    for _ in range(resamples):
+        pick = torch.randint(0, n, (n,), generator=gen).tolist()
+        a, b = [ie[i] for i in pick], [acc[i] for i in pick]
+        if len(set(a)) > 1 and len(set(b)) > 1:
+            rhos.append(float(stats.spearmanr(a, b).statistic))
+    if not rhos:
+        return [None, None]
+    rhos.sort()
+    return [rhos[int(0.025 * (len(rhos) - 1))], rhos[int(0.975 * (len(rhos) - 1))]]
+
+
+def summarise(rows: list[dict], pairs: list[tuple[str, str]], args) -> list[dict]:
+    """Per candidate: separation of each (trained, control) pair in combined stderr (the
+    smallest is the gate's), Spearman with acc and its bootstrap interval, the N/2 -> N change
+    and the macro term's distance from the estimator's ceiling."""
+    by_label = {r["model"]: r for r in rows}
+    out = []
+    for name in rows[0]["candidates"]:
+        seps, diffs = [], []
+        for trained, control in pairs:
+            a, b = by_label[trained]["candidates"][name], by_label[control]["candidates"][name]
+            se = (a["ie_stderr_bits"] ** 2 + b["ie_stderr_bits"] ** 2) ** 0.5
+            diffs.append(a["ie_bits"] - b["ie_bits"])
+            seps.append((a["ie_bits"] - b["ie_bits"]) / se if se > 0 else None)
+        ie = [r["candidates"][name]["ie_bits"] for r in rows]
+        acc = [r["acc"] for r in rows]
+        rho = stats.spearmanr(ie, acc).statistic
+        per_model = [r["candidates"][name] for r in rows]
+        change = max(abs(c["ie_full_n_bits"] - c["ie_bits"]) for c in per_model)
+        change_low = max(abs(c["ie_bits"] - c["ie_quarter_n_bits"]) for c in per_model)
+        gaps = [
+            c["ceiling_bits"] - c["max_macro_bits"]
+            for c in per_model
+            if c.get("ceiling_bits") is not None and "max_macro_bits" in c
+        ]
+        out.append(
+            {
+                "candidate": name,
+                "trained_minus_random_bits": diffs[0] if len(diffs) == 1 else diffs,
+                "separation_se": seps[0] if len(seps) == 1 else seps,
+                "min_separation_se": min((s for s in seps if s is not None), default=None),
+                "spearman_with_acc": rho,
+                "spearman_ci95": bootstrap_spearman(ie, acc, args.bootstrap, args.seed),
+                "max_change_half_n_to_n_bits": change,
+                "max_change_quarter_n_to_half_n_bits": change_low,
+                "min_ceiling_gap_bits": min(gaps) if gaps else None,
+                "ie_by_model": dict(zip([r["model"] for r in rows], ie, strict=True)),
+            }
+        )
     return out
 
 
@@ -118,20 +235,19 @@ def seed_spread(model, control, tok, args) -> list[dict]:
     and the projection (the control's weights stay those of --seed), at N/2 lists."""
     by_seed = []
     for seed in range(args.seed_spread):
-        built = build_icl_lists(tok, "country", 4, args.n // 2, seed=args.data_seed + seed)
+        ids, _ = country_lists(tok, args.n // 2, args.data_seed + seed)
         settings = CaptureSettings(layers=tuple(args.layers), projection_dim=64, seed=seed)
         row = {"seed": seed}
         for label, m in (("trained", model), ("random init", control)):
-            captured = capture_states(m, built.sequences, plan_capture(m, tok, settings))
-            variants = {"y": captured, "y-x": update_capture(captured)}
-            for estimator, options, target in CANDIDATES:
-                est = EstimationSettings(estimator, options, seed=seed)
-                result = emergence_from_states(variants[target], est)
+            captured = capture_states(m, ids, plan_capture(m, tok, settings))
+            for estimator, options, target in selected(args.candidates):
+                est = EstimationSettings(estimator, options, seed=seed, target=target)
+                result = emergence_from_states(captured, est)
                 row[f"{label}: {name_of(estimator, options, target)}"] = result.ie_bits
         by_seed.append(row)
         print(f"seed {seed} done", flush=True)
     out = []
-    for estimator, options, target in CANDIDATES:
+    for estimator, options, target in selected(args.candidates):
         name = name_of(estimator, options, target)
         entry = {"candidate": name}
         for label in ("trained", "random init"):
@@ -145,41 +261,45 @@ def seed_spread(model, control, tok, args) -> list[dict]:
     return out
 
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """Per candidate: separation from the random control, Spearman with acc, N/2 -> N change."""
-    trained = rows[0]
-    control = next(r for r in rows if r["model"] == "random init")
-    out = []
-    for name in trained["candidates"]:
-        a, b = trained["candidates"][name], control["candidates"][name]
-        se = (a["ie_stderr_bits"] ** 2 + b["ie_stderr_bits"] ** 2) ** 0.5
-        ie = [r["candidates"][name]["ie_bits"] for r in rows]
-        rho = stats.spearmanr(ie, [r["acc"] for r in rows]).statistic
-        per_model = [r["candidates"][name] for r in rows]
-        change = max(abs(c["ie_full_n_bits"] - c["ie_bits"]) for c in per_model)
-        change_low = max(abs(c["ie_bits"] - c["ie_quarter_n_bits"]) for c in per_model)
-        out.append(
-            {
-                "candidate": name,
-                "trained_minus_random_bits": a["ie_bits"] - b["ie_bits"],
-                "separation_se": (a["ie_bits"] - b["ie_bits"]) / se if se > 0 else None,
-                "spearman_with_acc": rho,
-                "max_change_half_n_to_n_bits": change,
-                "max_change_quarter_n_to_half_n_bits": change_low,
-                "ie_by_model": dict(zip([r["model"] for r in rows], ie, strict=True)),
-            }
+def print_summary(summary: list[dict]) -> None:
+    print(
+        f"\n{'candidate':<40} {'min sep (se)':>12} {'rho(acc)':>9} {'95% CI':>14} {'dN':>6} "
+        f"{'ceil gap':>8}"
+    )
+    print("(dN: the largest change of IE from N/2 to N over the models)")
+    for s in summary:
+        sep = "n/a" if s["min_separation_se"] is None else f"{s['min_separation_se']:.1f}"
+        lo, hi = s["spearman_ci95"]
+        ci = "n/a" if lo is None else f"[{lo:.2f}, {hi:.2f}]"
+        gap = "none" if s["min_ceiling_gap_bits"] is None else f"{s['min_ceiling_gap_bits']:.2f}"
+        print(
+            f"{s['candidate']:<40} {sep:>12} {s['spearman_with_acc']:>9.2f} {ci:>14} "
+            f"{s['max_change_half_n_to_n_bits']:>6.3f} {gap:>8}"
         )
-    return out
+
+
+def write_json(path: Path | None, record: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the probe, print its table and write the JSON; returns 0."""
+    """Run the probe on one series, print its table and write the JSON; returns 0."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--series", choices=("smollm2", "qwen", "family"), default="smollm2")
+    p.add_argument("--gguf", type=Path, help="the Qwen2.5-Coder-0.5B-Instruct GGUF (--series qwen)")
     p.add_argument("--n", type=int, default=4096, help="lists captured; IE is read at n/2")
-    p.add_argument("--layers", type=int, nargs="+", default=[0, 4, 8, 12, 16, 20, 24, 29])
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="default: 8 spread blocks")
     p.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
     p.add_argument("--seed", type=int, default=0, help="projection, estimators, weight noise")
     p.add_argument("--data-seed", type=int, default=1234)
+    p.add_argument("--candidates", default=None, help="only candidates whose name has this")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for rho's interval")
+    p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128], help="family")
+    p.add_argument("--family-layers", type=int, default=4)
+    p.add_argument("--family-lists", type=int, default=20000, help="training lists a category")
+    p.add_argument("--checkpoints", type=int, nargs="+", default=[0, 200, 400, 800, 1600, 3000])
     p.add_argument("--json", type=Path, default=None)
     p.add_argument(
         "--seed-spread",
@@ -188,50 +308,43 @@ def main(argv: list[str] | None = None) -> int:
         help="only the seed gate: IE of the trained model and its control over this many seeds",
     )
     args = p.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.series == "qwen" and args.gguf is None:
+        p.error("--series qwen needs --gguf PATH (docs/validity.md says how to build it)")
+    if args.layers is None:
+        args.layers = {
+            "smollm2": [0, 4, 8, 12, 16, 20, 24, 29],
+            "qwen": [0, 3, 6, 9, 12, 15, 18, 23],
+        }.get(args.series, [])
+    load = (
+        (lambda: load_gguf_model(args.gguf))
+        if args.series == "qwen"
+        else (lambda: load_default_model("cpu"))
+    )
+    settings_record = vars(args) | {"json": str(args.json), "gguf": str(args.gguf)}
     if args.seed_spread:
-        model, tok = load_default_model("cpu")
+        model, tok = load()
         spread = seed_spread(model, random_weights_copy(model, args.seed), tok, args)
-        print(f"\n{'candidate':<36} {'trained mean':>12} {'CV':>7} {'random mean':>12} {'CV':>7}")
+        print(f"\n{'candidate':<40} {'trained mean':>12} {'CV':>7} {'random mean':>12} {'CV':>7}")
         for e in spread:
             t, r = e["trained"], e["random init"]
             print(
-                f"{e['candidate']:<36} {t['mean_bits']:>12.3f} {t['cv']:>7.4f} "
+                f"{e['candidate']:<40} {t['mean_bits']:>12.3f} {t['cv']:>7.4f} "
                 f"{r['mean_bits']:>12.3f} {r['cv']:>7.4f}"
             )
-        if args.json is not None:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            settings = vars(args) | {"json": str(args.json)}
-            record = {"settings": settings, "seed_spread": spread}
-            args.json.write_text(json.dumps(record, indent=1) + "\n")
+        write_json(args.json, {"settings": settings_record, "seed_spread": spread})
         return 0
-    torch.manual_seed(args.seed)
-    model, tok = load_default_model("cpu")
-    rows = [probe_model("trained", model, tok, args)]
-    for scale in args.noise:
-        noisy, _ = load_default_model("cpu")
-        rows.append(
-            probe_model(f"weight noise {scale}", degraded(noisy, scale, args.seed), tok, args)
-        )
-        del noisy
-    rows.append(probe_model("random init", random_weights_copy(model, args.seed), tok, args))
-    summary = summarise(rows)
-    print(f"\n{'candidate':<36} {'trained-random':>15} {'sep (se)':>9} {'rho(acc)':>9} {'dN':>6}")
-    print("(dN: the largest change of IE from N/2 to N over the models)")
-    for s in summary:
-        sep = "n/a" if s["separation_se"] is None else f"{s['separation_se']:.1f}"
-        print(
-            f"{s['candidate']:<36} {s['trained_minus_random_bits']:>15.3f} {sep:>9} "
-            f"{s['spearman_with_acc']:>9.2f} {s['max_change_half_n_to_n_bits']:>6.3f}"
-        )
-    print("\nIE by model (bits); acc: " + ", ".join(f"{r['model']} {r['acc']:.3f}" for r in rows))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        record = {
-            "settings": vars(args) | {"json": str(args.json)},
-            "models": rows,
-            "summary": summary,
-        }
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
+    if args.series == "family":
+        rows = family_series(args)
+        last = max(args.checkpoints)
+        pairs = [(f"width {w} step {last}", f"width {w} step 0") for w in args.widths]
+    else:
+        rows = pretrained_series(load, args)
+        pairs = [("trained", "random init")]
+    summary = summarise(rows, pairs, args)
+    print_summary(summary)
+    print("\nacc: " + ", ".join(f"{r['model']} {r['acc']:.3f}" for r in rows))
+    write_json(args.json, {"settings": settings_record, "models": rows, "summary": summary})
     return 0
 
 

@@ -115,8 +115,9 @@ def _drop_gguf_quantizer(model: PreTrainedModel) -> None:
         del model.config.quantization_config
 
 
-def _build_cache(gguf: Path, cache: Path, info: dict[str, str | int]) -> None:
-    """Dequantize the GGUF and save model + tokenizer to `cache`, atomically (temp dir + rename)."""
+def load_gguf_model(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A GGUF file dequantized into a float32 Hugging Face causal LM (eval mode) and its
+    tokenizer; any architecture transformers reads from GGUF (Llama, Qwen2, ...)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -132,6 +133,12 @@ def _build_cache(gguf: Path, cache: Path, info: dict[str, str | int]) -> None:
     )
     _drop_gguf_quantizer(model)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    return model.eval(), tokenizer
+
+
+def _build_cache(gguf: Path, cache: Path, info: dict[str, str | int]) -> None:
+    """Dequantize the GGUF and save model + tokenizer to `cache`, atomically (temp dir + rename)."""
+    model, tokenizer = load_gguf_model(gguf)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.tmp-", dir=cache.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary directory

@@ -101,6 +101,23 @@ def test_noise_std_makes_a_deterministic_pair_finite_with_known_value():
     assert not est.diverged
 
 
+def test_relative_noise_has_the_closed_form_value_at_any_scale():
+    # x + k s z1 against x + k s z2 (s = each coordinate's std): correlation 1 / (1 + k^2) per
+    # coordinate, so I = -1/2 log2(1 - 1 / (1 + k^2)^2) each, whatever the units of x
+    x = torch.randn(20000, 2, generator=torch.Generator().manual_seed(123))
+    kappa = 1.0
+    truth = 2 * -0.5 * math.log2(1 - 1 / (1 + kappa**2) ** 2)
+    for scale in (1.0, 100.0):
+        est = estimate_mi(
+            scale * x, scale * x.clone(), estimator="gaussian", reduce="none", noise_rel=kappa
+        )
+        assert est.bits == pytest.approx(truth, abs=0.03)
+    with pytest.raises(ValueError, match="noise_rel must be a number >= 0, got -1"):
+        estimate_mi(x, x, estimator="gaussian", noise_rel=-1)
+    with pytest.raises(ValueError, match="noise_rel must be a number >= 0, got 'loud'"):
+        estimate_mi(x, x, estimator="gaussian", noise_rel="loud")
+
+
 def test_deterministic_pair_without_noise_is_flagged_not_hidden():
     x = torch.randn(1000, 3, generator=torch.Generator().manual_seed(10))
     with pytest.warns(RuntimeWarning, match="diverged"):

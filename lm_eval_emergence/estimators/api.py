@@ -50,8 +50,10 @@ def resolve_options(estimator: str, options: dict[str, Any]) -> dict[str, Any]:
     for name, low in _INTEGER_OPTIONS.items():
         if name in resolved and (not isinstance(resolved[name], int) or resolved[name] < low):
             raise ValueError(f"{name} must be an integer >= {low}, got {resolved[name]!r}.")
-    if resolved["noise_std"] < 0:
-        raise ValueError(f"noise_std must be >= 0, got {resolved['noise_std']}.")
+    for name in ("noise_std", "noise_rel"):
+        value = resolved.get(name, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"{name} must be a number >= 0, got {resolved[name]!r}.")
     if "test_fraction" in resolved:
         tf, vf = resolved["test_fraction"], resolved["val_fraction"]
         if not (0 < tf < 1 and 0 < vf < 1 and tf + vf < 0.9):
@@ -108,6 +110,16 @@ def _estimate_stack(
     if opts["noise_std"] > 0:
         noise_gen = torch.Generator().manual_seed(seed + 2)
         y = y + opts["noise_std"] * torch.randn(y.shape[1:], generator=noise_gen)
+    if opts.get("noise_rel", 0) > 0:
+        # noise on both sides in units of each coordinate's own spread, so one value means the
+        # same at every block and model (the noise-regularised MI of docs/validity.md)
+        rel_gen = torch.Generator().manual_seed(seed + 4)
+        x = x + opts["noise_rel"] * x.std(dim=1, keepdim=True) * torch.randn(
+            x.shape[1:], generator=rel_gen
+        )
+        y = y + opts["noise_rel"] * y.std(dim=1, keepdim=True) * torch.randn(
+            y.shape[1:], generator=rel_gen
+        )
     if opts["null"]:
         shuffle = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 3))
         x = torch.cat([x, x])

@@ -36,6 +36,7 @@ __all__ = [
 #: Options of the shared pipeline, with their defaults, which every held-out estimator takes.
 COMMON_OPTIONS: dict[str, Any] = {
     "noise_std": 0.0,
+    "noise_rel": 0.0,
     "null": False,
     "reduce": "cca",
     "reduce_dim": 16,
@@ -49,6 +50,7 @@ COMMON_OPTIONS: dict[str, Any] = {
 #: fractions, and no reduction unless asked for.
 UNSPLIT_OPTIONS: dict[str, Any] = {
     "noise_std": 0.0,
+    "noise_rel": 0.0,
     "null": False,
     "reduce": "none",
     "reduce_dim": 16,
