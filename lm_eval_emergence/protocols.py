@@ -20,6 +20,7 @@ from .estimators.api import resolve_options
 
 __all__ = [
     "CUSTOM",
+    "FORMS",
     "PROTOCOLS",
     "TARGETS",
     "Protocol",
@@ -31,6 +32,10 @@ __all__ = [
 #: What the estimate reads of each block: its output y, or its update y - x (the skip path
 #: makes y close to x where a block does little, so I(x; y) is high there).
 TARGETS = ("output", "update")
+#: Which micro term is subtracted: "ie", each token alone in and out (the paper's IE); "psi",
+#: each token alone in against the sequence's output in context (the Psi of Rosas et al. 2020,
+#: averaged over positions rather than summed, to sit on IE's scale).
+FORMS = ("ie", "psi")
 #: The recorded protocol of settings that match no named protocol.
 CUSTOM = "custom"
 
@@ -44,6 +49,7 @@ class Protocol:
     target: str
     summary: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    form: str = "ie"
 
     def resolved_options(self) -> dict[str, Any]:
         return resolve_options(self.estimator, dict(self.options))
@@ -109,11 +115,11 @@ def get_protocol(name: str) -> Protocol:
         ) from None
 
 
-def protocol_name(estimator: str, options: Mapping[str, Any], target: str) -> str:
+def protocol_name(estimator: str, options: Mapping[str, Any], target: str, form: str = "ie") -> str:
     """The protocol these settings are, or CUSTOM if any part differs from every protocol's."""
     resolved = resolve_options(estimator, dict(options))
     for protocol in PROTOCOLS.values():
-        same = protocol.estimator == estimator and protocol.target == target
+        same = (protocol.estimator, protocol.target, protocol.form) == (estimator, target, form)
         if same and protocol.resolved_options() == resolved:
             return protocol.name
     return CUSTOM

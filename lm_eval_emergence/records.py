@@ -134,6 +134,7 @@ class EmergenceResult:
     n_parameters: int
     package_version: str = ""
     target: str = "output"  # what was read of each block: its output y or its update y - x
+    form: str = "ie"  # the micro term: tokens alone in and out ("ie") or "psi" (`protocols.py`)
     protocol: str = ""  # the named protocol of the settings (`protocols.py`), or "custom"
 
     @property

@@ -11,6 +11,8 @@ from the `ie_*` keys of `--model_args` and task metadata:
     ie_estimator       MI estimator (`estimator_names()`), default "infonce"; not with
                        ie_protocol, which names its own
     ie_target          what is read of each block: "output" y (default) or "update" y - x
+    ie_form            the micro term: "ie" (each token alone, in and out; default) or "psi"
+                       (each token alone in, against the sequence's output in context)
     ie_layers          blocks to measure: "all", "0;5;10" or "0-29" (";" because model_args
                        are comma-separated), default all
     ie_projection_dim  seeded random projection width while capturing; "none" keeps the full
@@ -39,7 +41,7 @@ from typing import Any
 
 from .estimators.api import resolve_options
 from .estimators.registry import estimator_names
-from .protocols import TARGETS, get_protocol, protocol_name
+from .protocols import FORMS, TARGETS, get_protocol, protocol_name
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -71,6 +73,7 @@ SETTING_KEYS = (
     "ie_protocol",
     "ie_estimator",
     "ie_target",
+    "ie_form",
     "ie_layers",
     "ie_projection_dim",
     "ie_seed",
@@ -278,6 +281,7 @@ class EstimationSettings:
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     target: str = "output"  # or "update": the block's output minus its input
+    form: str = "ie"  # or "psi": micro inputs against the macro output
 
     def __post_init__(self) -> None:
         if self.estimator not in estimator_names():
@@ -288,6 +292,10 @@ class EstimationSettings:
         if self.target not in TARGETS:
             raise EmergenceConfigError(
                 f"unknown target {self.target!r} (ie_target); choose one of: {', '.join(TARGETS)}"
+            )
+        if self.form not in FORMS:
+            raise EmergenceConfigError(
+                f"unknown form {self.form!r} (ie_form); choose one of: {', '.join(FORMS)}"
             )
         object.__setattr__(self, "seed", parse_int("seed", self.seed, 0, allow_none=False))
         options = {k: v for k, v in dict(self.options).items() if v is not None}
@@ -306,7 +314,7 @@ class EstimationSettings:
     @property
     def protocol(self) -> str:
         """The named protocol these settings are, or "custom" (`protocols.protocol_name`)."""
-        return protocol_name(self.estimator, self.options, self.target)
+        return protocol_name(self.estimator, self.options, self.target, self.form)
 
     @classmethod
     def of_protocol(cls, name: str, seed: int = 0) -> EstimationSettings:
@@ -315,7 +323,7 @@ class EstimationSettings:
             protocol = get_protocol(name)
         except ValueError as exc:
             raise EmergenceConfigError(str(exc)) from None
-        return cls(protocol.estimator, dict(protocol.options), seed, protocol.target)
+        return cls(protocol.estimator, dict(protocol.options), seed, protocol.target, protocol.form)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -323,6 +331,7 @@ class EstimationSettings:
             "options": dict(self.options),
             "seed": self.seed,
             "target": self.target,
+            "form": self.form,
         }
 
 
@@ -353,6 +362,8 @@ class IESettings:
             estimation["estimator"] = str(keys["ie_estimator"]).strip()
         if "ie_target" in keys:
             estimation["target"] = str(keys["ie_target"]).strip().lower()
+        if "ie_form" in keys:
+            estimation["form"] = str(keys["ie_form"]).strip().lower()
         if "ie_layers" in keys:
             capture["layers"] = parse_layers(keys["ie_layers"])
         if "ie_projection_dim" in keys:

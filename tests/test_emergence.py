@@ -410,3 +410,31 @@ def test_protocol_sets_estimator_options_and_target(tiny_gpt2):
         measure_emergence(tiny_gpt2, None, random_ids(), protocol="paper", estimator="infonce")
     with pytest.raises(ValueError, match="unknown IE protocol 'nope'.*floor-update"):
         measure_emergence(tiny_gpt2, None, random_ids(), protocol="nope")
+
+
+def test_psi_form_pairs_each_token_with_the_sequence_output(tiny_gpt2, monkeypatch):
+    # the psi form keeps the macro pairs and replaces each micro pair (token alone in, token
+    # alone out) by (token alone in, last position's output in context)
+    seen = {}
+
+    def record(xs, ys, **kwargs):
+        seen.setdefault("pairs", []).append((xs, ys))
+        return real(xs, ys, **kwargs)
+
+    real = emergence_mod.estimate_mi_many
+    monkeypatch.setattr(emergence_mod, "estimate_mi_many", record)
+    ie = measure_emergence(tiny_gpt2, None, random_ids(), layers=[1], estimator="gaussian-floor")
+    psi = measure_emergence(
+        tiny_gpt2, None, random_ids(), layers=[1], estimator="gaussian-floor", form="psi"
+    )
+    (xs_ie, ys_ie), (xs_psi, ys_psi) = seen["pairs"]
+    macro_out = ys_ie[0]
+    for x_ie, x_psi in zip(xs_ie, xs_psi, strict=True):
+        assert torch.equal(x_ie, x_psi)  # the same inputs
+    assert torch.equal(ys_psi[0], macro_out)
+    for y in ys_psi[1:]:
+        assert torch.equal(y, macro_out)  # every micro input against the sequence's output
+    assert psi.form == "psi" and psi.per_layer[0].macro_bits == ie.per_layer[0].macro_bits
+    assert psi.per_layer[0].micro_bits != ie.per_layer[0].micro_bits
+    with pytest.raises(ValueError, match="psi form .* no per-position profile"):
+        measure_emergence(tiny_gpt2, None, random_ids(), form="psi", per_position=True, **FAST)
