@@ -83,9 +83,9 @@ def settings_of(candidate: tuple, seed: int) -> EstimationSettings:
     return EstimationSettings(estimator, options, seed=seed, target=target, form=form)
 
 
-def selected(pattern: str | None) -> list[tuple[str, dict, str, str]]:
-    """The candidates whose name contains `pattern` (all without one)."""
-    return [c for c in CANDIDATES if pattern is None or pattern in name_of(*c)]
+def selected(patterns: list[str] | None) -> list[tuple[str, dict, str, str]]:
+    """The candidates whose name contains one of `patterns` (all without any)."""
+    return [c for c in CANDIDATES if not patterns or any(p in name_of(*c) for p in patterns)]
 
 
 def probe_model(label: str, model, tok, ids, correct_next, settings, args) -> dict:
@@ -312,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
     p.add_argument("--seed", type=int, default=0, help="projection, estimators, weight noise")
     p.add_argument("--data-seed", type=int, default=1234)
-    p.add_argument("--candidates", default=None, help="only candidates whose name has this")
+    p.add_argument(
+        "--candidates", nargs="+", default=None, help="only candidates whose name has one of these"
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for rho's interval")
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128], help="family")
     p.add_argument("--family-layers", type=int, default=4)

@@ -19,6 +19,7 @@ that block's hook), so the final norm, the LM head and any later blocks never ru
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -436,6 +437,7 @@ def _capture(
     was_training = model.training
     model.eval()
     greedy = torch.empty(n, dtype=torch.long) if next_token else None
+    keeps_last_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
     try:
         recorder = _Recorder(blocks, layers, n, positions, projection, stop_early=not next_token)
         with recorder as rec, torch.no_grad():
@@ -448,6 +450,8 @@ def _capture(
                     model.config, "use_cache"
                 ):
                     kwargs["use_cache"] = False
+                if greedy is not None and keeps_last_logits:
+                    kwargs["logits_to_keep"] = 1  # the LM head on the last position only
                 rec.start_batch(rows, seq_len)
                 with contextlib.suppress(_StopForward):  # raised after the last requested block
                     out = model(**kwargs)

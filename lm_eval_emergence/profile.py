@@ -21,10 +21,11 @@ from .data.entities import entity_list
 from .data.icl import DEFAULT_MIN_ENTITIES, list_format, make_icl_sequences
 from .emergence import measure
 from .estimators import estimator_names
+from .protocols import TARGETS, protocol_names
 from .records import EmergenceResult
 from .settings import (
     DEFAULT_BATCH_SIZE,
-    DEFAULT_IE_ESTIMATOR,
+    DEFAULT_IE_PROTOCOL,
     DEFAULT_PROJECTION_DIM,
     IESettings,
 )
@@ -41,7 +42,19 @@ __all__ = [
 
 def add_settings_arguments(p: argparse.ArgumentParser) -> None:
     """The IE settings as command-line flags (the profile command and the benchmarks)."""
-    p.add_argument("--estimator", default=DEFAULT_IE_ESTIMATOR, choices=estimator_names())
+    p.add_argument(
+        "--protocol",
+        default=None,
+        choices=protocol_names(),
+        help=f"a named IE protocol (default {DEFAULT_IE_PROTOCOL}); not with --estimator",
+    )
+    p.add_argument(
+        "--estimator",
+        default=None,
+        choices=estimator_names(),
+        help=f"MI estimator (default that of {DEFAULT_IE_PROTOCOL})",
+    )
+    p.add_argument("--target", default=None, choices=TARGETS, help="output y or update y - x")
     p.add_argument("--seed", type=int, default=0, help="seed of data, projection and estimator")
     p.add_argument("--layers", type=int, nargs="+", default=None, help="blocks (default: all)")
     p.add_argument(
@@ -62,9 +75,14 @@ def add_settings_arguments(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> IESettings:
     """The flags of `add_settings_arguments`, through the one parser of the `ie_*` settings."""
+    chosen = {
+        "ie_protocol": args.protocol,
+        "ie_estimator": args.estimator,
+        "ie_target": args.target,
+    }
     return IESettings.from_mapping(
-        {
-            "ie_estimator": args.estimator,
+        {k: v for k, v in chosen.items() if v is not None}
+        | {
             "ie_seed": args.seed,
             "ie_layers": args.layers,
             "ie_projection_dim": args.projection_dim,

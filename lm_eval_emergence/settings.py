@@ -46,6 +46,7 @@ from .protocols import FORMS, TARGETS, get_protocol, protocol_name
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_IE_ESTIMATOR",
+    "DEFAULT_IE_PROTOCOL",
     "DEFAULT_PROJECTION_DIM",
     "SETTING_KEYS",
     "CaptureSettings",
@@ -57,10 +58,12 @@ __all__ = [
     "parse_options",
 ]
 
-#: The estimator of IE. Not the Gaussian default of `estimate_mi`: a block is a deterministic map,
-#: and micro states take one value per distinct token, where the Gaussian MI is infinite while
-#: InfoNCE reads the entropy (docs/performance.md, case discrete-32-det).
-DEFAULT_IE_ESTIMATOR = "infonce"
+#: The protocol of IE where none is chosen (`protocols.py`; docs/validity.md says why this one).
+#: Its options must be its estimator's defaults, so that `EstimationSettings()` is this protocol.
+DEFAULT_IE_PROTOCOL = "infonce"
+_DEFAULT = get_protocol(DEFAULT_IE_PROTOCOL)
+#: The estimator of the default protocol.
+DEFAULT_IE_ESTIMATOR = _DEFAULT.estimator
 #: Width of the seeded random projection applied while capturing: bounds memory and makes the
 #: 30-block SmolLM2 profile fit in 5 minutes on 2 cores (docs/performance.md).
 DEFAULT_PROJECTION_DIM = 64
@@ -280,8 +283,8 @@ class EstimationSettings:
     estimator: str = DEFAULT_IE_ESTIMATOR
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
-    target: str = "output"  # or "update": the block's output minus its input
-    form: str = "ie"  # or "psi": micro inputs against the macro output
+    target: str = _DEFAULT.target  # "output" y, or "update": the block's output minus its input
+    form: str = _DEFAULT.form  # "ie", or "psi": micro inputs against the macro output
 
     def __post_init__(self) -> None:
         if self.estimator not in estimator_names():
@@ -360,6 +363,9 @@ class IESettings:
             base_estimation = EstimationSettings.of_protocol(name, base.estimation.seed)
         if "ie_estimator" in keys:
             estimation["estimator"] = str(keys["ie_estimator"]).strip()
+            if estimation["estimator"] != base_estimation.estimator:
+                # options belong to an estimator: another one starts from its own defaults
+                base_estimation = replace(base_estimation, options={})
         if "ie_target" in keys:
             estimation["target"] = str(keys["ie_target"]).strip().lower()
         if "ie_form" in keys:

@@ -265,7 +265,7 @@ def test_unknown_option_lists_accepted_ones():
         estimate_mi(x, y, estimator="infonce", stepz=10)
     with pytest.raises(ValueError, match="unknown reduction 'svd'"):
         estimate_mi(x, y, reduce="svd")
-    with pytest.raises(ValueError, match="noise_std must be >= 0"):
+    with pytest.raises(ValueError, match="noise_std must be a number >= 0"):
         estimate_mi(x, y, noise_std=-1.0)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from lm_eval_emergence.settings import (
     DEFAULT_IE_ESTIMATOR,
+    DEFAULT_IE_PROTOCOL,
     DEFAULT_PROJECTION_DIM,
     CaptureSettings,
     EmergenceConfigError,
@@ -63,6 +64,15 @@ def test_protocols_name_estimator_options_and_target():
         2,
         "infonce",
     )
+
+
+def test_the_default_settings_are_the_default_protocol():
+    assert EstimationSettings().protocol == DEFAULT_IE_PROTOCOL
+    assert IESettings().estimation == EstimationSettings.of_protocol(DEFAULT_IE_PROTOCOL)
+    # another estimator starts from its own option defaults, not the previous one's
+    base = IESettings.from_mapping({"ie_estimator": "gaussian-floor", "ie_options": "kappa=2"})
+    other = IESettings.from_mapping({"ie_estimator": "infonce"}, base=base)
+    assert (other.estimation.estimator, other.estimation.options) == ("infonce", {})
 
 
 def test_defaults_live_in_one_place():
