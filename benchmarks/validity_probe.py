@@ -161,7 +161,9 @@ def pretrained_series(load, args) -> list[dict]:
 
 def family_series(args) -> list[dict]:
     """The family trained here (`family.py`): every width at every checkpoint, on lists of the
-    three categories in SmolLM2's tokenization, measured on held-out country lists."""
+    three categories in SmolLM2's tokenization, measured on held-out lists of all three, mixed
+    (on lists of one category a model that always names one of its entities would score
+    high without reading the context)."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(default_model_dir()))
@@ -170,7 +172,13 @@ def family_series(args) -> list[dict]:
         built = build_icl_lists(tok, category, 4, args.family_lists, seed=args.data_seed + 1)
         train_ids += built.sequences
         train_ok += next_entity_ids(tok, built, category)
-    ids, ok = country_lists(tok, args.n, args.data_seed)
+    ids, ok = [], []
+    for category in ("country", "animal", "color"):
+        built = build_icl_lists(tok, category, 4, args.n // 3 + 1, seed=args.data_seed)
+        ids += built.sequences
+        ok += next_entity_ids(tok, built, category)
+    order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(args.data_seed))
+    ids, ok = [ids[i] for i in order[: args.n]], [ok[i] for i in order[: args.n]]
     vocab = sorted({t for seq in train_ids + ids for t in seq} | {t for o in train_ok for t in o})
     train = list_data_from_icl(train_ids, train_ok, vocab)
     test = list_data_from_icl(ids, ok, vocab)

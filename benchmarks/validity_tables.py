@@ -82,11 +82,45 @@ def table(record: dict, seeds: dict | None, title: str) -> tuple[list[str], dict
     return lines, ranking
 
 
+def per_block(record: dict, name: str) -> list[str]:
+    """Spearman with accuracy and trained - control separation of each block alone, and of the
+    early and late halves of the measured blocks (the choice of blocks averaged)."""
+    from scipy import stats
+
+    models = record["models"]
+    acc = [m["acc"] for m in models]
+    blocks = list(models[0]["candidates"][name]["per_block_bits"])
+    groups = {f"block {b}": [b] for b in blocks}
+    half = len(blocks) // 2
+    groups |= {"early half": blocks[:half], "late half": blocks[half:], "all": blocks}
+    by_model = {m["model"]: m["candidates"][name] for m in models}
+    lines = [
+        f"**{name}, by blocks averaged**",
+        "",
+        "| blocks | Spearman | trained − random (bits) | (se) |",
+        "|---|---|---|---|",
+    ]
+    for label, members in groups.items():
+        ie = [
+            sum(m["candidates"][name]["per_block_bits"][b] for b in members) / len(members)
+            for m in models
+        ]
+        rho = stats.spearmanr(ie, acc).statistic
+        t, r = by_model["trained"], by_model["random init"]
+        diff = sum(t["per_block_bits"][b] - r["per_block_bits"][b] for b in members) / len(members)
+        se = sum(
+            t["per_block_stderr_bits"][b] ** 2 + r["per_block_stderr_bits"][b] ** 2 for b in members
+        ) ** 0.5 / len(members)
+        lines.append(f"| {label} | {rho:.2f} | {diff:+.3f} | {diff / se:.1f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("selection", type=Path)
     p.add_argument("--seeds", type=Path, default=None)
     p.add_argument("--confirm", type=Path, nargs="*", default=[])
+    p.add_argument("--per-block", nargs="*", default=[], help="candidates to break down by block")
     args = p.parse_args(argv)
     seeds = load(args.seeds) if args.seeds else None
     lines, ranking = table(load(args.selection), seeds, f"Selection: {args.selection.name}")
@@ -98,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nThe rule's order (gates passed, then separation, then change):")
     for name, (passed, sep, _) in best[:5]:
         print(f"- {name}: {passed} gates, separation {sep:.1f} se")
+    for name in args.per_block:
+        print()
+        print("\n".join(per_block(load(args.selection), name)))
     for path in args.confirm:
         print()
         print("\n".join(table(load(path), None, f"Confirmation: {path.name}")[0]))

@@ -60,7 +60,7 @@ __all__ = [
 
 #: The protocol of IE where none is chosen (`protocols.py`; docs/validity.md says why this one).
 #: Its options must be its estimator's defaults, so that `EstimationSettings()` is this protocol.
-DEFAULT_IE_PROTOCOL = "infonce"
+DEFAULT_IE_PROTOCOL = "floor-update"
 _DEFAULT = get_protocol(DEFAULT_IE_PROTOCOL)
 #: The estimator of the default protocol.
 DEFAULT_IE_ESTIMATOR = _DEFAULT.estimator
@@ -343,7 +343,9 @@ class IESettings:
     """Capture and estimation settings of one IE measurement."""
 
     capture: CaptureSettings = field(default_factory=CaptureSettings)
-    estimation: EstimationSettings = field(default_factory=EstimationSettings)
+    estimation: EstimationSettings = field(
+        default_factory=lambda: EstimationSettings.of_protocol(DEFAULT_IE_PROTOCOL)
+    )
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], base: IESettings | None = None) -> IESettings:

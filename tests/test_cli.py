@@ -174,12 +174,13 @@ def test_sidecar_holds_what_the_numbers_need(mixed_runs):
     result = task["result"]
     assert result["n"] == 64 and result["seq_len"] == 8
     assert result["log2_n"] == pytest.approx(6.0)
-    assert result["ceiling_bits"] is not None
+    assert result["ceiling_bits"] is None  # the default protocol's closed form has no ceiling
     assert len(result["per_layer"]) == 2  # the tiny model's two blocks
     assert {"macro_bits", "micro_bits", "emergence_bits", "stderr_bits"} <= set(
         result["per_layer"][0]
     )
-    assert result["estimator"] == "infonce" and result["seed"] == 0
+    assert result["estimator"] == "gaussian-floor" and result["seed"] == 0
+    assert (result["protocol"], result["target"]) == ("floor-update", "update")
     assert task["capture"]["payload_bytes_per_doc"] > 0
     assert task["capture"]["state_dtype"] == "float16"
 

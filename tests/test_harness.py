@@ -112,7 +112,7 @@ def test_payloads_give_the_library_estimate_and_do_not_depend_on_the_rank_split(
     assert metric_value(b, "emergence_stderr") == b.result.ie_stderr_bits
     assert ESTIMATES.records()["emergence_test"] is b
     # the library on the same sequences (float32 states; payloads are float16)
-    ref = measure_emergence(tiny_lm.model, tok, seqs, estimator="infonce", micro_bos=None)
+    ref = measure_emergence(tiny_lm.model, tok, seqs, micro_bos=None)  # the same default
     assert [r.layer for r in ref.per_layer] == a.result.layers
     assert a.result.ie_bits == pytest.approx(ref.ie_bits, abs=0.1)
 
@@ -182,9 +182,10 @@ def test_simple_evaluate_from_python(tiny_gpt2_dir):
         "estimator": "gaussian",
         "options": {},
         "seed": 0,
-        "target": "output",
+        "target": "update",  # the default protocol's target stays
+        "form": "ie",
     }
-    # gaussian on the output is no named protocol; the results JSON's task config says so
+    # gaussian on the update is no named protocol; the results JSON's task config says so
     assert done.result.protocol == "custom"
     assert out["configs"]["emergence_icl_color"]["metadata"]["emergence_protocol"] == "custom"
     assert done.capture["settings"]["layers"] == [1]

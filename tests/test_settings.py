@@ -32,12 +32,14 @@ def test_settings_parse_model_argument_strings():
     assert s.capture.seed == 3 and s.estimation.seed == 3
     assert s.estimation.options == {"null": True, "reduce": "pca"}
     assert IESettings.from_mapping({"ie_layers": "all"}).capture.layers is None
-    assert IESettings.from_mapping({"ie_options": '{"steps": 5}'}).estimation.options == {
-        "steps": 5
-    }
+    json_options = {"ie_estimator": "infonce", "ie_options": '{"steps": 5}'}
+    assert IESettings.from_mapping(json_options).estimation.options == {"steps": 5}
     # later mappings override earlier ones, options merge
-    t = IESettings.from_mapping({"ie_steps": 7}, base=IESettings.from_mapping({"ie_seed": 2}))
-    assert (t.capture.seed, t.estimation.options) == (2, {"steps": 7})
+    first = IESettings.from_mapping(
+        {"ie_seed": 2, "ie_estimator": "infonce", "ie_options": "null=true"}
+    )
+    t = IESettings.from_mapping({"ie_steps": 7}, base=first)
+    assert (t.capture.seed, t.estimation.options) == (2, {"null": True, "steps": 7})
     assert IESettings.from_mapping({"ie_bos": "none"}).capture.bos is None
     assert IESettings.from_mapping({"ie_bos": "7"}).capture.bos == 7
     assert IESettings.from_mapping({"ie_batch_size": "auto"}).capture.batch_size == "auto"
@@ -47,7 +49,7 @@ def test_protocols_name_estimator_options_and_target():
     s = IESettings.from_mapping({"ie_protocol": "floor-update", "ie_seed": 4})
     assert s.estimation == EstimationSettings("gaussian-floor", {"kappa": 0.25}, 4, "update")
     assert s.estimation.protocol == "floor-update"
-    assert IESettings().estimation.protocol == "infonce"  # today's default is a protocol
+    assert IESettings().estimation.protocol == "floor-update"  # the default is a protocol
     paper = IESettings.from_mapping({"ie_protocol": "paper"}).estimation
     assert (paper.estimator, paper.target, paper.protocol) == ("mine-paper", "output", "paper")
     # any option that differs from the protocol's makes the settings custom, recorded as such
@@ -69,6 +71,10 @@ def test_protocols_name_estimator_options_and_target():
 def test_the_default_settings_are_the_default_protocol():
     assert EstimationSettings().protocol == DEFAULT_IE_PROTOCOL
     assert IESettings().estimation == EstimationSettings.of_protocol(DEFAULT_IE_PROTOCOL)
+    assert (
+        EstimationSettings().resolved_options()
+        == EstimationSettings.of_protocol(DEFAULT_IE_PROTOCOL).resolved_options()
+    )
     # another estimator starts from its own option defaults, not the previous one's
     base = IESettings.from_mapping({"ie_estimator": "gaussian-floor", "ie_options": "kappa=2"})
     other = IESettings.from_mapping({"ie_estimator": "infonce"}, base=base)
@@ -78,8 +84,9 @@ def test_the_default_settings_are_the_default_protocol():
 def test_defaults_live_in_one_place():
     s = IESettings()
     assert s.capture == CaptureSettings(None, DEFAULT_PROJECTION_DIM, 0, "auto", None)
-    assert s.estimation == EstimationSettings(DEFAULT_IE_ESTIMATOR, {}, 0)
-    assert (DEFAULT_IE_ESTIMATOR, DEFAULT_PROJECTION_DIM) == ("infonce", 64)
+    assert s.estimation == EstimationSettings(DEFAULT_IE_ESTIMATOR, {"kappa": 0.25}, 0)
+    assert (DEFAULT_IE_PROTOCOL, DEFAULT_IE_ESTIMATOR) == ("floor-update", "gaussian-floor")
+    assert (s.estimation.target, DEFAULT_PROJECTION_DIM) == ("update", 64)
     # the profile command's repeated --option and the ie_options text give the same options
     assert (
         parse_options(["steps=500", "null=true", "reduce=pca"])
