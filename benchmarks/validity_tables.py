@@ -8,7 +8,8 @@ Then the pre-registered rule: the most gates passed on the selection series, tie
 larger separation, then by the smaller change.
 
     python benchmarks/validity_tables.py docs/validity/probe_smollm2.json \
-        --seeds docs/validity/seeds_smollm2.json --confirm docs/validity/probe_family.json ...
+        --seeds docs/validity/seeds_smollm2.json docs/validity/seeds_smollm2_psi.json \
+        --confirm docs/validity/probe_family.json docs/validity/probe_qwen.json
 """
 
 from __future__ import annotations
@@ -118,11 +119,13 @@ def per_block(record: dict, name: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("selection", type=Path)
-    p.add_argument("--seeds", type=Path, default=None)
+    p.add_argument("--seeds", type=Path, nargs="*", default=[], help="seed-spread JSON files")
     p.add_argument("--confirm", type=Path, nargs="*", default=[])
     p.add_argument("--per-block", nargs="*", default=[], help="candidates to break down by block")
     args = p.parse_args(argv)
-    seeds = load(args.seeds) if args.seeds else None
+    seeds = None
+    if args.seeds:
+        seeds = {"seed_spread": [e for path in args.seeds for e in load(path)["seed_spread"]]}
     lines, ranking = table(load(args.selection), seeds, f"Selection: {args.selection.name}")
     print("\n".join(lines))
     best = sorted(

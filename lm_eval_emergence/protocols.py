@@ -89,6 +89,15 @@ PROTOCOLS: dict[str, Protocol] = {
             {"kappa": 0.25},
         ),
         Protocol(
+            "psi-update",
+            "gaussian-floor",
+            "update",
+            "the Psi form of floor-update: each token alone at the block's input against the "
+            "sequence's update at the last token; no per-position profile",
+            {"kappa": 0.25},
+            form="psi",
+        ),
+        Protocol(
             "usable-update",
             "v-linear",
             "update",

@@ -6,11 +6,12 @@ computed from them depends on (estimator, its options, its seed). The library, t
 command, the benchmarks and the lm-eval adapter all build them here, from keyword arguments or
 from the `ie_*` keys of `--model_args` and task metadata:
 
-    ie_protocol        a named protocol (`protocols.py`): estimator, options and target in one
-                       name, e.g. "paper" (the paper's MINE configuration); default "infonce"
-    ie_estimator       MI estimator (`estimator_names()`), default "infonce"; not with
-                       ie_protocol, which names its own
-    ie_target          what is read of each block: "output" y (default) or "update" y - x
+    ie_protocol        a named protocol (`protocols.py`): estimator, options, target and form
+                       in one name, e.g. "paper" (the paper's MINE configuration); default
+                       DEFAULT_IE_PROTOCOL
+    ie_estimator       MI estimator (`estimator_names()`); sets only the estimator (its options
+                       start from its defaults); not with ie_protocol, which names its own
+    ie_target          what is read of each block: "output" y or "update" y - x (default)
     ie_form            the micro term: "ie" (each token alone, in and out; default) or "psi"
                        (each token alone in, against the sequence's output in context)
     ie_layers          blocks to measure: "all", "0;5;10" or "0-29" (";" because model_args

@@ -34,11 +34,31 @@ __all__ = ["noise_floor_mi_nats"]
 
 def noise_floor_mi_nats(x: torch.Tensor, y: torch.Tensor, kappa: float) -> torch.Tensor:
     """I_kappa in nats for each pair of [P, m, dx], [P, m, dy] stacks (from their covariance)."""
-    cov = sample_covariance(torch.cat([x, y], dim=-1))
+    return _mi_from_covariance(sample_covariance(torch.cat([x, y], dim=-1)), x.shape[-1], kappa)
+
+
+def _mi_from_covariance(cov: torch.Tensor, dx: int, kappa: float) -> torch.Tensor:
+    """I_kappa in nats from joint covariances [..., D, D] whose first dx coordinates are x."""
     cov = cov + kappa**2 * torch.eye(cov.shape[-1], dtype=cov.dtype)
-    dx = x.shape[-1]
     logdet = lambda m: torch.linalg.slogdet(m)[1]  # noqa: E731 (positive definite: sign 1)
-    return 0.5 * (logdet(cov[:, :dx, :dx]) + logdet(cov[:, dx:, dx:]) - logdet(cov))
+    return 0.5 * (logdet(cov[..., :dx, :dx]) + logdet(cov[..., dx:, dx:]) - logdet(cov))
+
+
+def _jackknife_covariances(z: torch.Tensor, folds: list[torch.Tensor]) -> torch.Tensor:
+    """Sample covariances of [P, n, D] with all rows and without each fold's, [1 + F, P, D, D]
+    (float64), from the total and per-fold sums: one pass over the rows, not one per fold."""
+    z = z.double()
+    z = z - z.mean(dim=1, keepdim=True)  # centred first: the sums stay well conditioned
+    n = z.shape[1]
+    total_sum, total_cross = z.sum(1), z.transpose(1, 2) @ z
+    out = [(total_cross - total_sum[:, :, None] * total_sum[:, None, :] / n) / (n - 1)]
+    for fold in folds:
+        part = z[:, fold]
+        m = n - len(fold)
+        s = total_sum - part.sum(1)
+        cross = total_cross - part.transpose(1, 2) @ part
+        out.append((cross - s[:, :, None] * s[:, None, :] / m) / (m - 1))
+    return torch.stack(out)
 
 
 def _check(options: dict[str, Any]) -> None:
@@ -59,16 +79,12 @@ def gaussian_floor(
     """Gaussian MI of the standardised states with noise of scale kappa on both sides."""
     kappa = float(options["kappa"])
     n_pairs, n = x.shape[0], x.shape[1]
-    nats = noise_floor_mi_nats(x, y, kappa)
     # delete-a-fold jackknife over seeded folds of the rows: the standard error of the value
     folds = min(int(options["folds"]), n)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 4))
-    parts = []
-    for fold in order.chunk(folds):
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[fold] = False
-        parts.append(noise_floor_mi_nats(x[:, keep], y[:, keep], kappa))
-    left_out = torch.stack(parts)  # [folds, P]
+    covs = _jackknife_covariances(torch.cat([x, y], dim=-1), list(order.chunk(folds)))
+    values = _mi_from_covariance(covs, x.shape[-1], kappa)  # [1 + folds, P]
+    nats, left_out = values[0], values[1:]
     g = left_out.shape[0]
     stderr = ((g - 1) / g * ((left_out - left_out.mean(0)) ** 2).sum(0)).sqrt()
     finite = torch.isfinite(nats)
