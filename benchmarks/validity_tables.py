@@ -36,6 +36,13 @@ def mark(value: bool | None) -> str:
     return "–" if value is None else ("pass" if value else "**fail**")
 
 
+def cost(record: dict, name: str) -> str:
+    """Median over the models of the estimation seconds at N/2 against the forward seconds."""
+    est = sorted(m["candidates"][name]["seconds_estimation"] for m in record["models"])
+    fwd = sorted(m["seconds_forward"] for m in record["models"])
+    return f"{est[len(est) // 2]:.1f} / {fwd[len(fwd) // 2]:.0f}"
+
+
 def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -56,8 +63,8 @@ def table(record: dict, seeds: dict | None, title: str) -> tuple[list[str], dict
         f"**{title}**",
         "",
         "| candidate | IE trained | min sep (se) | Spearman [95% CI] | N/2→N change | seed CV "
-        "| ceiling gap | gates passed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ceiling gap | estimation s / forward s | gates passed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     ranking = {}
     for s in record["summary"]:
@@ -77,7 +84,7 @@ def table(record: dict, seeds: dict | None, title: str) -> tuple[list[str], dict
             f"| {s['max_change_half_n_to_n_bits']:.3f} ({mark(g['convergence'])}) "
             f"| {'–' if cv is None else f'{100 * cv:.1f}%'} ({mark(g['seed CV'])}) "
             f"| {'none' if gap is None else f'{gap:.2f}'} ({mark(g['ceiling'])}) "
-            f"| {passed}/{measured} |"
+            f"| {cost(record, name)} | {passed}/{measured} |"
         )
         ranking[name] = (passed, sep if sep is not None else float("-inf"), s)
     return lines, ranking
