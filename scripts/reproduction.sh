@@ -15,7 +15,7 @@ mkdir -p runs "$OUT"
 #    documents per task, to fit the CPU budget)
 TASKS=emergence_icl,emergence_icl_shots,emergence_natural
 COMMON=(--tasks "$TASKS" --batch_size 32 --metadata '{"n_docs": 1000}')
-LAYERS='ie_layers=0;4;8;12;16;20;24;29'
+LAYERS='ie_layers=0;4;8;12;16;20;24;29,ie_protocol=infonce'  # the protocol the study measured
 lm-eval-emergence "${COMMON[@]}" --model_args "$LAYERS" --output_path runs/smollm2
 lm-eval-emergence "${COMMON[@]}" --model hf-emergence \
     --model_args "pretrained=runs/smollm2-random,dtype=float32,$LAYERS" --output_path runs/random
