@@ -3,7 +3,7 @@
 The ICL ability of the lists task (name an entity of the list's category that the list does not
 hold yet) is absent at initialisation and grows over training and with width, offline and in
 minutes on a CPU. docs/validity.md asks whether an IE protocol follows it. The models see the
-lists in a compact vocabulary (the tokens the lists use), so a width of 64 trains at about 10
+lists in a compact vocabulary (the tokens the lists use), so a width of 64 trains at about 60
 steps a second on 2 cores; `benchmarks/validity_probe.py --series family` builds and measures
 the family, and the tests train a tiny one.
 """
