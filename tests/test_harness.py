@@ -225,3 +225,20 @@ def test_random_control_is_reported_next_to_the_model(tiny_gpt2_dir):
 
     again = TaskRecord.from_dict(done.to_dict())
     assert again.control.ie_bits == control_ie
+
+
+def test_psi_form_on_a_per_position_task_fails_before_any_forward_pass(tiny_gpt2_dir):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_emergence.settings import EmergenceConfigError
+
+    with pytest.raises(EmergenceConfigError, match="emergence_icl_shots reports E per position"):
+        lm_eval.simple_evaluate(
+            model="hf-emergence",
+            model_args=f"pretrained={tiny_gpt2_dir},dtype=float32,ie_protocol=psi-update",
+            tasks=["emergence_icl_shots"],
+            device="cpu",
+            limit=64,
+            task_manager=TaskManager(include_path=lm_eval_emergence.TASKS_DIR),
+        )

@@ -118,6 +118,12 @@ class EmergenceTask(ConfigurableTask):
                 f"task {self.config.task}: {cause} documents, below the {MIN_SAMPLES} an MI "
                 f"estimate needs; use --limit {MIN_SAMPLES} or more (or raise n_docs)"
             )
+        if self.ie_settings.estimation.form == "psi" and len(self.positions(self.eval_docs[0])) > 1:
+            raise EmergenceConfigError(
+                f"task {self.config.task} reports E per position, which the psi form "
+                "(ie_form=psi, ie_protocol=psi-update) does not have; run it on the "
+                "emergence_icl tasks, or use ie_form=ie here"
+            )
         super().build_all_requests(limit=limit, **kwargs)
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Instance:
