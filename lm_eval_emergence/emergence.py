@@ -73,10 +73,10 @@ def measure_emergence(
 ) -> EmergenceResult:
     """Measure the per-block Information Emergence E(l) and its mean over blocks, in bits.
 
-    `protocol` names an estimator, its options and a target at once (`protocols.py`); or set
-    `estimator` (default "infonce"), `target` ("output", the block's y, or "update", y - x)
-    and `form` ("ie", or "psi": micro inputs against the macro output) yourself. Options given
-    here adjust a protocol's.
+    `protocol` names an estimator, its options, a target and a form at once (`protocols.py`);
+    or set `estimator`, `target` ("output", the block's y, or "update", y - x) and `form`
+    ("ie", or "psi": micro inputs against the macro output) yourself; unset, each is that of
+    `DEFAULT_IE_PROTOCOL`. Options given here adjust a protocol's.
 
     `sequences`: texts (tokenized with add_special_tokens=False), token-id lists or a LongTensor
     [N, T]; all must have the same token length T >= 2 (or pass `truncate_to=T` to keep the

@@ -1,4 +1,4 @@
-"""Named IE protocols: an estimator, its options and the target it reads, under one name.
+"""Named IE protocols: an estimator, its options, the target and the form, under one name.
 
 A block is a deterministic map, so I(x; y) of its input and output is the entropy of the data;
 every finite, model-dependent IE comes from a restriction chosen on purpose (a noise floor, a
