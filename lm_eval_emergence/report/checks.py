@@ -17,6 +17,14 @@ def subtasks_of(runs: Sequence[Run]) -> set[str]:
     return {s for r in runs for subs in r.groups.values() for s in subs}
 
 
+def grouped_by_value(shown: dict[str, str]) -> str:
+    """Run labels grouped by their value's text: "a (r1, r2); b (r3)"."""
+    by_value: dict[str, list[str]] = {}
+    for label, text in shown.items():
+        by_value.setdefault(text, []).append(label)
+    return "; ".join(f"{text} ({', '.join(labels)})" for text, labels in by_value.items())
+
+
 def setting_differences(runs: Sequence[Run], task: str) -> list[str]:
     """Differences in estimator settings / N between the runs that have `task`, one line each.
 
@@ -48,11 +56,7 @@ def setting_differences(runs: Sequence[Run], task: str) -> list[str]:
             }
         else:
             shown = {lab: setting_text(v) for lab, v in values.items()}
-        by_value: dict[str, list[str]] = {}
-        for lab, text in shown.items():
-            by_value.setdefault(text, []).append(lab)
-        parts = [f"{text} ({', '.join(labs)})" for text, labs in by_value.items()]
-        lines.append(f"`{key}` differs: " + "; ".join(parts))
+        lines.append(f"`{key}` differs: " + grouped_by_value(shown))
     if unknown:
         lines.append(f"settings unknown (no sidecar): {', '.join(unknown)}")
     return lines

@@ -8,6 +8,7 @@ from typing import Any
 
 from .checks import (
     CEILING_MARGIN_BITS,
+    grouped_by_value,
     reliability_issues,
     setting_differences,
     subtasks_of,
@@ -351,10 +352,7 @@ def _correlation_row(
     protocols = {r.label: r.settings.get(etask, {}).get("protocol", UNRECORDED) for r in used}
     if len(set(protocols.values())) > 1:
         # different protocols are different quantities: no coefficient between them
-        by_name: dict[str, list[str]] = {}
-        for lab, name in protocols.items():
-            by_name.setdefault(name, []).append(lab)
-        mixed = "; ".join(f"{name} ({', '.join(labs)})" for name, labs in by_name.items())
+        mixed = grouped_by_value(protocols)
         cells = [f"not computed: runs of different protocols ({mixed})", "", ""]
         row = [etask, acc_label(atask, key), str(len(points)), *cells, "protocols differ"]
         return row, None, ["protocols differ"]
