@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .controls import random_weights_from_config
+
 __all__ = [
     "ListData",
     "build_family_model",
@@ -79,7 +81,7 @@ def list_data_from_icl(
 
 def build_family_model(vocab_size: int, width: int, n_layers: int, seed: int) -> nn.Module:
     """A Llama-architecture causal LM of `width` and `n_layers` blocks, seeded initialisation."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig
 
     heads = max(1, width // 16)
     config = LlamaConfig(
@@ -95,10 +97,7 @@ def build_family_model(vocab_size: int, width: int, n_layers: int, seed: int) ->
         eos_token_id=None,
         pad_token_id=None,
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    return model.eval()
+    return random_weights_from_config(config, seed)
 
 
 def train_checkpoints(
