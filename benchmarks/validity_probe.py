@@ -182,15 +182,14 @@ def family_series(args) -> list[dict]:
     vocab = sorted({t for seq in train_ids + ids for t in seq} | {t for o in train_ok for t in o})
     train = list_data_from_icl(train_ids, train_ok, vocab)
     test = list_data_from_icl(ids, ok, vocab)
+    settings = CaptureSettings(projection_dim=64, seed=args.seed, bos=None)
     rows = []
     for width in args.widths:
         model = build_family_model(len(vocab), width, args.family_layers, seed=args.seed)
         t0 = time.perf_counter()
         for step, checkpoint in train_checkpoints(model, train, args.checkpoints, seed=args.seed):
-            settings = CaptureSettings(projection_dim=64, seed=args.seed, bos=None)
             label = f"width {width} step {step}"
-            correct = [sorted(c) for c in test.correct_next]
-            row = probe_model(label, checkpoint, None, test.ids, correct, settings, args)
+            row = probe_model(label, checkpoint, None, test.ids, test.correct_next, settings, args)
             rows.append(row | {"width": width, "step": step})
         print(f"width {width}: trained and probed in {time.perf_counter() - t0:.0f} s")
     return rows
@@ -336,7 +335,6 @@ def main(argv: list[str] | None = None) -> int:
         help="only the seed gate: IE of the trained model and its control over this many seeds",
     )
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.series == "qwen" and args.gguf is None:
         p.error("--series qwen needs --gguf PATH (docs/validity.md says how to build it)")
     if args.layers is None:
