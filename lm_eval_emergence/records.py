@@ -19,6 +19,7 @@ __all__ = [
     "SIDECAR_FORMAT",
     "EmergenceResult",
     "LayerEmergence",
+    "OutcomeGroup",
     "PositionEmergence",
     "PositionLayer",
     "ShotPoint",
@@ -168,6 +169,23 @@ class ShotPoint:
     layer_std_bits: float
 
 
+@dataclass
+class OutcomeGroup:
+    """IE of the documents after which the model did one thing next (claim 3 of the paper).
+
+    `n_docs` documents had this outcome; the estimate uses `n_used` of them, the same number in
+    every group (IE depends on N). `ie_bits` is None when the group is below the estimator's
+    minimum; `reason` then says so.
+    """
+
+    outcome: str
+    n_docs: int
+    n_used: int
+    ie_bits: float | None
+    ie_stderr_bits: float | None
+    reason: str | None = None
+
+
 def shot_curve(result: EmergenceResult, shot_positions: list[int] | None) -> list[ShotPoint]:
     """E at the end of each shot (token indices `shot_positions`), from the per-position rows."""
     if not shot_positions or not result.per_position:
@@ -203,6 +221,7 @@ class TaskRecord:
     shot_curve: list[ShotPoint] | None
     result: EmergenceResult
     control: EmergenceResult | None = None  # the random-weights copy (ie_control=random)
+    outcomes: list[OutcomeGroup] | None = None  # IE by what the model did next (shots task)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -216,6 +235,7 @@ class TaskRecord:
             "shot_curve": None if not self.shot_curve else [asdict(p) for p in self.shot_curve],
             "result": self.result.to_dict(),
             "control": None if self.control is None else self.control.to_dict(),
+            "outcomes": None if self.outcomes is None else [asdict(g) for g in self.outcomes],
         }
         return json_ready(out)
 
@@ -233,6 +253,9 @@ class TaskRecord:
             shot_curve=None if not curve else [_build(ShotPoint, p) for p in curve],
             result=EmergenceResult.from_dict(data.get("result") or {}),
             control=None if not data.get("control") else EmergenceResult.from_dict(data["control"]),
+            outcomes=None
+            if data.get("outcomes") is None
+            else [_build(OutcomeGroup, g) for g in data["outcomes"]],
         )
 
 

@@ -242,3 +242,49 @@ def test_psi_form_on_a_per_position_task_fails_before_any_forward_pass(tiny_gpt2
             limit=64,
             task_manager=TaskManager(include_path=lm_eval_emergence.TASKS_DIR),
         )
+
+
+def test_ie_by_outcome_estimates_each_group_on_the_same_number_of_documents(tiny_lm):
+    """Groups of 150 / 90 / 30 documents: the two usable ones are each estimated on 90 documents
+    (the group's own estimate of a seeded draw), the one below 64 is NaN with its size."""
+    import dataclasses
+    import math
+
+    import numpy as np
+
+    from lm_eval_emergence import make_icl_sequences
+    from lm_eval_emergence.harness.model import tokenizer_fingerprint
+
+    tok = tiny_lm.tokenizer
+    seqs = make_icl_sequences(tok, "country", 4, 270, seed=2)
+    fp = tokenizer_fingerprint(tok)
+    feats = tiny_lm.emergence([_Request(s, i, fp) for i, s in enumerate(seqs)])
+    labels = ["correct"] * 150 + ["repeat"] * 90 + ["other"] * 30
+    items = [dataclasses.replace(f, outcome=o) for f, o in zip(feats, labels, strict=True)]
+    settings = EstimationSettings()
+    record = TaskEstimate(settings).record(items)
+    assert metric_value(record, "emergence_outcome_correct_docs") == 150
+    assert metric_value(record, "emergence_outcome_repeat_docs") == 90
+    assert metric_value(record, "emergence_outcome_other_docs") == 30
+    assert metric_value(record, "emergence_outcome_used_docs") == 90
+    assert math.isnan(metric_value(record, "emergence_outcome_other"))
+    groups = {g.outcome: g for g in record.outcomes}
+    assert groups["other"].reason.startswith("30 documents, below the 64")
+    # the correct group's number is the estimate of 90 of its documents drawn with the seed
+    rng = np.random.default_rng(settings.seed)
+    pick = sorted(rng.permutation(150)[:90].tolist())
+    alone = TaskEstimate(settings).record([items[i] for i in pick])
+    assert metric_value(record, "emergence_outcome_correct") == pytest.approx(
+        alone.result.ie_bits, abs=1e-9
+    )
+    assert metric_value(record, "emergence_outcome_correct_stderr") > 0
+    # the repeat group uses all 90 of its documents
+    whole = TaskEstimate(settings).record(items[150:240])
+    assert metric_value(record, "emergence_outcome_repeat") == pytest.approx(
+        whole.result.ie_bits, abs=1e-9
+    )
+    # and the outcome groups survive the sidecar's round trip
+    from lm_eval_emergence.records import TaskRecord
+
+    again = TaskRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+    assert [g.n_used for g in again.outcomes] == [90, 90, 0]

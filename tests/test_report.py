@@ -55,6 +55,7 @@ def make_run(
     shot_curve: list[float] | None = None,
     per_position: list[float] | None = None,
     other_tasks: dict[str, dict] | None = None,
+    outcomes: list | None = None,
 ) -> Path:
     """Fabricate `root/name/results_<DATE>.json` (and its sidecar): one emergence task whose
     per-block E values are `layers_e` (macro = E + 1, micro = 1), IE = their mean."""
@@ -180,6 +181,7 @@ def make_run(
         metrics={"emergence": ie},
         shot_curve=curve,
         result=result,
+        outcomes=outcomes,
     )
     # the writer's own output, as lm-eval-emergence writes it next to the results file
     sidecar_data = sidecar_for({task: record}, results_path.name).to_dict()
@@ -577,3 +579,22 @@ def test_load_runs_reads_files_and_directories_once(tmp_path):
     assert settings["layers"] == "all" and settings["projection_dim"] == 64
     assert settings["n"] == 200 and settings["estimator"] == "infonce"
     assert first.value("emergence_icl_country", "emergence_flagged_blocks_stderr,none") is None
+
+
+def test_ie_by_outcome_is_a_table_and_a_figure_of_the_runs_that_have_it(tmp_path):
+    from lm_eval_emergence.records import OutcomeGroup
+
+    groups = [
+        OutcomeGroup("correct", 300, 80, 5.25, 0.125),
+        OutcomeGroup("repeat", 80, 80, 4.5, 0.25),
+        OutcomeGroup("other", 20, 0, None, None, "20 documents, below the 64"),
+    ]
+    a = make_run(tmp_path, "a", task="emergence_icl_shots", outcomes=groups)
+    b = make_run(tmp_path, "b", model="org/other", task="emergence_icl_shots")
+    md = build_report([a, b], tmp_path / "out").read_text()
+    text = section(md, "emergence_icl_shots: IE by what the model does next")
+    assert "| model | 5.250 ± 0.12 (300) | 4.500 ± 0.25 (80) | n/a (20) | 80 |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 2  # the header and run a: run b (label "other") has no outcome groups
+    (figure,) = figures_of(text)
+    assert (tmp_path / "out" / figure).stat().st_size > 5_000

@@ -295,21 +295,28 @@ def build_icl_lists(
     return IclLists(format=fmt, selections=selections, sequences=sequences)
 
 
-def next_entity_ids(tokenizer: Any, built: IclLists, category: str) -> list[list[int]]:
-    """Per list, the token ids whose greedy choice next counts as correct (the ICL `acc`).
+def next_entity_ids(
+    tokenizer: Any, built: IclLists, category: str
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Per list, the token ids whose greedy choice next counts as correct (the ICL `acc`), and
+    those that repeat a listed entity (the hallucination-like error of the paper's claim 3).
 
     A correct continuation starts an entity of the category that the list does not hold yet:
     the first token of each curated entity written as a later list item, minus the first
-    tokens of the listed ones.
+    tokens of the listed ones. A repeat starts a listed entity (as a first or a later item).
     """
     fmt = built.format
     gap = " " if fmt.leading_space else ""
     pool = entity_list(category)
     starts = tokenizer([gap + e for e in pool], add_special_tokens=False)["input_ids"]
     first_token = {e: ids[0] for e, ids in zip(pool, starts, strict=True) if ids}
-    out = []
+    correct, repeat = [], []
     for selection in built.selections:
         listed = [fmt.entities[i] for i in selection]
-        listed_starts = {first_token.get(e) for e in listed} | {fmt.later_ids[i] for i in selection}
-        out.append(sorted({t for e, t in first_token.items() if e not in listed} - listed_starts))
-    return out
+        listed_starts = {first_token[e] for e in listed if e in first_token}
+        listed_starts |= {fmt.later_ids[i] for i in selection}
+        correct.append(
+            sorted({t for e, t in first_token.items() if e not in listed} - listed_starts)
+        )
+        repeat.append(sorted(listed_starts))
+    return correct, repeat

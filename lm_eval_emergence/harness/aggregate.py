@@ -15,18 +15,21 @@ import math
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from ..capture import Capture
 from ..emergence import emergence_from_states
 from ..estimators import MIN_SAMPLES
-from ..records import EmergenceResult, TaskRecord, shot_curve
+from ..records import EmergenceResult, OutcomeGroup, TaskRecord, shot_curve
 from ..settings import CaptureSettings, EmergenceConfigError, EstimationSettings
-from .features import EmergenceFeatures, gather_capture
+from .features import OUTCOMES, EmergenceFeatures, gather_capture
 
 __all__ = [
     "BASE_KEYS",
     "CONTROL_KEYS",
     "ESTIMATES",
     "EstimateLog",
+    "OUTCOME_KEYS",
     "TaskEstimate",
     "metric_keys",
     "metric_value",
@@ -47,7 +50,14 @@ BASE_KEYS = (
 )
 #: With ie_control=random: the control's IE, and the model's IE minus the control's.
 CONTROL_KEYS = ("emergence_random", "emergence_vs_random")
-_NO_STDERR = ("_layer_std", "_flagged_blocks")
+#: The shots task's IE by outcome: per group its IE and group size, and the documents each
+#: group's estimate used (the same in every group).
+OUTCOME_KEYS = (
+    *(f"emergence_outcome_{o}" for o in OUTCOMES),
+    *(f"emergence_outcome_{o}_docs" for o in OUTCOMES),
+    "emergence_outcome_used_docs",
+)
+_NO_STDERR = ("_layer_std", "_flagged_blocks", "_docs")
 
 
 def with_stderr_keys(values: list[str]) -> list[str]:
@@ -55,17 +65,17 @@ def with_stderr_keys(values: list[str]) -> list[str]:
     return list(values) + [f"{k}_stderr" for k in values if not k.endswith(_NO_STDERR)]
 
 
-def value_keys(n_shots: int = 0, control: bool = False) -> list[str]:
+def value_keys(n_shots: int = 0, control: bool = False, outcomes: bool = False) -> list[str]:
     """The value keys of a task with `n_shots` shot-curve points (no stderr companions)."""
     keys = list(BASE_KEYS) + (list(CONTROL_KEYS) if control else [])
     for shot in range(1, n_shots + 1):
         keys += [f"emergence_shot{shot:02d}", f"emergence_shot{shot:02d}_layer_std"]
-    return keys
+    return keys + (list(OUTCOME_KEYS) if outcomes else [])
 
 
-def metric_keys(n_shots: int = 0, control: bool = False) -> list[str]:
+def metric_keys(n_shots: int = 0, control: bool = False, outcomes: bool = False) -> list[str]:
     """Every metric key of a task with `n_shots` shot-curve points, value keys first."""
-    return with_stderr_keys(value_keys(n_shots, control))
+    return with_stderr_keys(value_keys(n_shots, control, outcomes))
 
 
 class EstimateLog:
@@ -169,9 +179,45 @@ class TaskEstimate:
             result=result,
             control=control,
         )
-        keys = metric_keys(len(shots or []), control=control is not None)
+        if items[0].outcome is not None:
+            record.outcomes = self._outcomes(task, items, shots)
+            record.seconds_estimation = time.perf_counter() - t0
+        keys = metric_keys(
+            len(shots or []), control=control is not None, outcomes=record.outcomes is not None
+        )
         record.metrics = {k: metric_value(record, k) for k in keys}
         return record
+
+    def _outcomes(
+        self, task: str, items: list[EmergenceFeatures], shots: list[int] | None
+    ) -> list[OutcomeGroup]:
+        """IE of each outcome's documents, every group on the same number of documents (the
+        smallest group that an estimate can use), drawn with the estimation seed."""
+        groups = {o: sorted((f for f in items if f.outcome == o), key=lambda f: f.doc_id)
+                  for o in OUTCOMES}  # fmt: skip
+        unknown = {f.outcome for f in items} - set(OUTCOMES)
+        if unknown:
+            raise ValueError(f"task {task}: unknown outcomes {sorted(unknown)} (not {OUTCOMES})")
+        usable = [len(g) for g in groups.values() if len(g) >= MIN_SAMPLES]
+        n_used = min(usable) if usable else 0
+        rng = np.random.default_rng(self.estimation.seed)
+        out = []
+        for outcome, group in groups.items():
+            if len(group) < MIN_SAMPLES:
+                reason = (
+                    f"{len(group)} documents, below the {MIN_SAMPLES} an estimate needs; raise "
+                    "n_docs for this group to be measured"
+                )
+                logger.warning("IE of %s, outcome %s: not estimated (%s)", task, outcome, reason)
+                out.append(OutcomeGroup(outcome, len(group), 0, None, None, reason))
+                continue
+            pick = sorted(rng.permutation(len(group))[:n_used].tolist())
+            capture = gather_capture([group[i] for i in pick])
+            result = self._result(f"{task} ({outcome})", capture, shots)
+            out.append(
+                OutcomeGroup(outcome, len(group), n_used, result.ie_bits, result.ie_stderr_bits)
+            )
+        return out
 
     def _result(self, task: str, capture: Capture, shots: list[int] | None) -> EmergenceResult:
         logger.info(
@@ -245,6 +291,8 @@ def metric_value(record: TaskRecord, key: str) -> float:
         mean = sum(getattr(r, f"{level}_bits") for r in rows) / len(rows)
         se = math.sqrt(sum(getattr(r, f"{level}_stderr_bits") ** 2 for r in rows)) / len(rows)
         return se if stderr else mean
+    if base.startswith("emergence_outcome_"):
+        return _outcome_value(record, base, stderr)
     if base.startswith("emergence_shot"):
         layer_std = base.endswith("_layer_std")
         shot = int(base[len("emergence_shot") :].removesuffix("_layer_std"))
@@ -256,3 +304,19 @@ def metric_value(record: TaskRecord, key: str) -> float:
             return point.layer_std_bits
         return point.stderr_bits if stderr else point.emergence_bits
     raise KeyError(f"unknown emergence metric {key!r}")
+
+
+def _outcome_value(record: TaskRecord, base: str, stderr: bool) -> float:
+    """An outcome key's number; NaN for a group too small to estimate (its `_docs` key and the
+    sidecar say why; a warning was logged)."""
+    if record.outcomes is None:
+        raise KeyError(f"task {record.task} reports no IE by outcome (only the shots task does)")
+    groups = {g.outcome: g for g in record.outcomes}
+    if base == "emergence_outcome_used_docs":
+        return float(max(g.n_used for g in record.outcomes))
+    name = base[len("emergence_outcome_") :]
+    if name.endswith("_docs"):
+        return float(groups[name.removesuffix("_docs")].n_docs)
+    group = groups[name]
+    value = group.ie_stderr_bits if stderr else group.ie_bits
+    return math.nan if value is None else value

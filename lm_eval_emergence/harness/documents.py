@@ -83,8 +83,9 @@ def _icl_rows(tokenizer: Any, category: str, k: int, options: dict[str, Any]) ->
     fmt = built.format
     fingerprint = tokenizer_fingerprint(tokenizer)
     rows = []
-    for selection, ids, ok in zip(
-        built.selections, built.sequences, next_entity_ids(tokenizer, built, category), strict=True
+    correct, repeat = next_entity_ids(tokenizer, built, category)
+    for selection, ids, ok, again in zip(
+        built.selections, built.sequences, correct, repeat, strict=True
     ):
         listed = [fmt.entities[i] for i in selection]
         rows.append(
@@ -95,6 +96,7 @@ def _icl_rows(tokenizer: Any, category: str, k: int, options: dict[str, Any]) ->
                 "category": category,
                 "convention": fmt.convention,
                 "next_ok_ids": ok,
+                "next_repeat_ids": again,
                 "tokenizer": fingerprint,
             }
         )

@@ -20,7 +20,11 @@ import torch
 
 from ..capture import Capture, CaptureInfo, TokenTable, merge_tables
 
-__all__ = ["EmergenceFeatures", "gather_capture"]
+__all__ = ["OUTCOMES", "EmergenceFeatures", "gather_capture"]
+
+#: What a model does after a list: names an unlisted entity of the category (the ICL `acc`),
+#: repeats a listed one (the hallucination-like error), or anything else.
+OUTCOMES = ("correct", "repeat", "other")
 
 
 @dataclass(eq=False)
@@ -39,6 +43,7 @@ class EmergenceFeatures:
     next_token: str | None = None
     seconds: float = 0.0  # this document's share of its forward passes (macro batch + micro)
     control: EmergenceFeatures | None = None  # the same document on the random-weights copy
+    outcome: str | None = None  # what the model did next (OUTCOMES), set by the shots task
 
     @property
     def payload_bytes(self) -> int:

@@ -6,8 +6,11 @@ Keys (bits): `emergence` (IE, mean of E(l) over blocks), `emergence_macro`, `eme
 `ie_control=random`, `emergence_random` (IE of a random-weights copy) and `emergence_vs_random`
 (the model's IE minus the copy's, with the combined stderr); for the shots
 task `emergence_shotNN` (E at the end of shot NN = 01..10) and `emergence_shotNN_layer_std` (its
-spread over blocks). Each value has a `<key>_stderr` companion: lm-eval computes no stderr for a
-custom aggregation (it writes "N/A"), so the plugin reports its own propagated standard error
+spread over blocks), and `emergence_outcome_{correct,repeat,other}` (IE of the documents after
+which the model names an unlisted entity, repeats a listed one, or does anything else; each
+group on `emergence_outcome_used_docs` documents, `_docs` the group's size, NaN when a group is
+below the estimator's 64). Each value has a `<key>_stderr` companion: lm-eval computes no stderr
+for a custom aggregation (it writes "N/A"), so the plugin reports its own propagated standard error
 under the key lm-eval's table reads for the ± column. The task returns value keys before
 stderr keys, so the number overwrites the "N/A".
 """
@@ -24,7 +27,7 @@ from lm_eval.api.registry import (
     register_metric,
 )
 
-from .aggregate import BASE_KEYS, CONTROL_KEYS, with_stderr_keys
+from .aggregate import BASE_KEYS, CONTROL_KEYS, OUTCOME_KEYS, with_stderr_keys
 from .documents import MAX_SHOTS
 
 __all__ = ["AGGREGATIONS", "EMERGENCE_METRICS", "HIGHER_IS_BETTER", "passthrough"]
@@ -32,10 +35,13 @@ __all__ = ["AGGREGATIONS", "EMERGENCE_METRICS", "HIGHER_IS_BETTER", "passthrough
 _SHOTS = [f"emergence_shot{j:02d}{s}" for j in range(1, MAX_SHOTS + 1) for s in ("", "_layer_std")]
 
 #: Every metric key an emergence task can return.
-EMERGENCE_METRICS: tuple[str, ...] = tuple(with_stderr_keys([*BASE_KEYS, *CONTROL_KEYS, *_SHOTS]))
+EMERGENCE_METRICS: tuple[str, ...] = tuple(
+    with_stderr_keys([*BASE_KEYS, *CONTROL_KEYS, *_SHOTS, *OUTCOME_KEYS])
+)
 #: IE is a description, not a score: "higher" only sets the table's arrow.
 HIGHER_IS_BETTER = {
-    key: not key.endswith(("_stderr", "_layer_std", "_flagged_blocks")) for key in EMERGENCE_METRICS
+    key: not key.endswith(("_stderr", "_layer_std", "_flagged_blocks", "_docs"))
+    for key in EMERGENCE_METRICS
 }
 
 

@@ -9,6 +9,7 @@ with each request and estimates with the estimation half (`TaskEstimate`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -171,11 +172,25 @@ class IclTask(EmergenceTask):
 
 
 class ShotsTask(IclTask):
-    """Lists of up to 10 shots: E at the end of every shot (the shot curve)."""
+    """Lists of up to 10 shots: E at the end of every shot (the shot curve), and IE split by
+    what the model does next (`emergence_outcome_*`)."""
 
     def value_keys(self, metadata: dict) -> list[str]:
         control = self.ie_settings.capture.control is not None
-        return value_keys(int(metadata.get("max_shots", MAX_SHOTS)), control)
+        return value_keys(int(metadata.get("max_shots", MAX_SHOTS)), control, outcomes=True)
+
+    def process_results(self, doc: dict, results: list) -> dict[str, Any]:
+        (features,) = results
+        if not isinstance(features, EmergenceFeatures):
+            raise TypeError(f"expected EmergenceFeatures, got {type(features).__name__}")
+        nxt = features.next_token_id
+        if nxt in set(doc["next_ok_ids"]):
+            outcome = "correct"
+        elif nxt in set(doc["next_repeat_ids"]):
+            outcome = "repeat"
+        else:
+            outcome = "other"
+        return super().process_results(doc, [dataclasses.replace(features, outcome=outcome)])
 
     def positions(self, doc: dict) -> list[int]:
         return self.shot_positions(len(doc["token_ids"]))

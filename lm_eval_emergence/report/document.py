@@ -14,7 +14,7 @@ from .checks import (
     subtasks_of,
     table_tags,
 )
-from .figures import curve_figure, layers_figure, scaling_figure, scatter_figure
+from .figures import curve_figure, layers_figure, outcome_figure, scaling_figure, scatter_figure
 from .runs import ACCURACY_METRICS, UNRECORDED, Run, load_runs
 from .stats import ci_text, correlate
 from .text import (
@@ -71,6 +71,7 @@ def build_report(
     md += _results_section(runs, etasks, differs)
     md += _layers_section(runs, etasks, out)
     md += _curves_section(runs, etasks, out)
+    md += _outcomes_section(runs, etasks, out)
     md += _correlation_section(runs, etasks, subtasks, out, bootstrap, seed)
     md += _scaling_section(runs, etasks, subtasks, out)
     path = out / "report.md"
@@ -309,6 +310,37 @@ def _curves_section(runs: Sequence[Run], etasks: list[str], out: Path) -> list[s
             md += [f"![{task} {kind}]({curve_figure(task, kind, series, out)})", ""]
     if not drawn:
         md.append("No run has a shot curve or a per-position curve.")
+    return md
+
+
+def _outcomes_section(runs: Sequence[Run], etasks: list[str], out: Path) -> list[str]:
+    """IE split by what the model did next (the shots task's `emergence_outcome_*`)."""
+    md = []
+    for task in etasks:
+        having = [r for r in runs if (e := (r.sidecar or {}).get(task)) and e.outcomes]
+        if not having:
+            continue
+        md += ["", f"## {task}: IE by what the model does next", ""]
+        md += [
+            "correct: names an unlisted entity; repeat: a listed one; other: anything else. "
+            "Within a run every group is estimated on the same number of documents (IE depends "
+            "on N); a group below the estimator's minimum has no number.",
+            "",
+        ]
+        rows = []
+        for r in having:
+            groups = r.sidecar[task].outcomes
+            cells = [
+                f"{plus_minus(g.ie_bits, g.ie_stderr_bits)} ({g.n_docs})"
+                if g.ie_bits is not None
+                else f"{NA} ({g.n_docs})"
+                for g in groups
+            ]
+            rows.append([r.label, *cells, str(max(g.n_used for g in groups))])
+        names = [g.outcome for g in having[0].sidecar[task].outcomes]
+        md += table(["run", *[f"{n} (docs)" for n in names], "docs per estimate"], rows)
+        series = [(r.label, r.sidecar[task].outcomes) for r in having]
+        md += ["", f"![{task} outcomes]({outcome_figure(task, series, out)})", ""]
     return md
 
 

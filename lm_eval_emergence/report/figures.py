@@ -118,6 +118,26 @@ def curve_figure(task: str, kind: str, series: list[tuple[str, list[Any]]], out_
     return _save(fig, out_dir, f"{kind}_{slug(task)}.png")
 
 
+def outcome_figure(task: str, series: list[tuple[str, list[Any]]], out_dir: Path) -> str:
+    """IE of each outcome group ±1 stderr, one column of points per run (groups side by side)."""
+    fig, (ax,) = _figure(width=max(6.0, 1.2 * len(series) + 2), height=4.6)
+    fig.subplots_adjust(bottom=0.25)
+    names = [g.outcome for g in series[0][1]]
+    for j, name in enumerate(names):
+        xs, ys, es = [], [], []
+        for i, (_, groups) in enumerate(series):
+            g = next((g for g in groups if g.outcome == name), None)
+            if g is not None and g.ie_bits is not None:
+                xs.append(i + (j - (len(names) - 1) / 2) * 0.2)
+                ys.append(g.ie_bits)
+                es.append(g.ie_stderr_bits or 0.0)
+        ax.errorbar(xs, ys, yerr=es, fmt="o", color=_color(j), label=name, capsize=3)
+    ax.set_xticks(range(len(series)), [label for label, _ in series], rotation=15, ha="right")
+    ax.set(title=f"{task}: IE by what the model does next", ylabel="bits")
+    _legend(ax)
+    return _save(fig, out_dir, f"outcomes_{slug(task)}.png")
+
+
 def scatter_figure(
     points: list[tuple[str, float, float]],
     xlabel: str,
