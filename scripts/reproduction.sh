@@ -34,8 +34,9 @@ dir_of() { # dir_of NAME -> the model's directory (trained: the cache; NAME-rand
     *-random) echo "runs/$1" ;;
     *) for m in "${MODELS[@]}"; do
         IFS=: read -r name key _ <<<"$m"
-        [ "$name" = "$1" ] && lm-eval-emergence model "$key"
-    done ;;
+        if [ "$name" = "$1" ]; then lm-eval-emergence model "$key"; return; fi
+    done
+        echo "no model $1" >&2 && return 1 ;;
     esac
 }
 keep_run() { # keep_run RUN_DIR DEST: the newest results file and sidecar of a run
@@ -78,30 +79,30 @@ step_harness() {
 }
 
 step_text() {
-    local smollm2 writers=()
+    # 192 prompts, 10 new tokens: generation by the 1.5B model is the slow part on 2 cores
+    local smollm2 gen=(--n 192 --new-tokens 10 --batch 96 --out "$OUT/text")
     smollm2=$(dir_of smollm2)
-    $PY scripts/generate_continuations.py --model "$smollm2" --label smollm2 --out "$OUT/text" \
-        --human
+    $PY scripts/generate_continuations.py --model "$smollm2" --label smollm2 "${gen[@]}" --human
     $PY scripts/generate_continuations.py --model runs/smollm2-random --label smollm2-random \
-        --out "$OUT/text"
+        "${gen[@]}"
     for name in qwen05 qwen15; do
-        $PY scripts/generate_continuations.py --model "$(dir_of $name)" --label $name \
-            --out "$OUT/text"
+        $PY scripts/generate_continuations.py --model "$(dir_of $name)" --label $name "${gen[@]}"
     done
     for f in "$OUT"/text/*.jsonl; do
         local set
         set=$(basename "$f" .jsonl)
         lm-eval-emergence --model hf-emergence --tasks emergence_text --batch_size 32 \
-            --metadata "{\"text_path\": \"$f\", \"n_docs\": 384}" \
+            --metadata "{\"text_path\": \"$f\", \"n_docs\": 128}" \
             --model_args "pretrained=$smollm2,dtype=bfloat16" --output_path "runs/text/$set"
         keep_run "runs/text/$set" "$OUT/text_runs/$set"
     done
 }
 
-step_paper() {
+step_paper() { # PAPER_RUNS="smollm2 smollm2-random" limits it to those runs
     for m in "${MODELS[@]}"; do
         IFS=: read -r name _ block <<<"$m"
         for run in "$name" "$name-random"; do
+            [[ -z ${PAPER_RUNS:-} || " $PAPER_RUNS " == *" $run "* ]] || continue
             lm-eval-emergence --model hf-emergence --tasks emergence_icl_country --batch_size 32 \
                 --metadata "{\"n_docs\": $N_DOCS}" \
                 --model_args "pretrained=$(dir_of "$run"),dtype=bfloat16,ie_protocol=paper,ie_layers=$block,ie_steps=300" \

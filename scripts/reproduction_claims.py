@@ -266,6 +266,15 @@ def text_scoring(out: Path, sizes: dict[str, int | None]) -> dict[str, Any]:
     return result
 
 
+def _block_emergence(default: Run | None, task: str, paper: Any) -> float | None:
+    """The default protocol's E on the block the paper's protocol measured."""
+    result = default.result(task) if default else None
+    if result is None or paper is None:
+        return None
+    rows = {row.layer: row.emergence_bits for row in result.per_layer}
+    return rows.get(paper.result.layers[0])
+
+
 def paper_protocol(out: Path) -> list[dict[str, Any]]:
     """The paper's protocol (mine-paper, 300 steps, one block) next to the default's number."""
     rows = []
@@ -285,7 +294,7 @@ def paper_protocol(out: Path) -> list[dict[str, Any]]:
                     "paper_ie_bits": _metric(run, task, "emergence"),
                     "paper_ie_stderr_bits": _metric(run, task, "emergence_stderr"),
                     "paper_flagged_blocks": _metric(run, task, "emergence_flagged_blocks"),
-                    "default_ie_bits": _metric(default, task, "emergence") if default else None,
+                    "default_block_bits": _block_emergence(default, task, entry),
                     "acc": _metric(run, task, "acc"),
                     "seconds_estimation": entry.seconds_estimation if entry else None,
                 }
