@@ -41,11 +41,10 @@ def plugin_task_names() -> set[str]:
     (a plain lm-eval task it ships, emergence_cloze, runs with any model)."""
     names = set()
     for path in tasks_dir().glob("**/*.yaml"):
-        text = path.read_text(encoding="utf-8")
-        if "class:" not in text and "group:" not in text:
-            continue
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
+        pairs = [line.partition(":") for line in path.read_text(encoding="utf-8").splitlines()]
+        if not {key for key, _, _ in pairs} & {"class", "group"}:
+            continue  # a plain lm-eval task
+        for key, _, value in pairs:
             if key in ("task", "group") and value.strip():
                 names.add(value.strip())
     return names
