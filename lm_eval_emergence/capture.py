@@ -29,18 +29,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from .estimators.moments import PairMoments
 from .settings import DEFAULT_BATCH_SIZE, CaptureSettings
 
 __all__ = [
     "BlocksNotFoundError",
     "Capture",
     "CaptureInfo",
+    "MomentCapture",
     "CapturePlan",
     "CapturedStates",
     "RandomProjection",
     "TokenTable",
     "capture_macro",
     "capture_micro",
+    "capture_moments",
     "capture_states",
     "capture_token_table",
     "find_blocks",
@@ -315,26 +318,64 @@ def _block_output(output: Any) -> torch.Tensor:
     raise RuntimeError(f"could not read a decoder block's output (got {type(output).__name__})")
 
 
+class _StateBuffers:
+    """Where the hooks write by default: float32 CPU buffers [L, n, P, k] of inputs and outputs."""
+
+    def __init__(self, n_layers: int, n: int, n_positions: int) -> None:
+        self.shape = (n_layers, n, n_positions)
+        self.inputs: torch.Tensor | None = None
+        self.outputs: torch.Tensor | None = None
+
+    def write(self, slot: int, rows: slice, x_in: torch.Tensor, x_out: torch.Tensor) -> None:
+        """States [B, P, k] of block slot `slot` for rows `rows`, on the model's device."""
+        if self.inputs is None:
+            self.inputs = torch.empty((*self.shape, x_in.shape[-1]), dtype=torch.float32)
+            self.outputs = torch.empty_like(self.inputs)
+        self.inputs[slot, rows] = x_in.to("cpu", torch.float32)
+        self.outputs[slot, rows] = x_out.to("cpu", torch.float32)  # type: ignore[index]
+
+
+class _MomentSink:
+    """Where the hooks write when streaming: one `PairMoments` per block (its pairs are the
+    positions), accumulated on the block's device; the states themselves are dropped."""
+
+    def __init__(self, n_layers: int, folds: torch.Tensor, n_folds: int, target: str) -> None:
+        self.folds = folds  # [n] the fold of each row
+        self.n_folds = n_folds
+        self.target = target
+        self.moments: list[PairMoments | None] = [None] * n_layers
+
+    def write(self, slot: int, rows: slice, x_in: torch.Tensor, x_out: torch.Tensor) -> None:
+        x = x_in.transpose(0, 1)  # [P, B, k]
+        y = x_out.transpose(0, 1)
+        if self.target == "update":
+            y = y - x
+        moments = self.moments[slot]
+        if moments is None:
+            moments = self.moments[slot] = PairMoments.empty(
+                self.n_folds, x.shape[0], x.shape[-1], y.shape[-1], x.device
+            )
+        moments.add_rows(x, y, self.folds[rows])
+
+
 class _Recorder:
-    """Holds the CPU buffers and the hooks writing one batch at a time into them."""
+    """The hooks on the blocks, writing one batch at a time into a sink."""
 
     def __init__(
         self,
         blocks: nn.ModuleList,
         layers: list[int],
-        n: int,
         positions: list[int],
         projection: RandomProjection | None,
+        sink: _StateBuffers | _MomentSink,
         stop_early: bool = True,
     ) -> None:
         self.stop_early = stop_early
         self.blocks = blocks
         self.layers = layers
-        self.n = n
         self.positions = positions
         self.projection = projection
-        self.inputs: torch.Tensor | None = None
-        self.outputs: torch.Tensor | None = None
+        self.sink = sink
         self.rows = slice(0, 0)
         self.seq_len = 0
         self.seen: list[bool] = [False] * len(layers)
@@ -372,6 +413,7 @@ class _Recorder:
             raise RuntimeError(f"decoder blocks {missing} did not run during the forward pass")
 
     def _select(self, x: torch.Tensor) -> torch.Tensor:
+        """The states at the kept positions, projected, float32, still on the model's device."""
         batch = self.rows.stop - self.rows.start
         if x.dim() != 3 or x.shape[0] != batch or x.shape[1] != self.seq_len:
             raise RuntimeError(
@@ -382,8 +424,7 @@ class _Recorder:
         if index is None:
             index = self._pos_index[x.device] = torch.tensor(self.positions, device=x.device)
         x = x.index_select(1, index)
-        x = self.projection(x) if self.projection is not None else x.float()
-        return x.to("cpu", torch.float32)
+        return self.projection(x) if self.projection is not None else x.float()
 
     def _make_hook(self, slot: int, stop: bool) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -394,12 +435,7 @@ class _Recorder:
                 )
             x_in = self._select(_block_input(args, kwargs))
             x_out = self._select(_block_output(output))
-            if self.inputs is None:
-                shape = (len(self.layers), self.n, len(self.positions), x_in.shape[-1])
-                self.inputs = torch.empty(shape, dtype=torch.float32)
-                self.outputs = torch.empty(shape, dtype=torch.float32)
-            self.inputs[slot, self.rows] = x_in
-            self.outputs[slot, self.rows] = x_out
+            self.sink.write(slot, self.rows, x_in, x_out)
             self.seen[slot] = True
             if stop:
                 raise _StopForward
@@ -419,11 +455,14 @@ def _capture(
     progress: bool,
     desc: str,
     next_token: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    sink: _StateBuffers | _MomentSink | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """Batched forward passes with hooks on `layers`: (inputs, outputs, greedy next ids).
 
     With `next_token` the pass runs to the LM head and the argmax of the last position's logits
     is kept (the model's greedy continuation); otherwise it stops after the last hooked block.
+    The states go to `sink` (default: CPU buffers, returned; a `_MomentSink` keeps only their
+    moments, and the first two returned values are None).
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -439,7 +478,9 @@ def _capture(
     greedy = torch.empty(n, dtype=torch.long) if next_token else None
     keeps_last_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
     try:
-        recorder = _Recorder(blocks, layers, n, positions, projection, stop_early=not next_token)
+        if sink is None:
+            sink = _StateBuffers(len(layers), n, len(positions))
+        recorder = _Recorder(blocks, layers, positions, projection, sink, stop_early=not next_token)
         with recorder as rec, torch.no_grad():
             for start in starts:
                 rows = slice(start, min(start + batch_size, n))
@@ -461,8 +502,10 @@ def _capture(
     finally:
         if was_training:
             model.train()
-    assert rec.inputs is not None and rec.outputs is not None
-    return rec.inputs, rec.outputs, greedy
+    if isinstance(sink, _MomentSink):
+        return None, None, greedy
+    assert sink.inputs is not None and sink.outputs is not None
+    return sink.inputs, sink.outputs, greedy
 
 
 # --------------------------------------------------------------------------------------------
@@ -880,6 +923,95 @@ def capture_states(
         macro_outputs=macro.outputs,
         micro=table,
         greedy_next_ids=macro.greedy_next_ids,
+        seconds_macro=t1 - t0,
+        seconds_micro=time.perf_counter() - t1,
+    )
+
+
+@dataclass(eq=False)
+class MomentCapture:
+    """A `Capture` whose macro states were reduced to their second moments as they were
+    computed (`capture_moments`): memory O(blocks x positions x folds x k^2), not O(N).
+
+    `macro[slot]` holds block slot `slot`'s pairs (input, target) at each of `positions`;
+    `target` says what the y side is (the block's "output" or its "update", output - input);
+    `folds` is each sequence's jackknife fold. `n_docs` counts the rows added.
+    """
+
+    info: CaptureInfo
+    token_ids: torch.Tensor  # [N, T] int64, without BOS
+    positions: list[int]
+    macro: list[PairMoments]
+    micro: TokenTable
+    target: str
+    folds: torch.Tensor  # [N] int64
+    n_folds: int
+    greedy_next_ids: torch.Tensor | None = None
+    seconds_macro: float = 0.0
+    seconds_micro: float = 0.0
+
+    @property
+    def layers(self) -> list[int]:
+        return self.info.layers
+
+
+def capture_moments(
+    model: nn.Module,
+    token_ids: torch.Tensor,
+    plan: CapturePlan,
+    *,
+    folds: torch.Tensor,
+    n_folds: int,
+    target: str,
+    positions: str | Sequence[int] = "last",
+    next_token: bool = False,
+    table: TokenTable | None = None,
+    progress: bool = False,
+) -> MomentCapture:
+    """`capture_states`, keeping the second moments of the macro states instead of the states.
+
+    Each batch's states are projected, paired (input with output or update) and added to
+    per-block, per-fold moments on the block's device; `folds[i]` is the jackknife fold of row
+    i. Used where the estimator is a closed form of the moments (`gaussian-floor`).
+    """
+    ids = _as_input_ids(token_ids)
+    n, seq_len = ids.shape
+    if folds.shape != (n,):
+        raise ValueError(f"folds must give one fold per sequence, [{n}], got {tuple(folds.shape)}")
+    wanted = _resolve_positions(positions, seq_len)
+    bos = plan.info.bos_token_id
+    offset = 0 if bos is None else 1
+    macro_ids = ids if bos is None else torch.cat([torch.full((n, 1), bos), ids], dim=1)
+    _check_vocab(model, macro_ids)
+    sink = _MomentSink(len(plan.info.layers), folds, n_folds, target)
+    t0 = time.perf_counter()
+    _, _, greedy = _capture(
+        model,
+        find_blocks(model),
+        macro_ids,
+        None,
+        plan.info.layers,
+        [t + offset for t in wanted],
+        plan.batch_size,
+        plan.projection,
+        progress,
+        "macro",
+        next_token=next_token,
+        sink=sink,
+    )
+    t1 = time.perf_counter()
+    if table is None:
+        table = capture_token_table(model, ids, plan, progress=progress)
+    return MomentCapture(
+        info=plan.info,
+        token_ids=ids,
+        positions=wanted,
+        macro=[m.to("cpu") for m in sink.moments if m is not None],
+        micro=table,
+        target=target,
+        folds=folds,
+        n_folds=n_folds,
+        greedy_next_ids=greedy,
         seconds_macro=t1 - t0,
         seconds_micro=time.perf_counter() - t1,
     )

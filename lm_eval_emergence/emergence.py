@@ -28,8 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .capture import Capture, capture_states, plan_capture
+from .capture import Capture, MomentCapture, capture_moments, capture_states, plan_capture
 from .estimators import estimate_mi_many, require_samples
+from .estimators.api import estimate_mi_from_moments, streaming_unsupported
+from .estimators.moments import PairMoments, jackknife_fold_ids, stack_pairs
 from .meta import __version__
 from .records import EmergenceResult, LayerEmergence, PositionEmergence, PositionLayer
 from .settings import (
@@ -42,7 +44,15 @@ from .settings import (
     IESettings,
 )
 
-__all__ = ["emergence_from_states", "entropy_bits", "measure", "measure_emergence"]
+__all__ = [
+    "emergence_from_moments",
+    "emergence_from_states",
+    "entropy_bits",
+    "measure",
+    "measure_emergence",
+    "stream_unsupported",
+    "streams",
+]
 
 _Key = tuple[str, int, int]  # (level, layer slot, token index)
 
@@ -143,10 +153,48 @@ def measure(
     ids = _as_token_ids(sequences, tokenizer, truncate_to)
     plan = plan_capture(model, tokenizer, settings.capture)  # fails (bad block) before any work
     positions = "all" if per_position else "last"
+    estimation = settings.estimation
+    if streams(settings.capture.stream, len(ids), plan.info.state_dim, estimation):
+        n_folds = int(estimation.resolved_options().get("folds", 1))
+        folds = jackknife_fold_ids(len(ids), n_folds, estimation.seed)
+        moments = capture_moments(
+            model,
+            ids,
+            plan,
+            folds=folds,
+            n_folds=int(folds.max()) + 1,
+            target=estimation.target,
+            positions=positions,
+            progress=progress,
+        )
+        return emergence_from_moments(moments, estimation, per_position=per_position)
     states = capture_states(model, ids, plan, positions=positions, progress=progress)
-    return emergence_from_states(
-        states, settings.estimation, per_position=per_position, progress=progress
-    )
+    return emergence_from_states(states, estimation, per_position=per_position, progress=progress)
+
+
+def streams(
+    mode: str, n: int, state_dim: int, estimation: EstimationSettings, bytes_per_number: int = 4
+) -> bool:
+    """Whether a capture of `n` sequences keeps only the moments of its states (`ie_stream`).
+
+    "on" streams or fails naming why it cannot; "off" never streams; "auto" streams when the
+    estimate can be computed from moments and they take fewer bytes than the states (states at
+    `bytes_per_number` bytes a number: per block and position 2k numbers a sequence, against
+    folds x (2k)^2 float64 numbers of moments): at k = 64, above 2,580 sequences of float32
+    states or 5,160 of float16 payloads.
+    """
+    if mode == "off":
+        return False
+    why = stream_unsupported(estimation)
+    if mode == "on":
+        if why is not None:
+            raise EmergenceConfigError(f"ie_stream=on: {why}; use ie_stream=auto or off")
+        return True
+    if why is not None:
+        return False
+    width = 2 * state_dim
+    folds = int(estimation.resolved_options().get("folds", 1))
+    return n * width * bytes_per_number > folds * width * (width + 1) * 8
 
 
 def emergence_from_states(
@@ -203,6 +251,77 @@ def emergence_from_states(
     return _result(capture, estimation, by_key, report_positions, per_position, seconds)
 
 
+def emergence_from_moments(
+    capture: MomentCapture,
+    estimation: EstimationSettings,
+    *,
+    per_position: bool | Sequence[int] = False,
+) -> EmergenceResult:
+    """IE from streamed moments (`capture_moments`): what `emergence_from_states` gives on the
+    states themselves, to float rounding, for a closed-form estimator (`gaussian-floor`)."""
+    n, seq_len = capture.token_ids.shape
+    report_positions = _report_positions(capture, per_position)
+    require_samples(n)
+    why = stream_unsupported(estimation)
+    if why is not None:
+        raise EmergenceConfigError(f"{why}; capture the states instead (ie_stream=off)")
+    if capture.target != estimation.target:
+        raise EmergenceConfigError(
+            f"the moments were streamed for target {capture.target!r}, the estimate asks for "
+            f"{estimation.target!r}"
+        )
+    keys: list[_Key] = []
+    parts = []
+    for li, moments in enumerate(capture.macro):
+        keys += [("macro", li, t) for t in capture.positions]
+        parts.append(moments)
+    for t in range(seq_len):
+        keys += [("micro", li, t) for li in range(len(capture.layers))]
+        parts.append(_micro_moments(capture, t))
+    moments = stack_pairs(parts)
+    constant = moments.constant()
+    todo = [i for i in range(len(keys)) if not bool(constant[i])]
+    if not todo:
+        raise ValueError(
+            "every block input or output is identical across the sequences (all sequences are "
+            "the same?); there is nothing to estimate"
+        )
+    t0 = time.perf_counter()
+    estimates = estimate_mi_from_moments(
+        moments.select(todo),
+        estimator=estimation.estimator,
+        seed=estimation.seed,
+        **estimation.options,
+    )
+    seconds = time.perf_counter() - t0
+    by_key: dict[_Key, Any] = {key: _ExactZero(null_bits=None) for key in keys}
+    by_key.update({keys[i]: est for i, est in zip(todo, estimates, strict=True)})
+    return _result(capture, estimation, by_key, report_positions, per_position, seconds)
+
+
+def stream_unsupported(estimation: EstimationSettings) -> str | None:
+    """Why IE under `estimation` cannot be computed from streamed moments, or None if it can."""
+    if estimation.form == "psi":
+        return "the psi form pairs each token alone with the sequence's output row by row"
+    return streaming_unsupported(estimation.estimator, estimation.options)
+
+
+def _micro_moments(capture: MomentCapture, t: int) -> PairMoments:
+    """Moments of the micro pairs at token index t of every block: the distinct tokens' states,
+    each counted as often as it stands at t in each fold."""
+    table = capture.micro
+    tokens, where = torch.unique(capture.token_ids[:, t], return_inverse=True)
+    counts = torch.zeros(capture.n_folds, len(tokens), dtype=torch.float64)
+    counts.index_put_((capture.folds, where), torch.ones(len(where), dtype=torch.float64), True)
+    x, y = table.lookup(tokens[None, :])  # [L, 1, U, k]
+    x, y = x[:, 0], y[:, 0]
+    if capture.target == "update":
+        y = y - x
+    moments = PairMoments.empty(capture.n_folds, x.shape[0], x.shape[-1], y.shape[-1])
+    moments.add_weighted(x, y, counts)
+    return moments
+
+
 # --------------------------------------------------------------------------------------------
 # Estimation
 
@@ -248,7 +367,7 @@ def _pairs(
 
 
 def _result(
-    capture: Capture,
+    capture: Capture | MomentCapture,
     estimation: EstimationSettings,
     by_key: dict[_Key, Any],
     report_positions: list[int],
@@ -293,7 +412,7 @@ def _result(
         protocol=estimation.protocol,
         layers=layers,
         projection_dim=info.settings.projection_dim,
-        hidden_dim=int(capture.macro_inputs.shape[-1]),
+        hidden_dim=info.state_dim,
         any_diverged=bool(diverged_layers),
         diverged_layers=diverged_layers,
         implausible_layers=[row.layer for row in per_layer if row.implausible],

@@ -23,6 +23,10 @@ from the `ie_*` keys of `--model_args` and task metadata:
                        rule, `capture.model_bos_token_id`), "none" or a token id
     ie_batch_size      forward-pass batch size ("auto": lm-eval's max_batch_size); default the
                        caller's (--batch_size in lm-eval, 64 in the library)
+    ie_stream          keep the states ("off") or only their second moments ("on"), which bounds
+                       memory whatever the number of documents and needs a closed-form
+                       estimator (gaussian-floor); "auto" (default) streams where that
+                       estimator is used and the moments are smaller than the states
     ie_control         "random": also measure the architecture with fresh weights (seeded by
                        ie_seed) and report emergence_random and emergence_vs_random; "none"
     ie_steps           critic training steps (neural estimators)
@@ -72,6 +76,8 @@ DEFAULT_PROJECTION_DIM = 64
 DEFAULT_BATCH_SIZE = 64
 #: The controls an lm-eval run can carry next to the model (`controls.py`).
 CONTROLS = (None, "random")
+#: What a capture keeps: "off" the states, "on" only their moments, "auto" the smaller.
+STREAM_MODES = ("auto", "on", "off")
 
 SETTING_KEYS = (
     "ie_protocol",
@@ -83,6 +89,7 @@ SETTING_KEYS = (
     "ie_seed",
     "ie_bos",
     "ie_batch_size",
+    "ie_stream",
     "ie_control",
     "ie_steps",
     "ie_noise_std",
@@ -240,6 +247,7 @@ class CaptureSettings:
     bos: int | str | None = "auto"  # "auto": the tokenizer's rule; None: no BOS
     batch_size: int | str | None = None  # None: the caller's default; "auto": lm-eval's
     control: str | None = None  # "random": also capture a random-weights copy (lm-eval)
+    stream: str = "auto"  # keep the states ("off"), only their moments ("on"), or the smaller
 
     def __post_init__(self) -> None:
         """Check every field and store it in its one type (an int's text becomes the int)."""
@@ -260,6 +268,13 @@ class CaptureSettings:
         if self.batch_size not in (None, "auto"):
             batch = parse_int("batch_size (ie_batch_size)", self.batch_size, 1)
             object.__setattr__(self, "batch_size", batch)
+        stream = {True: "on", False: "off"}.get(self.stream, self.stream)  # type: ignore[call-overload]
+        stream = stream.strip().lower() if isinstance(stream, str) else stream
+        if stream not in STREAM_MODES:
+            raise EmergenceConfigError(
+                f"ie_stream must be one of {', '.join(STREAM_MODES)}, got {self.stream!r}"
+            )
+        object.__setattr__(self, "stream", stream)
         if self.control not in CONTROLS:
             raise EmergenceConfigError(
                 f"ie_control must be 'random' (a random-weights copy of the model) or 'none', "
@@ -267,7 +282,7 @@ class CaptureSettings:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        names = ("projection_dim", "seed", "bos", "batch_size", "control")
+        names = ("projection_dim", "seed", "bos", "batch_size", "control", "stream")
         out = {k: getattr(self, k) for k in names}
         return {"layers": None if self.layers is None else list(self.layers), **out}
 
@@ -391,6 +406,8 @@ class IESettings:
             capture["bos"] = _parse_bos(keys["ie_bos"])
         if "ie_batch_size" in keys:
             capture["batch_size"] = _parse_batch_size(keys["ie_batch_size"])
+        if "ie_stream" in keys:
+            capture["stream"] = parse_scalar(str(keys["ie_stream"]))
         if "ie_control" in keys:
             value = keys["ie_control"]
             capture["control"] = None if _is_none(value) else str(value).strip().lower()

@@ -456,3 +456,56 @@ def test_psi_form_pairs_each_token_with_the_sequence_output(tiny_gpt2, monkeypat
     assert psi.per_layer[0].micro_bits != ie.per_layer[0].micro_bits
     with pytest.raises(ValueError, match="psi form .* no per-position profile"):
         measure_emergence(tiny_gpt2, None, random_ids(), form="psi", per_position=True, **FAST)
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming: the moments of the states instead of the states
+
+
+@pytest.mark.parametrize("target", ["update", "output"])
+def test_streamed_profile_equals_the_profile_of_the_states(tiny_gpt2, target):
+    from lm_eval_emergence.settings import IESettings
+
+    ids = random_ids()
+    ids[:, 2] = 5  # a constant position: exact zeros on both paths
+    settings = {"ie_target": target, "ie_bos": "none", "ie_batch_size": 50}
+    kept = emergence_mod.measure(
+        tiny_gpt2, None, ids, IESettings.from_mapping({**settings, "ie_stream": "off"}),
+        per_position=True,
+    )  # fmt: skip
+    streamed = emergence_mod.measure(
+        tiny_gpt2, None, ids, IESettings.from_mapping({**settings, "ie_stream": "on"}),
+        per_position=True,
+    )  # fmt: skip
+    assert streamed.ie_bits == pytest.approx(kept.ie_bits, abs=1e-4)
+    assert streamed.ie_stderr_bits == pytest.approx(kept.ie_stderr_bits, abs=1e-5)
+    for a, b in zip(kept.per_layer, streamed.per_layer, strict=True):
+        assert b.macro_bits == pytest.approx(a.macro_bits, abs=1e-4)
+        assert b.micro_bits_per_position == pytest.approx(a.micro_bits_per_position, abs=1e-4)
+        assert b.micro_exact_zero_positions == a.micro_exact_zero_positions
+    assert [p.emergence_bits for p in streamed.per_position] == pytest.approx(
+        [p.emergence_bits for p in kept.per_position], abs=1e-4
+    )
+    assert streamed.n_exact_zero == kept.n_exact_zero > 0
+    assert abs(kept.ie_bits) > 0.1  # a number, not two zeros agreeing
+
+
+def test_stream_on_refuses_an_estimator_that_needs_samples(tiny_gpt2):
+    from lm_eval_emergence.settings import EmergenceConfigError, IESettings
+
+    settings = IESettings.from_mapping({"ie_stream": "on", "ie_estimator": "infonce"})
+    with pytest.raises(EmergenceConfigError, match="ie_stream=on: estimator 'infonce' needs"):
+        emergence_mod.measure(tiny_gpt2, None, random_ids(), settings)
+
+
+def test_auto_streams_only_where_the_moments_are_smaller():
+    from lm_eval_emergence.settings import EstimationSettings
+
+    floor = EstimationSettings.of_protocol("floor-update")
+    # k = 64: 10 folds x 128 x 129 float64 numbers against 128 float32 numbers a sequence
+    assert not emergence_mod.streams("auto", 2_500, 64, floor)
+    assert emergence_mod.streams("auto", 2_600, 64, floor)
+    assert not emergence_mod.streams("auto", 5_000, 64, floor, bytes_per_number=2)  # float16
+    assert emergence_mod.streams("auto", 5_200, 64, floor, bytes_per_number=2)
+    assert not emergence_mod.streams("auto", 10**6, 64, EstimationSettings.of_protocol("infonce"))
+    assert not emergence_mod.streams("off", 10**6, 64, floor)

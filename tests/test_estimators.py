@@ -422,3 +422,86 @@ def test_v_linear_rejects_a_floor_that_is_not_positive():
     x = torch.randn(100, 2)
     with pytest.raises(ValueError, match="kappa must be a number > 0 \\(the covariance floor"):
         estimate_mi(x, x, estimator="v-linear", kappa=0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Streamed second moments (moments.py)
+
+
+def _correlated(p: int = 3, n: int = 3000, d: int = 8, seed: int = 0):
+    """Pairs with large means and scales (as residual streams have) and a known dependence."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(p, n, d, generator=g) * 4 + 300
+    y = 0.3 * (x - 300) @ torch.randn(d, d, generator=g) + torch.randn(p, n, d, generator=g) - 80
+    return x, y
+
+
+def test_moments_in_batches_give_the_sample_covariances():
+    from lm_eval_emergence.estimators.moments import PairMoments, jackknife_fold_ids
+
+    x, y = _correlated()
+    folds = jackknife_fold_ids(x.shape[1], 10, seed=0)
+    moments = PairMoments.empty(10, 3, 8, 8)
+    for start in range(0, x.shape[1], 257):  # uneven batches
+        rows = slice(start, start + 257)
+        moments.add_rows(x[:, rows], y[:, rows], folds[rows])
+    covs = moments.covariances()
+    z = torch.cat([x, y], dim=-1).double()
+    expected = torch.stack([torch.cov(zp.T) for zp in z])
+    torch.testing.assert_close(covs[0], expected, rtol=1e-10, atol=1e-9)
+    keep = folds != 4
+    torch.testing.assert_close(
+        covs[5], torch.stack([torch.cov(zp[keep].T) for zp in z]), rtol=1e-10, atol=1e-9
+    )
+    assert moments.n == 3000 and covs.shape == (11, 3, 16, 16)
+
+
+def test_streamed_floor_equals_the_estimate_on_samples_and_ranks_merge():
+    """Two 'ranks' streaming disjoint rows, merged, give the in-memory gaussian-floor numbers."""
+    from lm_eval_emergence.estimators.api import estimate_mi_from_moments
+    from lm_eval_emergence.estimators.moments import PairMoments, jackknife_fold_ids
+
+    x, y = _correlated()
+    on_samples = estimate_mi_many(list(x), list(y), estimator="gaussian-floor", seed=3)
+    folds = jackknife_fold_ids(x.shape[1], 10, seed=3)
+    ranks = [PairMoments.empty(10, 3, 8, 8) for _ in range(2)]
+    for start in range(0, x.shape[1], 100):
+        rows = slice(start, start + 100)
+        ranks[(start // 100) % 2].add_rows(x[:, rows], y[:, rows], folds[rows])
+    merged = ranks[0].merged(ranks[1:])
+    streamed = estimate_mi_from_moments(merged, estimator="gaussian-floor", seed=3)
+    for a, b in zip(on_samples, streamed, strict=True):
+        assert b.bits == pytest.approx(a.bits, abs=1e-5)
+        assert b.stderr_bits == pytest.approx(a.stderr_bits, abs=1e-6)
+        assert b.n == a.n == 3000
+    assert on_samples[0].bits > 1.0  # a real dependence, not two zeros agreeing
+
+
+def test_weighted_rows_are_repeated_rows():
+    from lm_eval_emergence.estimators.moments import PairMoments
+
+    x, y = _correlated(p=1, n=5)
+    counts = torch.tensor([[2.0, 0.0, 1.0, 3.0, 1.0], [0.0, 1.0, 1.0, 0.0, 2.0]])
+    weighted = PairMoments.empty(2, 1, 8, 8)
+    weighted.add_weighted(x, y, counts)
+    repeated = PairMoments.empty(2, 1, 8, 8)
+    for fold in range(2):
+        index = torch.repeat_interleave(torch.arange(5), counts[fold].long())
+        repeated.add_rows(x[:, index], y[:, index], torch.full((len(index),), fold))
+    torch.testing.assert_close(weighted.covariances(), repeated.covariances())
+
+
+def test_moments_flag_a_constant_side_and_refuse_what_needs_samples():
+    from lm_eval_emergence.estimators.api import estimate_mi_from_moments, streaming_unsupported
+    from lm_eval_emergence.estimators.moments import PairMoments
+
+    x, y = _correlated(p=2, n=200)
+    x[1] = 5.0  # pair 1: x the same in every row
+    moments = PairMoments.empty(10, 2, 8, 8)
+    moments.add_rows(x, y, torch.arange(200) % 10)
+    assert moments.constant().tolist() == [False, True]
+    assert streaming_unsupported("gaussian-floor", {}) is None
+    assert "needs the samples" in streaming_unsupported("infonce", {})
+    assert "noise_std" in streaming_unsupported("gaussian-floor", {"noise_std": 0.1})
+    with pytest.raises(ValueError, match="ie_stream=off"):
+        estimate_mi_from_moments(moments, estimator="gaussian-floor", null=True)

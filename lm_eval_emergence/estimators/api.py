@@ -13,12 +13,20 @@ from typing import Any
 
 import torch
 
-from .inputs import ArrayLike, as_pairs
+from .inputs import ArrayLike, as_pairs, require_samples
+from .moments import PairMoments
 from .reduce import REDUCTIONS, normal_scores, reduce_pairs
-from .registry import get_estimator
+from .registry import Outcome, get_estimator
 from .result import LOG2E, MIEstimate
 
-__all__ = ["DEFAULT_ESTIMATOR", "estimate_mi", "estimate_mi_many", "estimator_options"]
+__all__ = [
+    "DEFAULT_ESTIMATOR",
+    "estimate_mi",
+    "estimate_mi_from_moments",
+    "estimate_mi_many",
+    "estimator_options",
+    "streaming_unsupported",
+]
 
 #: The estimator of `estimate_mi` when none is named; docs/performance.md gives the evidence.
 DEFAULT_ESTIMATOR = "gaussian"
@@ -138,13 +146,28 @@ def _estimate_stack(
     )
     out = estimator.estimate(x, y, rows, opts, seed)
     seconds = (time.perf_counter() - start) / n_pairs
+    return _records(out, name, n, rows.n_train, rows.n_test, seed, seconds, opts)
+
+
+def _records(
+    out: Outcome,
+    name: str,
+    n: int,
+    n_train: int,
+    n_test: int,
+    seed: int,
+    seconds: float,
+    opts: dict[str, Any],
+) -> list[MIEstimate]:
+    """One `MIEstimate` per pair of an estimator's `Outcome` (its nulls, if any, after them)."""
+    n_pairs = len(out.nats) // 2 if opts["null"] else len(out.nats)
     diverged = out.diverged
     if diverged.any():
         warnings.warn(
             f"{int(diverged.sum())} of {len(diverged)} {name} estimates diverged; they are "
             "flagged diverged=True. Try a smaller lr, more samples or a noise_std.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     records = []
     for p in range(n_pairs):
@@ -161,11 +184,43 @@ def _estimate_stack(
                 seed=seed,
                 seconds=seconds,
                 diverged=pair_diverged,
-                n_train=rows.n_train,
-                n_test=rows.n_test,
+                n_train=n_train,
+                n_test=n_test,
                 steps=int(out.steps[p]),
                 null_bits=null_bits,
                 options=dict(opts),
             )
         )
     return records
+
+
+#: Pipeline options the moments path cannot apply (each needs the samples), with their off value.
+_SAMPLE_ONLY = {"noise_std": 0.0, "noise_rel": 0.0, "null": False, "reduce": "none"}
+
+
+def streaming_unsupported(estimator: str, options: dict[str, Any]) -> str | None:
+    """Why `estimator` with `options` cannot run on streamed moments; None if it can."""
+    spec = get_estimator(estimator)
+    if spec.moments is None:
+        return f"estimator {estimator!r} needs the samples (only closed forms stream)"
+    opts = resolve_options(estimator, options)
+    for key, off in _SAMPLE_ONLY.items():
+        if opts.get(key, off) != off:
+            return f"option {key}={opts[key]!r} needs the samples"
+    return None
+
+
+def estimate_mi_from_moments(
+    moments: PairMoments, *, estimator: str, seed: int = 0, **options: Any
+) -> list[MIEstimate]:
+    """I(x; y) in bits of every pair whose second moments `moments` holds: the estimate that
+    `estimate_mi_many` gives on the samples (to float rounding), from O(D^2) numbers a pair."""
+    opts = resolve_options(estimator, options)
+    why = streaming_unsupported(estimator, opts)
+    if why is not None:
+        raise ValueError(f"{why}; estimate from the samples (ie_stream=off) instead.")
+    require_samples(moments.n)
+    start = time.perf_counter()
+    out = get_estimator(estimator).moments(moments, opts)  # type: ignore[misc]
+    seconds = (time.perf_counter() - start) / moments.n_pairs
+    return _records(out, estimator, moments.n, moments.n, moments.n, seed, seconds, opts)

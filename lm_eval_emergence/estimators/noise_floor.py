@@ -10,7 +10,8 @@ is the exact MI of (x + kappa z1, y + kappa z2), z ~ N(0, I), when (x, y) is Gau
 covariance C; for other data it is the MI of the Gaussian with the same covariance (the
 linear-Gaussian usable information with a noise floor). Each coordinate is standardised by its
 own rows first (the pipeline's `reduce_pairs`), so kappa is in units of each coordinate's spread
-and means the same at every block and model. No training, deterministic, O(n k^2 + k^3).
+and means the same at every block and model. No training, deterministic, O(n k^2 + k^3); from
+the samples or from their streamed moments (`moments.py`), which give the same number.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .moments import PairMoments, moments_of_samples
 from .registry import (
     UNSPLIT_OPTIONS,
     Outcome,
@@ -38,21 +40,26 @@ def _mi_from_covariance(cov: torch.Tensor, dx: int, kappa: float) -> torch.Tenso
     return 0.5 * (logdet(cov[..., :dx, :dx]) + logdet(cov[..., dx:, dx:]) - logdet(cov))
 
 
-def _jackknife_covariances(z: torch.Tensor, folds: list[torch.Tensor]) -> torch.Tensor:
-    """Sample covariances of [P, n, D] with all rows and without each fold's, [1 + F, P, D, D]
-    (float64), from the total and per-fold sums: one pass over the rows, not one per fold."""
-    z = z.double()
-    z = z - z.mean(dim=1, keepdim=True)  # centred first: the sums stay well conditioned
-    n = z.shape[1]
-    total_sum, total_cross = z.sum(1), z.transpose(1, 2) @ z
-    out = [(total_cross - total_sum[:, :, None] * total_sum[:, None, :] / n) / (n - 1)]
-    for fold in folds:
-        part = z[:, fold]
-        m = n - len(fold)
-        s = total_sum - part.sum(1)
-        cross = total_cross - part.transpose(1, 2) @ part
-        out.append((cross - s[:, :, None] * s[:, None, :] / m) / (m - 1))
-    return torch.stack(out)
+def standardized(covs: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Covariances [1 + F, P, D, D] of the coordinates scaled by 1 / (std + eps), the std of all
+    rows (the first entry): what `reduce.standardize` does to samples, done to their moments."""
+    scale = 1.0 / (covs[0].diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt() + eps)  # [P, D]
+    return covs * scale[None, :, :, None] * scale[None, :, None, :]
+
+
+def _outcome(covs: torch.Tensor, dx: int, kappa: float) -> Outcome:
+    """Value (all rows) and delete-a-fold jackknife standard error from [1 + F, P, D, D]."""
+    values = _mi_from_covariance(covs, dx, kappa)  # [1 + F, P]
+    nats, left_out = values[0], values[1:]
+    g = left_out.shape[0]
+    stderr = ((g - 1) / g * ((left_out - left_out.mean(0)) ** 2).sum(0)).sqrt()
+    return Outcome(
+        nats=nats.float(),
+        stderr_nats=stderr.float(),
+        diverged=~torch.isfinite(nats),
+        steps=torch.zeros(covs.shape[1]),
+        ceiling_bits=None,  # no sample ceiling; the floor bounds it: dy/2 * log2(1 + 1/kappa^2)
+    )
 
 
 def _check(options: dict[str, Any]) -> None:
@@ -61,31 +68,22 @@ def _check(options: dict[str, Any]) -> None:
     )
 
 
+def gaussian_floor_of_moments(moments: PairMoments, options: dict[str, Any]) -> Outcome:
+    """gaussian-floor from streamed moments of the raw states (standardised here)."""
+    return _outcome(standardized(moments.covariances()), moments.dx, float(options["kappa"]))
+
+
 @register_estimator(
     "gaussian-floor",
     options={**UNSPLIT_OPTIONS, "kappa": 0.25, "folds": 10},  # 0.25: docs/validity.md
     rows=all_rows,  # a closed form, nothing trained: every row is used
     check=_check,
+    moments=gaussian_floor_of_moments,
 )
 def gaussian_floor(
     x: torch.Tensor, y: torch.Tensor, rows: Rows, options: dict[str, Any], seed: int
 ) -> Outcome:
     """Gaussian MI of the standardised states with noise of scale kappa on both sides."""
-    kappa = float(options["kappa"])
-    n_pairs, n = x.shape[0], x.shape[1]
-    # delete-a-fold jackknife over seeded folds of the rows: the standard error of the value
-    folds = min(int(options["folds"]), n)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 4))
-    covs = _jackknife_covariances(torch.cat([x, y], dim=-1), list(order.chunk(folds)))
-    values = _mi_from_covariance(covs, x.shape[-1], kappa)  # [1 + folds, P]
-    nats, left_out = values[0], values[1:]
-    g = left_out.shape[0]
-    stderr = ((g - 1) / g * ((left_out - left_out.mean(0)) ** 2).sum(0)).sqrt()
-    finite = torch.isfinite(nats)
-    return Outcome(
-        nats=nats.float(),
-        stderr_nats=stderr.float(),
-        diverged=~finite,
-        steps=torch.zeros(n_pairs),
-        ceiling_bits=None,  # no sample ceiling; the floor bounds it: dy/2 * log2(1 + 1/kappa^2)
-    )
+    # x and y are standardised by the pipeline; the jackknife folds are seeded (moments.py)
+    moments = moments_of_samples(x, y, int(options["folds"]), seed)
+    return _outcome(moments.covariances(), x.shape[-1], float(options["kappa"]))

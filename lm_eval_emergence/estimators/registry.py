@@ -84,6 +84,8 @@ class Outcome:
 RowsRule = Callable[[int, dict[str, Any], int], Rows]
 EstimateFn = Callable[[torch.Tensor, torch.Tensor, Rows, dict[str, Any], int], Outcome]
 CheckFn = Callable[[dict[str, Any]], None]
+#: A closed form that reads only second moments: (moments, options) -> Outcome (`moments.py`).
+MomentsFn = Callable[[Any, dict[str, Any]], Outcome]
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Estimator:
     rows: RowsRule
     description: str
     check: CheckFn | None = None  # raises ValueError, naming the fix, on a bad option value
+    moments: MomentsFn | None = None  # the same estimate from streamed moments, if it has one
 
 
 _REGISTRY: dict[str, Estimator] = {}
@@ -135,11 +138,14 @@ def register_estimator(
     rows: RowsRule = held_out_rows,
     description: str = "",
     check: CheckFn | None = None,
+    moments: MomentsFn | None = None,
 ) -> Callable[[EstimateFn], EstimateFn]:
     """Register the decorated function as estimator `name` with these options and defaults.
 
     `check(options)` validates the resolved options of this estimator (its own ones; the
-    shared ones are checked by the pipeline) and raises ValueError with the fix.
+    shared ones are checked by the pipeline) and raises ValueError with the fix. `moments`, for
+    an estimator that reads only covariances, computes the same estimate from `PairMoments`
+    (streamed states: memory independent of the number of samples).
     """
 
     def decorate(fn: EstimateFn) -> EstimateFn:
@@ -158,6 +164,7 @@ def register_estimator(
             rows=rows,
             description=description or (doc[0] if doc else ""),
             check=check,
+            moments=moments,
         )
         return fn
 

@@ -1,0 +1,276 @@
+"""Second moments of paired samples, accumulated batch by batch: all a closed form needs.
+
+A closed-form estimator (`gaussian-floor`) reads only the joint covariance of (x, y), and for its
+jackknife the covariance with each fold of rows left out. Those come from per-fold counts, sums
+and cross-products, so `PairMoments` holds O(folds x pairs x D^2) numbers whatever the number of
+samples: the states of each batch are added where they were computed (the GPU, during the
+forward pass) and dropped. Two accumulators of disjoint rows (two ranks) merge by addition.
+
+Numerics: rows are shifted by a fixed per-pair reference (the first rows' mean) before their
+products, and everything is kept in float64 (float32 only where the device has no float64), so
+(Q - s s^T / n) / (n - 1) loses nothing to the large means that residual streams carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["PairMoments", "jackknife_fold_ids", "moments_of_samples", "stack_pairs"]
+
+#: The products of one `add` are built in chunks of at most this many numbers (bounds memory).
+_CHUNK_NUMBERS = 1 << 25
+
+
+def jackknife_fold_ids(n: int, folds: int, seed: int) -> torch.Tensor:
+    """The jackknife fold of each of `n` rows: the chunks of a seeded permutation, [n] int64.
+
+    The same rule for samples held in memory and for rows streamed by their index (a document's
+    index in its task), so both give the same folds and the same standard error.
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 4))
+    ids = torch.empty(n, dtype=torch.long)
+    for fold, chunk in enumerate(order.chunk(min(folds, n))):
+        ids[chunk] = fold
+    return ids
+
+
+def _accumulator_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+@dataclass(eq=False)
+class PairMoments:
+    """Per-fold counts, sums and cross-products of joint rows z = [x, y] for a stack of pairs.
+
+    `sums` and `cross` are of z - `shift`; `varies_x` / `varies_y` say whether a side differed
+    from the first row anywhere (a side that never does is constant: its MI is exactly 0).
+    """
+
+    dx: int
+    dy: int
+    count: torch.Tensor  # [F] rows per fold
+    sums: torch.Tensor  # [F, P, D]
+    cross: torch.Tensor  # [F, P, D, D]
+    shift: torch.Tensor | None = None  # [P, D]
+    first: torch.Tensor | None = None  # [P, D]
+    varies_x: torch.Tensor | None = None  # [P] bool
+    varies_y: torch.Tensor | None = None  # [P] bool
+
+    @classmethod
+    def empty(
+        cls, folds: int, pairs: int, dx: int, dy: int, device: torch.device | str = "cpu"
+    ) -> PairMoments:
+        """An accumulator for `pairs` pairs of widths (dx, dy), with `folds` jackknife folds."""
+        device = torch.device(device)
+        dtype = _accumulator_dtype(device)
+        d = dx + dy
+        return cls(
+            dx=dx,
+            dy=dy,
+            count=torch.zeros(folds, dtype=dtype, device=device),
+            sums=torch.zeros(folds, pairs, d, dtype=dtype, device=device),
+            cross=torch.zeros(folds, pairs, d, d, dtype=dtype, device=device),
+        )
+
+    @property
+    def n_folds(self) -> int:
+        return self.count.shape[0]
+
+    @property
+    def n_pairs(self) -> int:
+        return self.sums.shape[1]
+
+    @property
+    def n(self) -> int:
+        """Rows added (a weighted row counts its weight)."""
+        return round(float(self.count.sum()))
+
+    def add_rows(self, x: torch.Tensor, y: torch.Tensor, folds: torch.Tensor) -> None:
+        """Add rows x [P, B, dx] and y [P, B, dy], row b in fold `folds[b]`."""
+        one_hot = torch.nn.functional.one_hot(folds.to(x.device), self.n_folds)
+        self.add_weighted(x, y, one_hot.T)
+
+    def add_weighted(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> None:
+        """Add rows x [P, B, dx], y [P, B, dy], each counted `weights[f, b]` times in fold f
+        (distinct rows with their counts: the micro states of the distinct tokens)."""
+        if x.shape[-1] != self.dx or y.shape[-1] != self.dy or x.shape[:2] != y.shape[:2]:
+            raise ValueError(
+                f"expected x [P, B, {self.dx}] and y [P, B, {self.dy}], got {tuple(x.shape)} "
+                f"and {tuple(y.shape)}"
+            )
+        dtype = self.sums.dtype
+        device = self.sums.device
+        z = torch.cat([x, y], dim=-1).to(device, dtype)
+        w = weights.to(device, dtype)
+        used = w.sum(0) > 0
+        if not bool(used.all()):
+            z, w = z[:, used], w[:, used]
+        if z.shape[1] == 0:
+            return
+        if self.shift is None:
+            total = w.sum(0)
+            self.shift = (z * total[None, :, None]).sum(1) / total.sum()
+            self.first = z[:, 0].clone()
+            self.varies_x = torch.zeros(z.shape[0], dtype=torch.bool, device=device)
+            self.varies_y = torch.zeros(z.shape[0], dtype=torch.bool, device=device)
+        same = z == self.first[:, None]  # type: ignore[index]
+        self.varies_x |= ~same[..., : self.dx].flatten(1).all(-1)
+        self.varies_y |= ~same[..., self.dx :].flatten(1).all(-1)
+        z = z - self.shift[:, None]
+        self.count += w.sum(1)
+        self.sums += torch.einsum("fb,pbd->fpd", w, z)
+        folds, pairs, rows, width = w.shape[0], z.shape[0], z.shape[1], z.shape[2]
+        step = max(1, _CHUNK_NUMBERS // (folds * pairs * width))
+        for start in range(0, rows, step):
+            part = z[:, start : start + step]  # [P, b, D]
+            weighted = w[:, None, start : start + step, None] * part[None]  # [F, P, b, D]
+            self.cross += weighted.transpose(-1, -2) @ part[None]
+
+    def merged(self, others: Sequence[PairMoments]) -> PairMoments:
+        """The moments of this accumulator's rows and those of `others` (disjoint rows)."""
+        out = PairMoments.empty(self.n_folds, self.n_pairs, self.dx, self.dy, "cpu")
+        for part in [self, *others]:
+            if (part.n_folds, part.n_pairs, part.dx, part.dy) != (
+                out.n_folds,
+                out.n_pairs,
+                out.dx,
+                out.dy,
+            ):
+                raise ValueError("moments of different shapes cannot be merged")
+            if part.shift is None:
+                continue
+            shift = part.shift.to("cpu", out.sums.dtype)
+            if out.shift is None:
+                out.shift = shift.clone()
+                out.first = part.first.to("cpu", out.sums.dtype)  # type: ignore[union-attr]
+                out.varies_x = part.varies_x.cpu().clone()  # type: ignore[union-attr]
+                out.varies_y = part.varies_y.cpu().clone()  # type: ignore[union-attr]
+            else:
+                first = part.first.to("cpu", out.sums.dtype)  # type: ignore[union-attr]
+                differs = first != out.first
+                out.varies_x |= part.varies_x.cpu() | differs[:, : out.dx].any(-1)
+                out.varies_y |= part.varies_y.cpu() | differs[:, out.dx :].any(-1)
+            # re-centre the part on the common shift: z - b = (z - a) + (a - b)
+            delta = shift - out.shift  # [P, D]
+            count = part.count.to("cpu", out.sums.dtype)
+            sums = part.sums.to("cpu", out.sums.dtype)
+            out.count += count
+            out.sums += sums + count[:, None, None] * delta
+            out.cross += (
+                part.cross.to("cpu", out.sums.dtype)
+                + sums[..., :, None] * delta[None, :, None, :]
+                + delta[None, :, :, None] * sums[..., None, :]
+                + count[:, None, None, None] * delta[:, :, None] * delta[:, None, :]
+            )
+        return out
+
+    def constant(self) -> torch.Tensor:
+        """[P] bool: a side of the pair was the same in every row (its MI is exactly 0)."""
+        if self.varies_x is None or self.varies_y is None:
+            raise ValueError("no rows were added to these moments")
+        return ~(self.varies_x & self.varies_y).cpu()
+
+    def covariances(self) -> torch.Tensor:
+        """Sample covariances (float64) with all rows and with each fold left out: [1 + F, P, D, D]
+        (folds without rows are skipped)."""
+        count, sums, cross = (
+            t.to("cpu", torch.float64) for t in (self.count, self.sums, self.cross)
+        )
+        n = count.sum()
+        if n < 2:
+            raise ValueError(f"{float(n):g} rows cannot give a covariance")
+        total_sums, total_cross = sums.sum(0), cross.sum(0)
+        out = [_covariance(n, total_sums, total_cross)]
+        for fold in range(self.n_folds):
+            if count[fold] > 0:
+                out.append(
+                    _covariance(n - count[fold], total_sums - sums[fold], total_cross - cross[fold])
+                )
+        return torch.stack(out)
+
+    def select(self, pairs: Sequence[int]) -> PairMoments:
+        """The moments of the pairs `pairs` only."""
+        index = torch.tensor(list(pairs), dtype=torch.long, device=self.sums.device)
+        pick = lambda t: None if t is None else t.index_select(0, index)  # noqa: E731
+        return PairMoments(
+            dx=self.dx,
+            dy=self.dy,
+            count=self.count,
+            sums=self.sums.index_select(1, index),
+            cross=self.cross.index_select(1, index),
+            shift=pick(self.shift),
+            first=pick(self.first),
+            varies_x=pick(self.varies_x),
+            varies_y=pick(self.varies_y),
+        )
+
+    def to(self, device: torch.device | str) -> PairMoments:
+        """A copy on `device` (the CPU before pickling, so a GPU-less rank 0 can read it)."""
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return PairMoments(
+            self.dx,
+            self.dy,
+            self.count.to(device),
+            self.sums.to(device),
+            self.cross.to(device),
+            move(self.shift),
+            move(self.first),
+            move(self.varies_x),
+            move(self.varies_y),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.count, self.sums, self.cross))
+
+    def __repr__(self) -> str:
+        return (
+            f"PairMoments(pairs={self.n_pairs}, dx={self.dx}, dy={self.dy}, folds={self.n_folds}, "
+            f"n={self.n})"
+        )
+
+
+def _covariance(n: torch.Tensor, sums: torch.Tensor, cross: torch.Tensor) -> torch.Tensor:
+    return (cross - sums[..., :, None] * sums[..., None, :] / n) / (n - 1)
+
+
+def moments_of_samples(x: torch.Tensor, y: torch.Tensor, folds: int, seed: int) -> PairMoments:
+    """The moments of a [P, n, dx], [P, n, dy] stack in memory (folds: `jackknife_fold_ids`)."""
+    n = x.shape[1]
+    ids = jackknife_fold_ids(n, folds, seed)
+    moments = PairMoments.empty(int(ids.max()) + 1, x.shape[0], x.shape[-1], y.shape[-1])
+    moments.add_rows(x, y, ids)
+    return moments
+
+
+def stack_pairs(parts: Sequence[PairMoments]) -> PairMoments:
+    """One accumulator holding the pairs of every part in order (parts of the same rows)."""
+    first = parts[0]
+    for part in parts:
+        if (part.n_folds, part.dx, part.dy) != (first.n_folds, first.dx, first.dy) or not bool(
+            (part.count.cpu() == first.count.cpu()).all()
+        ):
+            raise ValueError("only moments of the same rows and widths can be stacked")
+        if part.shift is None:
+            raise ValueError("no rows were added to one of the moments")
+
+    def cat(name: str, dim: int) -> torch.Tensor:
+        tensors = [getattr(p, name).cpu() for p in parts]
+        if tensors[0].is_floating_point():
+            tensors = [t.double() for t in tensors]
+        return torch.cat(tensors, dim)
+
+    return PairMoments(
+        dx=first.dx,
+        dy=first.dy,
+        count=first.count.cpu().double(),
+        sums=cat("sums", 1),
+        cross=cat("cross", 1),
+        shift=cat("shift", 0),
+        first=cat("first", 0),
+        varies_x=cat("varies_x", 0),
+        varies_y=cat("varies_y", 0),
+    )
