@@ -254,6 +254,57 @@ def test_accelerate_data_parallel_gives_the_single_process_numbers(
     assert sidecar["tasks"]["emergence_icl_country"]["n_docs"] == 64
 
 
+_ACCELERATE_CPU = [
+    "launch",
+    "--cpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "-m",
+    "lm_eval_emergence",
+]
+
+
+def test_streamed_moments_reduced_across_two_processes_give_one_process_numbers(
+    tiny_gpt2_dir, tmp_path
+):
+    """ie_stream=on under accelerate: each rank sends its moments, not its states; rank 0 adds
+    them up and gets the single-process estimate."""
+    accelerate = shutil.which("accelerate")
+    if accelerate is None:
+        pytest.skip("accelerate's launcher is not on PATH")
+    args = [
+        "--model",
+        "hf-emergence",
+        "--model_args",
+        f"pretrained={tiny_gpt2_dir},dtype=float32,ie_stream=on",
+        "--batch_size",
+        "8",
+        "--tasks",
+        "emergence_icl_country",
+        "--limit",
+        "96",
+        "--metadata",
+        json.dumps({"n_docs": 96}),
+    ]
+    rows = []
+    for name, command in (("one", None), ("two", [accelerate, *_ACCELERATE_CPU])):
+        proc = run_cli(*args, "--output_path", str(tmp_path / name), command=command)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        results, sidecar, _ = _results(tmp_path / name)
+        task = sidecar["tasks"]["emergence_icl_country"]
+        assert task["capture"]["streamed"] and task["n_docs"] == 96
+        rows.append(results["results"]["emergence_icl_country"])
+    for key in ("emergence,none", "emergence_stderr,none", "emergence_macro,none", "acc,none"):
+        assert rows[1][key] == pytest.approx(rows[0][key], abs=1e-5), key
+    assert abs(rows[0]["emergence,none"]) > 0.1
+
+
 def test_standard_hf_model_gets_one_clear_message(tiny_gpt2_dir):
     proc = run_cli(
         "--model", "hf", "--model_args", f"pretrained={tiny_gpt2_dir}", "--tasks", "emergence_icl"
@@ -287,6 +338,10 @@ def _short_jsonl(tmp_path: Path) -> Path:
             ["--tasks", "emergence_icl_country", "--metadata", '{"min_entities": 500}'],
             "keeps only",
         ),
+        (
+            ["--tasks", "emergence_icl_shots", "--model_args_extra", "ie_stream=on"],
+            "splits its documents by outcome",
+        ),
         (["--tasks", "emergence_text"], "needs a JSONL file of texts"),
         (
             ["--tasks", "emergence_text", "--metadata", '{"text_path": "/nonexistent.jsonl"}'],
@@ -295,7 +350,16 @@ def _short_jsonl(tmp_path: Path) -> Path:
         (["--tasks", "emergence_text", "--metadata", "BAD"], "is not valid JSON"),
         (["--tasks", "emergence_text", "--metadata", "SHORT"], "fewer than the window of 8"),
     ],
-    ids=["limit", "estimator", "entities", "no-text", "missing-text", "bad-jsonl", "short-text"],
+    ids=[
+        "limit",
+        "estimator",
+        "entities",
+        "stream-shots",
+        "no-text",
+        "missing-text",
+        "bad-jsonl",
+        "short-text",
+    ],
 )
 def test_bad_input_ends_in_one_message(tiny_gpt2_dir, tmp_path, extra, fragment):
     model_args = f"pretrained={tiny_gpt2_dir},dtype=float32"

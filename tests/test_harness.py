@@ -65,7 +65,9 @@ def test_task_manager_finds_the_plugin_tasks():
 class _Request:
     """The part of lm-eval's Instance that HFEmergenceLM.emergence reads."""
 
-    def __init__(self, token_ids, doc_id, tokenizer_fp, positions=None, capture=None, base=None):
+    def __init__(
+        self, token_ids, doc_id, tokenizer_fp, positions=None, capture=None, base=None, stream=None
+    ):
         spec = {
             "token_ids": token_ids,
             "positions": positions or [len(token_ids) - 1],
@@ -73,6 +75,7 @@ class _Request:
             "tokenizer": tokenizer_fp,
             "capture": (capture or CaptureSettings()).to_dict(),
             "model_settings": (base or IESettings()).to_dict(),
+            "stream": stream,
         }
         self.args = ("", json.dumps(spec))
         self.task_name = "emergence_test"
@@ -288,3 +291,42 @@ def test_ie_by_outcome_estimates_each_group_on_the_same_number_of_documents(tiny
 
     again = TaskRecord.from_dict(json.loads(json.dumps(record.to_dict())))
     assert [g.n_used for g in again.outcomes] == [90, 90, 0]
+
+
+def test_streamed_payloads_hold_no_states_and_give_the_kept_states_estimate(tiny_lm):
+    """ie_stream: moments per rank, added up on rank 0; a padded duplicate is counted once."""
+    from lm_eval_emergence import make_icl_sequences, measure_emergence
+    from lm_eval_emergence.harness.model import tokenizer_fingerprint
+
+    tok = tiny_lm.tokenizer
+    seqs = make_icl_sequences(tok, "country", 4, 160, seed=1)
+    fp = tokenizer_fingerprint(tok)
+    stream = {"rows": 160, "folds": 10, "seed": 0, "target": "update"}
+    kept = tiny_lm.emergence([_Request(s, i, fp) for i, s in enumerate(seqs)])
+    requests = [_Request(s, i, fp, stream=stream) for i, s in enumerate(seqs)]
+    whole = tiny_lm.emergence(requests)
+    assert whole[0].macro_inputs is None and whole[0].payload_bytes == 8 * 8
+    assert all(f.moments is whole[0].moments for f in whole)
+    assert [f.next_token_id for f in whole] == [f.next_token_id for f in kept]
+    # two "ranks", the second padded with a copy of its last request (as lm-eval does)
+    first = tiny_lm.emergence(requests[0::2])
+    second = tiny_lm.emergence([*requests[1::2], requests[-1]])[:-1]
+    assert first[0].moments.macro[0].n == 80
+    a = TaskEstimate(EstimationSettings()).record(kept)
+    b = TaskEstimate(EstimationSettings()).record(whole)
+    c = TaskEstimate(EstimationSettings()).record(first + second)
+    assert b.capture["streamed"] and not a.capture["streamed"]
+    assert c.result.ie_bits == pytest.approx(b.result.ie_bits, abs=1e-6)
+    assert c.result.ie_stderr_bits == pytest.approx(b.result.ie_stderr_bits, abs=1e-6)
+    # streamed moments come from the float32 states: the library's macro terms exactly; kept
+    # payloads are float16, whose rounding moves a macro term by up to 0.02 bit here
+    ref = measure_emergence(tiny_lm.model, tok, seqs, micro_bos=None)
+    for row, lib in zip(b.result.per_layer, ref.per_layer, strict=True):
+        assert row.macro_bits == pytest.approx(lib.macro_bits, abs=1e-5)
+        assert row.micro_bits == pytest.approx(lib.micro_bits, abs=1e-3)  # float16 micro table
+    assert b.result.ie_bits == pytest.approx(a.result.ie_bits, abs=0.02)
+    assert b.result.ie_stderr_bits == pytest.approx(a.result.ie_stderr_bits, rel=0.05)
+    assert abs(a.result.ie_bits) > 0.5
+    # a document missing from the moments is an error, not a silently smaller N
+    with pytest.raises(RuntimeError, match="each must be added once"):
+        TaskEstimate(EstimationSettings()).record(first + second[:-1])

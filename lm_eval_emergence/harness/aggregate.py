@@ -17,12 +17,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..capture import Capture
-from ..emergence import emergence_from_states
+from ..capture import Capture, MomentCapture
+from ..emergence import emergence_from_moments, emergence_from_states
 from ..estimators import MIN_SAMPLES
 from ..records import EmergenceResult, OutcomeGroup, TaskRecord, shot_curve
 from ..settings import CaptureSettings, EmergenceConfigError, EstimationSettings
-from .features import OUTCOMES, EmergenceFeatures, gather_capture
+from .features import OUTCOMES, EmergenceFeatures, gather_capture, gather_moments
 
 __all__ = [
     "BASE_KEYS",
@@ -140,7 +140,7 @@ class TaskEstimate:
 
     def _estimate(self, items: list[EmergenceFeatures]) -> TaskRecord:
         task = items[0].task_name
-        capture = gather_capture(items)
+        capture = gather(items)
         if self.capture is not None and capture.info.settings != self.capture:
             raise EmergenceConfigError(
                 f"task {task}: its documents were captured with {capture.info.settings}, but "
@@ -153,7 +153,7 @@ class TaskEstimate:
         control = None
         seconds_forward = capture.seconds_macro
         if items[0].control is not None:
-            control_capture = gather_capture([f.control for f in items])  # type: ignore[misc]
+            control_capture = gather([f.control for f in items])  # type: ignore[misc]
             control = self._result(f"{task} (random-weights control)", control_capture, shots)
             seconds_forward += control_capture.seconds_macro
         info = capture.info
@@ -169,6 +169,10 @@ class TaskEstimate:
                 "model_dtype": info.model_dtype,
                 "bos_token_id": info.bos_token_id,
                 "payload_bytes_per_doc": items[0].payload_bytes,
+                "streamed": isinstance(capture, MomentCapture),
+                "moments_bytes": sum(
+                    {id(f.moments): f.moments.nbytes for f in items if f.moments}.values()
+                ),
                 "settings": info.settings.to_dict(),
             },
             estimation=self.estimation.to_dict(),
@@ -219,7 +223,9 @@ class TaskEstimate:
             )
         return out
 
-    def _result(self, task: str, capture: Capture, shots: list[int] | None) -> EmergenceResult:
+    def _result(
+        self, task: str, capture: Capture | MomentCapture, shots: list[int] | None
+    ) -> EmergenceResult:
         logger.info(
             "estimating IE of %s: %d documents, %d blocks, estimator %s",
             task,
@@ -227,13 +233,14 @@ class TaskEstimate:
             len(capture.layers),
             self.estimation.estimator,
         )
+        per_position = shots if shots else len(capture.positions) > 1
         try:
-            result = emergence_from_states(
-                capture,
-                self.estimation,
-                per_position=shots if shots else len(capture.positions) > 1,
-                progress=True,
-            )
+            if isinstance(capture, MomentCapture):
+                result = emergence_from_moments(capture, self.estimation, per_position=per_position)
+            else:
+                result = emergence_from_states(
+                    capture, self.estimation, per_position=per_position, progress=True
+                )
         except ValueError as exc:
             raise EmergenceConfigError(f"task {task}: {exc}") from None
         if result.flagged_layers:
@@ -245,6 +252,11 @@ class TaskEstimate:
                 result.implausible_layers,
             )
         return result
+
+
+def gather(items: list[EmergenceFeatures]) -> Capture | MomentCapture:
+    """The states of a task's payloads, or their moments when they were streamed."""
+    return gather_moments(items) if items[0].moments is not None else gather_capture(items)
 
 
 def _checked(items: list) -> list[EmergenceFeatures]:

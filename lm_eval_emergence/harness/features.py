@@ -9,6 +9,11 @@ results writes each once. The estimation settings are not in the payload: the ta
 
 Size per document (layers L, positions P, projection k, 2 bytes a number): macro 2*L*P*k*2 bytes;
 for a 7B model (L=32) with k=64 and P=1 that is 8 KiB, never the hidden size d=4096.
+
+Streamed (`ie_stream`): a payload holds no states, only its token ids and a reference to the
+`StreamedMoments` of the documents its rank captured with it (per block and position, folds x
+(2k)^2 float64 numbers: 42 MB for L=32, P=1, k=64, 10 folds), so what a rank sends to rank 0
+does not grow with the number of documents. Rank 0 adds the ranks' moments up.
 """
 
 from __future__ import annotations
@@ -18,13 +23,30 @@ from dataclasses import dataclass
 
 import torch
 
-from ..capture import Capture, CaptureInfo, TokenTable, merge_tables
+from ..capture import Capture, CaptureInfo, MomentCapture, TokenTable, merge_tables
+from ..estimators.moments import PairMoments, jackknife_fold_ids
 
-__all__ = ["OUTCOMES", "EmergenceFeatures", "gather_capture"]
+__all__ = ["OUTCOMES", "EmergenceFeatures", "StreamedMoments", "gather_capture", "gather_moments"]
 
 #: What a model does after a list: names an unlisted entity of the category (the ICL `acc`),
 #: repeats a listed one (the hallucination-like error), or anything else.
 OUTCOMES = ("correct", "repeat", "other")
+
+
+@dataclass(eq=False)
+class StreamedMoments:
+    """The moments of the macro states of some documents of one task, captured together."""
+
+    macro: list[PairMoments]  # one per block, its pairs the captured positions
+    target: str  # what the y side is: "output" or "update"
+    rows: int  # documents in the task: the jackknife folds are drawn over them
+    folds: int
+    seed: int
+    doc_ids: tuple[int, ...]  # the documents added (each once)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(m.nbytes for m in self.macro)
 
 
 @dataclass(eq=False)
@@ -35,8 +57,8 @@ class EmergenceFeatures:
     doc_id: int
     token_ids: tuple[int, ...]
     positions: tuple[int, ...]  # token indices of the macro states (the last is T-1)
-    macro_inputs: torch.Tensor  # [L, P, k]
-    macro_outputs: torch.Tensor  # [L, P, k]
+    macro_inputs: torch.Tensor | None  # [L, P, k]; None when streamed
+    macro_outputs: torch.Tensor | None  # [L, P, k]; None when streamed
     micro: TokenTable
     info: CaptureInfo
     next_token_id: int | None = None
@@ -44,12 +66,17 @@ class EmergenceFeatures:
     seconds: float = 0.0  # this document's share of its forward passes (macro batch + micro)
     control: EmergenceFeatures | None = None  # the same document on the random-weights copy
     outcome: str | None = None  # what the model did next (OUTCOMES), set by the shots task
+    moments: StreamedMoments | None = None  # streamed: shared by the documents captured with it
 
     @property
     def payload_bytes(self) -> int:
-        """Bytes of this document's own states and token ids (the shared table not counted)."""
+        """Bytes of this document's own states and token ids (shared tables and moments not
+        counted)."""
+        ids = 8 * len(self.token_ids)
+        if self.macro_inputs is None or self.macro_outputs is None:
+            return ids
         macro = self.macro_inputs.numel() + self.macro_outputs.numel()
-        return int(macro * self.macro_inputs.element_size() + 8 * len(self.token_ids))
+        return int(macro * self.macro_inputs.element_size() + ids)
 
     def __repr__(self) -> str:
         nxt = "" if self.next_token is None else f", next={self.next_token!r}"
@@ -70,13 +97,23 @@ def _same(items: Sequence[EmergenceFeatures], what: str, get: object) -> None:
         )
 
 
-def gather_capture(items: Sequence[EmergenceFeatures]) -> Capture:
-    """One `Capture` of a task's payloads (from every rank), in document order."""
+def _checked_alike(items: Sequence[EmergenceFeatures]) -> list[EmergenceFeatures]:
     _same(items, "capture settings", lambda f: f.info.settings)
     _same(items, "layers", lambda f: f.info.layers)
     _same(items, "captured positions", lambda f: f.positions)
     _same(items, "token length", lambda f: len(f.token_ids))
-    items = sorted(items, key=lambda f: f.doc_id)  # the same order whatever the rank split
+    _same(items, "streaming (ie_stream)", lambda f: f.moments is None)
+    return sorted(items, key=lambda f: f.doc_id)  # the same order whatever the rank split
+
+
+def gather_capture(items: Sequence[EmergenceFeatures]) -> Capture:
+    """One `Capture` of a task's payloads (from every rank), in document order."""
+    items = _checked_alike(items)
+    if items[0].moments is not None:
+        raise RuntimeError(
+            f"task {items[0].task_name}: its documents were streamed (ie_stream), so their "
+            "states were not kept; use gather_moments"
+        )
     return Capture(
         info=items[0].info,
         token_ids=torch.tensor([f.token_ids for f in items], dtype=torch.long),
@@ -85,5 +122,41 @@ def gather_capture(items: Sequence[EmergenceFeatures]) -> Capture:
         macro_outputs=torch.stack([f.macro_outputs for f in items], dim=1).float(),
         micro=merge_tables([f.micro for f in items]),
         seconds_macro=sum(f.seconds for f in items),  # this task's share, micro included
+        seconds_micro=0.0,
+    )
+
+
+def gather_moments(items: Sequence[EmergenceFeatures]) -> MomentCapture:
+    """One `MomentCapture` of a task's streamed payloads (from every rank): the moments of every
+    rank and capture call added up, each document counted once."""
+    items = _checked_alike(items)
+    task = items[0].task_name
+    parts = list({id(f.moments): f.moments for f in items if f.moments is not None}.values())
+    if not parts:
+        raise RuntimeError(f"task {task}: streamed payloads without moments")
+    first = parts[0]
+    _same(items, "stream settings", lambda f: (f.moments.rows, f.moments.folds, f.moments.seed))
+    doc_ids = [f.doc_id for f in items]
+    added = sorted(d for part in parts for d in part.doc_ids)
+    if added != doc_ids or doc_ids != list(range(first.rows)):
+        raise RuntimeError(
+            f"task {task}: the streamed moments hold documents {added[:5]}... ({len(added)}), the "
+            f"task has {len(doc_ids)} of {first.rows}; each must be added once (ie_stream=off "
+            "keeps the states instead)"
+        )
+    macro = [
+        moments[0].merged(moments[1:]) for moments in zip(*(p.macro for p in parts), strict=True)
+    ]
+    fold_of = jackknife_fold_ids(first.rows, first.folds, first.seed)
+    return MomentCapture(
+        info=items[0].info,
+        token_ids=torch.tensor([f.token_ids for f in items], dtype=torch.long),
+        positions=list(items[0].positions),
+        macro=macro,
+        micro=merge_tables([f.micro for f in items]),
+        target=first.target,
+        folds=fold_of,
+        n_folds=int(fold_of.max()) + 1,
+        seconds_macro=sum(f.seconds for f in items),
         seconds_micro=0.0,
     )

@@ -26,14 +26,17 @@ from ..capture import (
     Capture,
     CaptureInfo,
     CapturePlan,
+    TokenTable,
+    capture_moments,
     capture_states,
     capture_token_table,
     find_blocks,
     plan_capture,
 )
 from ..controls import random_weights_copy
+from ..estimators.moments import jackknife_fold_ids
 from ..settings import CaptureSettings, EmergenceConfigError, IESettings
-from .features import EmergenceFeatures
+from .features import EmergenceFeatures, StreamedMoments
 
 __all__ = ["HFEmergenceLM", "live_model", "tokenizer_fingerprint"]
 
@@ -174,11 +177,20 @@ class HFEmergenceLM(HFLM):
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for i in indices:
             spec = parsed[i][0]
+            stream = json.dumps(spec.get("stream"), sort_keys=True)
             shape = (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
-            groups[shape].append(i)
+            task = str(requests[i].task_name) if stream != "null" else ""  # moments are per task
+            groups[(*shape, stream, task)].append(i)
         out = {}
-        for (_, positions, next_token), members in groups.items():
+        for (_, positions, next_token, stream, _), members in groups.items():
             t_group = time.perf_counter()
+            if stream != "null":
+                out.update(
+                    self._streamed(
+                        model, requests, parsed, members, plan, table, info, json.loads(stream)
+                    )
+                )
+                continue
             ids = torch.tensor([parsed[i][0]["token_ids"] for i in members], dtype=torch.long)
             captured = capture_states(
                 model,
@@ -189,12 +201,83 @@ class HFEmergenceLM(HFLM):
                 table=table,
                 progress=self.rank == 0,
             )
-            share = micro_share + (time.perf_counter() - t_group) / len(members)
+            share = (time.perf_counter() - t_group) / len(members)
             for row, features in enumerate(self._payloads(captured, info, share)):
                 i = members[row]
                 features.task_name = str(requests[i].task_name)
                 features.doc_id = int(requests[i].doc_id or 0)
                 out[i] = features
+        for i in indices:
+            out[i].seconds += micro_share
+        return out
+
+    def _streamed(
+        self,
+        model: torch.nn.Module,
+        requests: list[Instance],
+        parsed: list[tuple[dict[str, Any], CaptureSettings]],
+        members: list[int],
+        plan: CapturePlan,
+        table: TokenTable,
+        info: CaptureInfo,
+        stream: dict[str, Any],
+    ) -> dict[int, EmergenceFeatures]:
+        """Payloads of one task's requests whose states are streamed into shared moments; a
+        document sent twice (lm-eval pads a rank's last request) is added once."""
+        t0 = time.perf_counter()
+        first_of: dict[int, int] = {}
+        for i in members:
+            first_of.setdefault(int(requests[i].doc_id or 0), i)
+        unique = list(first_of.values())
+        spec = parsed[unique[0]][0]
+        fold_of = jackknife_fold_ids(stream["rows"], stream["folds"], stream["seed"])
+        doc_ids = torch.tensor(list(first_of), dtype=torch.long)
+        if int(doc_ids.max()) >= stream["rows"]:
+            raise EmergenceConfigError(
+                f"task {requests[unique[0]].task_name}: document {int(doc_ids.max())} is beyond "
+                f"the {stream['rows']} the stream was set up for; use ie_stream=off"
+            )
+        captured = capture_moments(
+            model,
+            torch.tensor([parsed[i][0]["token_ids"] for i in unique], dtype=torch.long),
+            plan,
+            folds=fold_of[doc_ids],
+            n_folds=int(fold_of.max()) + 1,
+            target=stream["target"],
+            positions=list(spec["positions"]),
+            next_token=bool(spec["next_token"]),
+            table=table,
+            progress=self.rank == 0,
+        )
+        moments = StreamedMoments(
+            macro=captured.macro,
+            target=stream["target"],
+            rows=stream["rows"],
+            folds=stream["folds"],
+            seed=stream["seed"],
+            doc_ids=tuple(first_of),
+        )
+        share = (time.perf_counter() - t0) / len(unique)
+        greedy = captured.greedy_next_ids
+        row_of = {i: row for row, i in enumerate(unique)}
+        out = {}
+        for i in members:
+            row = row_of.get(i, row_of[first_of[int(requests[i].doc_id or 0)]])
+            next_id = None if greedy is None else int(greedy[row])
+            out[i] = EmergenceFeatures(
+                task_name=str(requests[i].task_name),
+                doc_id=int(requests[i].doc_id or 0),
+                token_ids=tuple(parsed[i][0]["token_ids"]),
+                positions=tuple(captured.positions),
+                macro_inputs=None,
+                macro_outputs=None,
+                micro=table,
+                info=info,
+                next_token_id=next_id,
+                next_token=None if next_id is None else self.tokenizer.decode([next_id]),
+                seconds=share if i in row_of else 0.0,
+                moments=moments,
+            )
         return out
 
     def _payloads(

@@ -16,6 +16,8 @@ from typing import Any
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
+from ..capture import hidden_size
+from ..emergence import streams
 from ..estimators import MIN_SAMPLES
 from ..settings import EmergenceConfigError, IESettings, ie_keys
 from . import metrics as _metrics  # noqa: F401  (registers the metric keys the config names)
@@ -44,6 +46,9 @@ class EmergenceTask(ConfigurableTask):
     #: The request type; `HFEmergenceLM.emergence` serves it.
     REQUEST_TYPE = "emergence"
     WITH_ACC = False
+    #: Whether its estimate can come from streamed moments (`ie_stream`); a task that splits
+    #: its documents after the forward passes (by outcome) needs their states.
+    CAN_STREAM = True
 
     def __init__(
         self,
@@ -76,6 +81,7 @@ class EmergenceTask(ConfigurableTask):
         # multi-GPU padding is keyed on the task's OUTPUT_TYPE (lm_eval/evaluator.py)
         self.OUTPUT_TYPE = self.REQUEST_TYPE
         self._model_settings = None if base is None else base.to_dict()
+        self._stream: dict[str, Any] | None = None  # set per run by build_all_requests
         self.estimate = TaskEstimate(
             self.ie_settings.estimation, self.shot_positions, capture=self.ie_settings.capture
         )
@@ -125,7 +131,38 @@ class EmergenceTask(ConfigurableTask):
                 "(ie_form=psi, ie_protocol=psi-update) does not have; run it on the "
                 "emergence_icl tasks, or use ie_form=ie here"
             )
+        self._stream = self._stream_spec(used, kwargs.get("samples"))
         super().build_all_requests(limit=limit, **kwargs)
+
+    def _stream_spec(self, used: int, samples: Any) -> dict[str, Any] | None:
+        """What the model needs to stream this run's states into moments, or None to keep them
+        (`ie_stream`: "auto" streams where the moments are the smaller payload)."""
+        mode = self.ie_settings.capture.stream
+        estimation = self.ie_settings.estimation
+        why = None
+        if not self.CAN_STREAM:
+            why = "this task splits its documents by outcome after the forward passes"
+        elif samples is not None:
+            why = "--samples picks documents by index, and the folds are drawn over 0..N-1"
+        if why is not None:
+            if mode == "on":
+                raise EmergenceConfigError(
+                    f"task {self.config.task}: ie_stream=on, but {why}; use ie_stream=auto or off"
+                )
+            return None
+        model = live_model()
+        hidden = hidden_size(model.model) if model is not None else None
+        dim = self.ie_settings.capture.projection_dim or hidden
+        if hidden is not None and dim is not None:
+            dim = min(dim, hidden)
+        try:
+            stream = streams(mode, used, dim or 0, estimation, bytes_per_number=2)
+        except EmergenceConfigError as exc:
+            raise EmergenceConfigError(f"task {self.config.task}: {exc}") from None
+        if not stream:
+            return None
+        folds = int(estimation.resolved_options().get("folds", 1))
+        return {"rows": used, "folds": folds, "seed": estimation.seed, "target": estimation.target}
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Instance:
         spec = {
@@ -135,6 +172,7 @@ class EmergenceTask(ConfigurableTask):
             "tokenizer": doc["tokenizer"],
             "capture": self.ie_settings.capture.to_dict(),
             "model_settings": self._model_settings,  # the model these settings were built on
+            "stream": self._stream,
         }
         return Instance(
             request_type=self.REQUEST_TYPE,  # type: ignore[arg-type]
@@ -174,6 +212,8 @@ class IclTask(EmergenceTask):
 class ShotsTask(IclTask):
     """Lists of up to 10 shots: E at the end of every shot (the shot curve), and IE split by
     what the model does next (`emergence_outcome_*`)."""
+
+    CAN_STREAM = False  # the outcome groups are subsets of the documents' states
 
     def value_keys(self, metadata: dict) -> list[str]:
         control = self.ie_settings.capture.control is not None
