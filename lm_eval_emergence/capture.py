@@ -30,12 +30,13 @@ import torch
 from torch import nn
 
 from .estimators.moments import PairMoments
-from .settings import DEFAULT_BATCH_SIZE, CaptureSettings
+from .settings import DEFAULT_BATCH_SIZE, CaptureSettings, EmergenceConfigError
 
 __all__ = [
     "BlocksNotFoundError",
     "Capture",
     "CaptureInfo",
+    "CaptureResourceError",
     "MomentCapture",
     "CapturePlan",
     "CapturedStates",
@@ -47,6 +48,8 @@ __all__ = [
     "capture_states",
     "capture_token_table",
     "find_blocks",
+    "fitting_batch_size",
+    "forward_error",
     "hidden_size",
     "merge_tables",
     "model_bos_token_id",
@@ -494,10 +497,13 @@ def _capture(
                 if greedy is not None and keeps_last_logits:
                     kwargs["logits_to_keep"] = 1  # the LM head on the last position only
                 rec.start_batch(rows, seq_len)
-                with contextlib.suppress(_StopForward):  # raised after the last requested block
-                    out = model(**kwargs)
-                    if greedy is not None:
-                        greedy[rows] = out.logits[:, -1].argmax(-1).cpu()
+                try:
+                    with contextlib.suppress(_StopForward):  # raised after the last block
+                        out = model(**kwargs)
+                        if greedy is not None:
+                            greedy[rows] = out.logits[:, -1].argmax(-1).cpu()
+                except (torch.OutOfMemoryError, RuntimeError) as exc:
+                    raise forward_error(exc, model, batch_size) from exc
                 rec.check_batch()
     finally:
         if was_training:
@@ -506,6 +512,69 @@ def _capture(
         return None, None, greedy
     assert sink.inputs is not None and sink.outputs is not None
     return sink.inputs, sink.outputs, greedy
+
+
+class CaptureResourceError(EmergenceConfigError):
+    """The forward passes ran out of memory, or the model's dtype is not supported where it
+    runs; the message names the setting to change."""
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def forward_error(exc: BaseException, model: nn.Module, batch_size: int) -> BaseException:
+    """`exc` of a forward pass as a `CaptureResourceError` naming the fix, where it has one
+    (out of memory, a dtype an operation does not implement); other errors unchanged."""
+    device = _model_device(model)
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    if _is_oom(exc):
+        return CaptureResourceError(
+            f"out of memory in the forward passes of the emergence capture at batch size "
+            f"{batch_size} on {device}: lower --batch_size (or ie_batch_size), or use "
+            "--batch_size auto, which halves it until it fits; fewer blocks (ie_layers) or "
+            f"positions also help. ({str(exc).splitlines()[0][:200]})"
+        )
+    text = str(exc)
+    if "not implemented for" in text or "not supported for" in text:
+        return CaptureResourceError(
+            f"the model's dtype {dtype} is not supported on {device} by an operation of its "
+            f"forward pass ({text.splitlines()[0][:200]}); load it in a dtype the device "
+            "supports, e.g. --model_args dtype=float32 (or dtype=bfloat16 on a GPU)"
+        )
+    return exc
+
+
+def fitting_batch_size(
+    model: nn.Module, seq_len: int, start: int, *, next_token: bool = True
+) -> int:
+    """The largest batch size, `start` halved until it fits, at which a forward pass over
+    `seq_len` tokens runs without running out of memory (`--batch_size auto`).
+
+    The probe is one pass of the capture's most expensive kind (the whole model, the LM head
+    on the last position), as lm-eval probes before its loglikelihood passes.
+    """
+    device = _model_device(model)
+    keeps_last = "logits_to_keep" in inspect.signature(model.forward).parameters
+    size = max(1, int(start))
+    while True:
+        try:
+            with torch.no_grad():
+                ids = torch.ones((size, seq_len), dtype=torch.long, device=device)
+                kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": False}
+                if keeps_last and next_token:
+                    kwargs["logits_to_keep"] = 1
+                model(**kwargs)
+            return size
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_oom(exc):
+                raise forward_error(exc, model, size) from exc
+            if size == 1:
+                raise forward_error(exc, model, size) from exc
+            size //= 2
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
 
 
 # --------------------------------------------------------------------------------------------

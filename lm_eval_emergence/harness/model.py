@@ -31,6 +31,7 @@ from ..capture import (
     capture_states,
     capture_token_table,
     find_blocks,
+    fitting_batch_size,
     plan_capture,
 )
 from ..controls import random_weights_copy
@@ -85,11 +86,17 @@ class HFEmergenceLM(HFLM):
     # ----------------------------------------------------------------------------------------
     # The emergence request type
 
-    def _plan(self, model: torch.nn.Module, settings: CaptureSettings) -> CapturePlan:
-        """The capture plan of `settings`; lm-eval's --batch_size unless ie_batch_size is set."""
+    def _plan(
+        self, model: torch.nn.Module, settings: CaptureSettings, seq_len: int
+    ) -> CapturePlan:
+        """The capture plan of `settings`; lm-eval's --batch_size unless ie_batch_size is set.
+        "auto" is the largest batch of sequences of `seq_len` tokens that fits, from
+        --max_batch_size down (halved on out-of-memory, as lm-eval's auto does)."""
         size = settings.batch_size if settings.batch_size is not None else self.batch_size
         if size == "auto" or isinstance(size, str):
-            size = int(self.max_batch_size or 64)
+            start = int(self.max_batch_size or 64)
+            size = fitting_batch_size(model, seq_len, start)
+            logger.info("emergence: --batch_size auto gives %d (from %d)", size, start)
         try:
             return plan_capture(model, self.tokenizer, settings, batch_size=max(1, int(size)))
         except ValueError as exc:  # a block out of range
@@ -162,7 +169,9 @@ class HFEmergenceLM(HFLM):
         settings: CaptureSettings,
     ) -> dict[int, EmergenceFeatures]:
         """Payloads of the requests `indices` (one capture setting) from `model`."""
-        plan = self._plan(model, settings)
+        bos = 1  # a BOS may be prepended: probe one token longer
+        seq_len = max(len(parsed[i][0]["token_ids"]) for i in indices) + bos
+        plan = self._plan(model, settings, seq_len)
         t0 = time.perf_counter()
         tokens = torch.tensor(sorted({t for i in indices for t in parsed[i][0]["token_ids"]}))
         try:
