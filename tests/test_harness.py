@@ -68,14 +68,17 @@ class _Request:
     def __init__(
         self, token_ids, doc_id, tokenizer_fp, positions=None, capture=None, base=None, stream=None
     ):
-        spec = {
-            "token_ids": token_ids,
-            "positions": positions or [len(token_ids) - 1],
-            "next_token": True,
+        shared = {
             "tokenizer": tokenizer_fp,
             "capture": (capture or CaptureSettings()).to_dict(),
             "model_settings": (base or IESettings()).to_dict(),
             "stream": stream,
+        }
+        spec = {
+            "token_ids": token_ids,
+            "positions": positions or [len(token_ids) - 1],
+            "next_token": True,
+            "shared": json.dumps(shared, sort_keys=True),
         }
         self.args = ("", json.dumps(spec))
         self.task_name = "emergence_test"

@@ -86,9 +86,7 @@ class HFEmergenceLM(HFLM):
     # ----------------------------------------------------------------------------------------
     # The emergence request type
 
-    def _plan(
-        self, model: torch.nn.Module, settings: CaptureSettings, seq_len: int
-    ) -> CapturePlan:
+    def _plan(self, model: torch.nn.Module, settings: CaptureSettings, seq_len: int) -> CapturePlan:
         """The capture plan of `settings`; lm-eval's --batch_size unless ie_batch_size is set.
         "auto" is the largest batch of sequences of `seq_len` tokens that fits, from
         --max_batch_size down (halved on out-of-memory, as lm-eval's auto does)."""
@@ -103,29 +101,32 @@ class HFEmergenceLM(HFLM):
             raise EmergenceConfigError(str(exc)) from None
 
     def _parse(self, requests: list[Instance]) -> list[tuple[dict[str, Any], CaptureSettings]]:
+        """Each request's spec (its `shared` part parsed and checked once per distinct text)."""
         own = tokenizer_fingerprint(self.tokenizer)
         own_settings = self.ie_settings.to_dict()
-        settings_of: dict[str, CaptureSettings] = {}  # the tasks' few settings, parsed once each
+        shared_of: dict[str, tuple[dict[str, Any], CaptureSettings]] = {}
         parsed = []
         for req in requests:
             spec = json.loads(req.args[1])
-            if spec.get("tokenizer") != own:
-                raise EmergenceConfigError(
-                    f"task {req.task_name} built its documents with tokenizer "
-                    f"{spec.get('tokenizer')!r}, but this model uses {own!r}; emergence tasks "
-                    "must be loaded after the hf-emergence model that runs them"
-                )
-            if spec.get("model_settings") != own_settings:
-                raise EmergenceConfigError(
-                    f"task {req.task_name} resolved its settings against another hf-emergence "
-                    f"model's ie_* arguments ({spec.get('model_settings')}), not this model's "
-                    f"({own_settings}); load the emergence tasks after the model that runs "
-                    "them (or use --cache_requests refresh)"
-                )
-            key = json.dumps(spec["capture"], sort_keys=True)
-            if key not in settings_of:
-                settings_of[key] = CaptureSettings.from_dict(spec["capture"])
-            parsed.append((spec, settings_of[key]))
+            text = spec.pop("shared")
+            if text not in shared_of:
+                shared = json.loads(text)
+                if shared.get("tokenizer") != own:
+                    raise EmergenceConfigError(
+                        f"task {req.task_name} built its documents with tokenizer "
+                        f"{shared.get('tokenizer')!r}, but this model uses {own!r}; emergence "
+                        "tasks must be loaded after the hf-emergence model that runs them"
+                    )
+                if shared.get("model_settings") != own_settings:
+                    raise EmergenceConfigError(
+                        f"task {req.task_name} resolved its settings against another "
+                        f"hf-emergence model's ie_* arguments ({shared.get('model_settings')}), "
+                        f"not this model's ({own_settings}); load the emergence tasks after the "
+                        "model that runs them (or use --cache_requests refresh)"
+                    )
+                shared_of[text] = (shared, CaptureSettings.from_dict(shared["capture"]))
+            shared, settings = shared_of[text]
+            parsed.append(({**spec, "stream": shared.get("stream"), "shared": text}, settings))
         return parsed
 
     def emergence(self, requests: list[Instance]) -> list[EmergenceFeatures]:
@@ -133,8 +134,10 @@ class HFEmergenceLM(HFLM):
 
         A request's arguments are `(text, spec)`, where spec is a JSON object with `token_ids`,
         `positions` (token indices whose in-context states are kept), `next_token` (also read
-        the greedy continuation), `tokenizer` (fingerprint of the tokenizer that built the
-        document) and `capture` (the task's resolved capture settings). Requests sharing
+        the greedy continuation) and `shared`, the JSON text every request of the task shares:
+        `tokenizer` (fingerprint of the tokenizer that built the document), `capture` (the
+        task's resolved capture settings), `model_settings` and `stream` (None, or how to
+        stream the states into moments). Requests sharing
         capture settings share one micro table and one `CaptureInfo`. With `ie_control=random`
         each payload also carries the same document's payload from a random-weights copy.
         """
@@ -186,7 +189,7 @@ class HFEmergenceLM(HFLM):
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for i in indices:
             spec = parsed[i][0]
-            stream = json.dumps(spec.get("stream"), sort_keys=True)
+            stream = spec["shared"] if spec["stream"] is not None else "null"
             shape = (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
             task = str(requests[i].task_name) if stream != "null" else ""  # moments are per task
             groups[(*shape, stream, task)].append(i)
@@ -194,10 +197,9 @@ class HFEmergenceLM(HFLM):
         for (_, positions, next_token, stream, _), members in groups.items():
             t_group = time.perf_counter()
             if stream != "null":
+                stream_spec = parsed[members[0]][0]["stream"]
                 out.update(
-                    self._streamed(
-                        model, requests, parsed, members, plan, table, info, json.loads(stream)
-                    )
+                    self._streamed(model, requests, parsed, members, plan, table, info, stream_spec)
                 )
                 continue
             ids = torch.tensor([parsed[i][0]["token_ids"] for i in members], dtype=torch.long)

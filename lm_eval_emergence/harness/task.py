@@ -82,11 +82,31 @@ class EmergenceTask(ConfigurableTask):
         self.OUTPUT_TYPE = self.REQUEST_TYPE
         self._model_settings = None if base is None else base.to_dict()
         self._stream: dict[str, Any] | None = None  # set per run by build_all_requests
+        self._shared: dict[tuple[str, str], str] = {}  # the requests' shared JSON, by run
         self.estimate = TaskEstimate(
             self.ie_settings.estimation, self.shot_positions, capture=self.ie_settings.capture
         )
         for key in self.all_keys():
             self._aggregation_list[key] = self.estimate.aggregation(key)
+        self._built = True
+
+    # documents --------------------------------------------------------------------------------
+
+    def test_docs(self) -> list[dict]:
+        """The documents as one list of dicts, built once: lm-eval reads each document on every
+        pass (requests, results), and a `datasets.Dataset` formats a row per read (0.1 ms; 30 s
+        a pass at N = 300,000)."""
+        docs = super().test_docs()
+        if not getattr(self, "_built", False):  # lm-eval's __init__ reads the Dataset's features
+            return docs
+        cached = getattr(self, "_docs_cache", None)
+        if cached is None or cached[0] is not docs:
+            cached = self._docs_cache = (docs, docs.to_list() if hasattr(docs, "to_list") else docs)
+        return cached[1]
+
+    def doc_to_text(self, doc: dict, doc_to_text: Any = None) -> str:
+        """The document's text, without rendering a Jinja template per document (0.6 ms each)."""
+        return doc["text"]
 
     # metric keys ------------------------------------------------------------------------------
 
@@ -165,14 +185,24 @@ class EmergenceTask(ConfigurableTask):
         return {"rows": used, "folds": folds, "seed": estimation.seed, "target": estimation.target}
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Instance:
+        # what every request of this run shares, as one string the model parses once
+        key = (doc["tokenizer"], json.dumps(self._stream, sort_keys=True))
+        shared = self._shared.get(key)
+        if shared is None:
+            shared = self._shared[key] = json.dumps(
+                {
+                    "tokenizer": doc["tokenizer"],
+                    "capture": self.ie_settings.capture.to_dict(),
+                    "model_settings": self._model_settings,  # the model they were built on
+                    "stream": self._stream,
+                },
+                sort_keys=True,
+            )
         spec = {
             "token_ids": list(doc["token_ids"]),
             "positions": self.positions(doc),
             "next_token": self.next_token(),
-            "tokenizer": doc["tokenizer"],
-            "capture": self.ie_settings.capture.to_dict(),
-            "model_settings": self._model_settings,  # the model these settings were built on
-            "stream": self._stream,
+            "shared": shared,
         }
         return Instance(
             request_type=self.REQUEST_TYPE,  # type: ignore[arg-type]
