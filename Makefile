@@ -1,6 +1,6 @@
 PY ?= python
 
-.PHONY: test lint bench bench-quick reproduction validity validity-qwen \
+.PHONY: test lint bench bench-quick bench-scale bench-gpu-prepare reproduction validity validity-qwen \
 	reproduction-models reproduction-harness reproduction-text reproduction-score reproduction-paper \
 	reproduction-report
 
@@ -14,10 +14,18 @@ lint:
 bench:
 	$(PY) benchmarks/estimators.py --seeds 2 --paper-json benchmarks/results/mine_paper_300_h200.json
 	$(PY) benchmarks/emergence_profile.py
-	$(PY) benchmarks/harness_overhead.py --json benchmarks/results/harness_overhead_smollm2.json
+	$(PY) benchmarks/scale.py --shape 1b --docs 256 1024 --ratio-docs 256 --max-batch-size 32 --json benchmarks/results/scale_1b_cpu.json
 
 bench-quick:
 	$(PY) benchmarks/estimators.py --quick
+
+# issue 11's scale benchmarks: the harness's own overhead at N = 300,000 (tiny model) and a
+# 1B shape on the CPU here; the 7B shape on one GPU is scripts/gpu_scale.sh (docs/performance.md)
+bench-scale:
+	$(PY) benchmarks/scale.py --shape tiny --dtype float32 --docs 300000 --json benchmarks/results/scale_tiny_cpu.json
+	$(PY) benchmarks/scale.py --shape 1b --docs 256 1024 --ratio-docs 256 --max-batch-size 32 --json benchmarks/results/scale_1b_cpu.json
+bench-gpu-prepare:
+	bash scripts/gpu_prepare.sh
 
 # the reproduction study of docs/reproduction.md (2 cores: about 90 minutes); each step runs alone
 # once the steps before it have (scripts/reproduction.sh says how long each takes)
