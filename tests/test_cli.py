@@ -206,6 +206,23 @@ def test_use_cache_reruns_emergence_and_serves_loglikelihood_from_cache(mixed_ru
     assert s2["tasks"]["emergence_text"]["seconds_forward"] > 0  # computed again, not cached
 
 
+#: `accelerate launch` on two CPU processes, running the plugin's command line.
+_ACCELERATE_CPU = [
+    "launch",
+    "--cpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "-m",
+    "lm_eval_emergence",
+]
+
+
 def test_accelerate_data_parallel_gives_the_single_process_numbers(
     mixed_runs, tiny_gpt2_dir, tmp_path
 ):
@@ -228,21 +245,7 @@ def test_accelerate_data_parallel_gives_the_single_process_numbers(
         json.dumps({"n_docs": 64}),
         "--output_path",
         str(tmp_path),
-        command=[
-            accelerate,
-            "launch",
-            "--cpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "-m",
-            "lm_eval_emergence",
-        ],
+        command=[accelerate, *_ACCELERATE_CPU],
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     results, sidecar, _ = _results(tmp_path)
@@ -252,22 +255,6 @@ def test_accelerate_data_parallel_gives_the_single_process_numbers(
     for key in ("emergence,none", "emergence_stderr,none", "acc,none"):
         assert row[key] == pytest.approx(single[key], abs=1e-6), key
     assert sidecar["tasks"]["emergence_icl_country"]["n_docs"] == 64
-
-
-_ACCELERATE_CPU = [
-    "launch",
-    "--cpu",
-    "--num_processes",
-    "2",
-    "--num_machines",
-    "1",
-    "--mixed_precision",
-    "no",
-    "--dynamo_backend",
-    "no",
-    "-m",
-    "lm_eval_emergence",
-]
 
 
 def test_streamed_moments_reduced_across_two_processes_give_one_process_numbers(
