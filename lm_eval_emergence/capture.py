@@ -47,6 +47,7 @@ __all__ = [
     "capture_moments",
     "capture_states",
     "capture_token_table",
+    "captured_width",
     "find_blocks",
     "fitting_batch_size",
     "forward_error",
@@ -502,8 +503,11 @@ def _capture(
                         out = model(**kwargs)
                         if greedy is not None:
                             greedy[rows] = out.logits[:, -1].argmax(-1).cpu()
-                except (torch.OutOfMemoryError, RuntimeError) as exc:
-                    raise forward_error(exc, model, batch_size) from exc
+                except RuntimeError as exc:  # torch.OutOfMemoryError is one
+                    translated = forward_error(exc, model, batch_size)
+                    if translated is None:
+                        raise
+                    raise translated from exc
                 rec.check_batch()
     finally:
         if was_training:
@@ -523,9 +527,11 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def forward_error(exc: BaseException, model: nn.Module, batch_size: int) -> BaseException:
+def forward_error(
+    exc: BaseException, model: nn.Module, batch_size: int
+) -> CaptureResourceError | None:
     """`exc` of a forward pass as a `CaptureResourceError` naming the fix, where it has one
-    (out of memory, a dtype an operation does not implement); other errors unchanged."""
+    (out of memory, a dtype an operation does not implement); None for any other error."""
     device = _model_device(model)
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     if _is_oom(exc):
@@ -542,7 +548,7 @@ def forward_error(exc: BaseException, model: nn.Module, batch_size: int) -> Base
             f"forward pass ({text.splitlines()[0][:200]}); load it in a dtype the device "
             "supports, e.g. --model_args dtype=float32 (or dtype=bfloat16 on a GPU)"
         )
-    return exc
+    return None
 
 
 def fitting_batch_size(
@@ -566,11 +572,12 @@ def fitting_batch_size(
                     kwargs["logits_to_keep"] = 1
                 model(**kwargs)
             return size
-        except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not _is_oom(exc):
-                raise forward_error(exc, model, size) from exc
-            if size == 1:
-                raise forward_error(exc, model, size) from exc
+        except RuntimeError as exc:  # torch.OutOfMemoryError is one
+            if not _is_oom(exc) or size == 1:
+                translated = forward_error(exc, model, size)
+                if translated is None:
+                    raise
+                raise translated from exc
             size //= 2
         finally:
             if device.type == "cuda":
@@ -723,6 +730,13 @@ def hidden_size(model: nn.Module) -> int:
     return int(emb.weight.shape[1])
 
 
+def captured_width(model: nn.Module, projection_dim: int | None) -> int:
+    """Width of the captured states: `projection_dim`, or the hidden size where a projection
+    would not narrow them (a projection never widens the states; None keeps them whole)."""
+    hidden = hidden_size(model)
+    return hidden if projection_dim is None else min(projection_dim, hidden)
+
+
 def model_bos_token_id(model: nn.Module, tokenizer: Any) -> int | None:
     """The BOS token to prepend for micro capture, or None to feed each token alone.
 
@@ -852,10 +866,8 @@ def plan_capture(
     layers = _resolve_layers(list(settings.layers) if settings.layers else None, len(blocks))
     bos = model_bos_token_id(model, tokenizer) if settings.bos == "auto" else settings.bos
     hidden = hidden_size(model)
-    projection = None
-    if settings.projection_dim is not None and settings.projection_dim < hidden:
-        # a projection never widens the states
-        projection = RandomProjection(hidden, settings.projection_dim, settings.seed)
+    width = captured_width(model, settings.projection_dim)
+    projection = None if width == hidden else RandomProjection(hidden, width, settings.seed)
     batch = settings.batch_size if isinstance(settings.batch_size, int) else batch_size
     config = getattr(model, "config", None)
     name = getattr(config, "_name_or_path", "") if config is not None else ""
@@ -864,7 +876,7 @@ def plan_capture(
         layers=layers,
         bos_token_id=bos,
         hidden_dim=hidden,
-        state_dim=projection.k if projection is not None else hidden,
+        state_dim=width,
         model_name=str(name) if name else type(model).__name__,
         n_parameters=sum(p.numel() for p in model.parameters()),
         model_dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
@@ -964,37 +976,76 @@ def capture_states(
     are token indices ("last", "all" or a list); `table` reuses micro states captured before
     (it must hold every token of `token_ids`), else they are captured here.
     """
+    passes = _in_context(model, token_ids, plan, positions, next_token, table, progress)
+    return Capture(
+        info=plan.info,
+        token_ids=passes.token_ids,
+        positions=passes.positions,
+        macro_inputs=passes.inputs,  # type: ignore[arg-type]
+        macro_outputs=passes.outputs,  # type: ignore[arg-type]
+        micro=passes.table,
+        greedy_next_ids=passes.greedy_next_ids,
+        seconds_macro=passes.seconds_macro,
+        seconds_micro=passes.seconds_micro,
+    )
+
+
+@dataclass
+class _Passes:
+    """What the forward passes of one capture give (`_in_context`)."""
+
+    token_ids: torch.Tensor
+    positions: list[int]
+    inputs: torch.Tensor | None  # None when the sink kept moments
+    outputs: torch.Tensor | None
+    greedy_next_ids: torch.Tensor | None
+    table: TokenTable
+    seconds_macro: float
+    seconds_micro: float
+
+
+def _in_context(
+    model: nn.Module,
+    token_ids: torch.Tensor,
+    plan: CapturePlan,
+    positions: str | Sequence[int],
+    next_token: bool,
+    table: TokenTable | None,
+    progress: bool,
+    sink: _MomentSink | None = None,
+) -> _Passes:
+    """The passes of `capture_states` and `capture_moments`: BOS as the plan says, the macro
+    passes at `positions` into `sink` (default: kept states), and the micro table."""
     ids = _as_input_ids(token_ids)
     n, seq_len = ids.shape
+    if sink is not None and sink.folds.shape != (n,):
+        raise ValueError(
+            f"folds must give one fold per sequence, [{n}], got {tuple(sink.folds.shape)}"
+        )
     wanted = _resolve_positions(positions, seq_len)
     bos = plan.info.bos_token_id
     offset = 0 if bos is None else 1
     macro_ids = ids if bos is None else torch.cat([torch.full((n, 1), bos), ids], dim=1)
+    _check_vocab(model, macro_ids)
     t0 = time.perf_counter()
-    macro = capture_macro(
+    inputs, outputs, greedy = _capture(
         model,
+        find_blocks(model),
         macro_ids,
-        layers=plan.info.layers,
-        positions=[t + offset for t in wanted],
-        batch_size=plan.batch_size,
-        projection=plan.projection,
-        progress=progress,
+        None,
+        plan.info.layers,
+        [t + offset for t in wanted],
+        plan.batch_size,
+        plan.projection,
+        progress,
+        "macro",
         next_token=next_token,
+        sink=sink,
     )
     t1 = time.perf_counter()
     if table is None:
         table = capture_token_table(model, ids, plan, progress=progress)
-    return Capture(
-        info=plan.info,
-        token_ids=ids,
-        positions=wanted,
-        macro_inputs=macro.inputs,
-        macro_outputs=macro.outputs,
-        micro=table,
-        greedy_next_ids=macro.greedy_next_ids,
-        seconds_macro=t1 - t0,
-        seconds_micro=time.perf_counter() - t1,
-    )
+    return _Passes(ids, wanted, inputs, outputs, greedy, table, t1 - t0, time.perf_counter() - t1)
 
 
 @dataclass(eq=False)
@@ -1004,7 +1055,7 @@ class MomentCapture:
 
     `macro[slot]` holds block slot `slot`'s pairs (input, target) at each of `positions`;
     `target` says what the y side is (the block's "output" or its "update", output - input);
-    `folds` is each sequence's jackknife fold. `n_docs` counts the rows added.
+    `folds` is each sequence's jackknife fold.
     """
 
     info: CaptureInfo
@@ -1043,46 +1094,20 @@ def capture_moments(
     per-block, per-fold moments on the block's device; `folds[i]` is the jackknife fold of row
     i. Used where the estimator is a closed form of the moments (`gaussian-floor`).
     """
-    ids = _as_input_ids(token_ids)
-    n, seq_len = ids.shape
-    if folds.shape != (n,):
-        raise ValueError(f"folds must give one fold per sequence, [{n}], got {tuple(folds.shape)}")
-    wanted = _resolve_positions(positions, seq_len)
-    bos = plan.info.bos_token_id
-    offset = 0 if bos is None else 1
-    macro_ids = ids if bos is None else torch.cat([torch.full((n, 1), bos), ids], dim=1)
-    _check_vocab(model, macro_ids)
     sink = _MomentSink(len(plan.info.layers), folds, n_folds, target)
-    t0 = time.perf_counter()
-    _, _, greedy = _capture(
-        model,
-        find_blocks(model),
-        macro_ids,
-        None,
-        plan.info.layers,
-        [t + offset for t in wanted],
-        plan.batch_size,
-        plan.projection,
-        progress,
-        "macro",
-        next_token=next_token,
-        sink=sink,
-    )
-    t1 = time.perf_counter()
-    if table is None:
-        table = capture_token_table(model, ids, plan, progress=progress)
+    passes = _in_context(model, token_ids, plan, positions, next_token, table, progress, sink)
     return MomentCapture(
         info=plan.info,
-        token_ids=ids,
-        positions=wanted,
+        token_ids=passes.token_ids,
+        positions=passes.positions,
         macro=[m.to("cpu") for m in sink.moments if m is not None],
-        micro=table,
+        micro=passes.table,
         target=target,
         folds=folds,
         n_folds=n_folds,
-        greedy_next_ids=greedy,
-        seconds_macro=t1 - t0,
-        seconds_micro=time.perf_counter() - t1,
+        greedy_next_ids=passes.greedy_next_ids,
+        seconds_macro=passes.seconds_macro,
+        seconds_micro=passes.seconds_micro,
     )
 
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from .capture import Capture, MomentCapture, capture_moments, capture_states, plan_capture
 from .estimators import estimate_mi_many, require_samples
-from .estimators.api import estimate_mi_from_moments, streaming_unsupported
+from .estimators.api import estimate_mi_from_moments, moments_unsupported
 from .estimators.moments import PairMoments, jackknife_fold_ids, stack_pairs
 from .meta import __version__
 from .records import EmergenceResult, LayerEmergence, PositionEmergence, PositionLayer
@@ -303,7 +303,7 @@ def stream_unsupported(estimation: EstimationSettings) -> str | None:
     """Why IE under `estimation` cannot be computed from streamed moments, or None if it can."""
     if estimation.form == "psi":
         return "the psi form pairs each token alone with the sequence's output row by row"
-    return streaming_unsupported(estimation.estimator, estimation.options)
+    return moments_unsupported(estimation.estimator, estimation.options)
 
 
 def _micro_moments(capture: MomentCapture, t: int) -> PairMoments:

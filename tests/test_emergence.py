@@ -361,13 +361,14 @@ def test_macro_sequences_get_the_bos_that_micro_tokens_get(tiny_gpt2, monkeypatc
     import lm_eval_emergence.capture as capture_module
 
     seen = {}
-    real_capture = capture_module.capture_macro
+    real_capture = capture_module._capture  # the forward passes of every capture
 
-    def recording_capture(model, input_ids, **kwargs):
-        seen["ids"], seen["positions"] = input_ids, kwargs["positions"]
-        return real_capture(model, input_ids, **kwargs)
+    def recording_capture(model, blocks, input_ids, mask, layers, positions, *args, **kwargs):
+        if args[3] == "macro":  # desc: the in-context passes, not the micro table's
+            seen["ids"], seen["positions"] = input_ids, positions
+        return real_capture(model, blocks, input_ids, mask, layers, positions, *args, **kwargs)
 
-    monkeypatch.setattr(capture_module, "capture_macro", recording_capture)
+    monkeypatch.setattr(capture_module, "_capture", recording_capture)
     ids = random_ids()
     measure_emergence(tiny_gpt2, None, ids, micro_bos=7, per_position=True, **ROBUST)
     assert seen["ids"].shape == (N, T + 1)

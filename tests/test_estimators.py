@@ -492,7 +492,7 @@ def test_weighted_rows_are_repeated_rows():
 
 
 def test_moments_flag_a_constant_side_and_refuse_what_needs_samples():
-    from lm_eval_emergence.estimators.api import estimate_mi_from_moments, streaming_unsupported
+    from lm_eval_emergence.estimators.api import estimate_mi_from_moments, moments_unsupported
     from lm_eval_emergence.estimators.moments import PairMoments
 
     x, y = _correlated(p=2, n=200)
@@ -500,8 +500,8 @@ def test_moments_flag_a_constant_side_and_refuse_what_needs_samples():
     moments = PairMoments.empty(10, 2, 8, 8)
     moments.add_rows(x, y, torch.arange(200) % 10)
     assert moments.constant().tolist() == [False, True]
-    assert streaming_unsupported("gaussian-floor", {}) is None
-    assert "needs the samples" in streaming_unsupported("infonce", {})
-    assert "noise_std" in streaming_unsupported("gaussian-floor", {"noise_std": 0.1})
+    assert moments_unsupported("gaussian-floor", {}) is None
+    assert "needs the samples" in moments_unsupported("infonce", {})
+    assert "noise_std" in moments_unsupported("gaussian-floor", {"noise_std": 0.1})
     with pytest.raises(ValueError, match="ie_stream=off"):
         estimate_mi_from_moments(moments, estimator="gaussian-floor", null=True)

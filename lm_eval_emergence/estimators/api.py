@@ -25,7 +25,7 @@ __all__ = [
     "estimate_mi_from_moments",
     "estimate_mi_many",
     "estimator_options",
-    "streaming_unsupported",
+    "moments_unsupported",
 ]
 
 #: The estimator of `estimate_mi` when none is named; docs/performance.md gives the evidence.
@@ -198,7 +198,7 @@ def _records(
 _SAMPLE_ONLY = {"noise_std": 0.0, "noise_rel": 0.0, "null": False, "reduce": "none"}
 
 
-def streaming_unsupported(estimator: str, options: dict[str, Any]) -> str | None:
+def moments_unsupported(estimator: str, options: dict[str, Any]) -> str | None:
     """Why `estimator` with `options` cannot run on streamed moments; None if it can."""
     spec = get_estimator(estimator)
     if spec.moments is None:
@@ -216,7 +216,7 @@ def estimate_mi_from_moments(
     """I(x; y) in bits of every pair whose second moments `moments` holds: the estimate that
     `estimate_mi_many` gives on the samples (to float rounding), from O(D^2) numbers a pair."""
     opts = resolve_options(estimator, options)
-    why = streaming_unsupported(estimator, opts)
+    why = moments_unsupported(estimator, opts)
     if why is not None:
         raise ValueError(f"{why}; estimate from the samples (ie_stream=off) instead.")
     require_samples(moments.n)

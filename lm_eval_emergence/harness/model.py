@@ -189,17 +189,16 @@ class HFEmergenceLM(HFLM):
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for i in indices:
             spec = parsed[i][0]
-            stream = spec["shared"] if spec["stream"] is not None else "null"
             shape = (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
-            task = str(requests[i].task_name) if stream != "null" else ""  # moments are per task
-            groups[(*shape, stream, task)].append(i)
+            streamed = spec["stream"] is not None  # then moments per task: the task in the key
+            groups[(*shape, str(requests[i].task_name) if streamed else None)].append(i)
         out = {}
-        for (_, positions, next_token, stream, _), members in groups.items():
+        for (_, positions, next_token, streamed_task), members in groups.items():
             t_group = time.perf_counter()
-            if stream != "null":
-                stream_spec = parsed[members[0]][0]["stream"]
+            if streamed_task is not None:
+                stream = parsed[members[0]][0]["stream"]
                 out.update(
-                    self._streamed(model, requests, parsed, members, plan, table, info, stream_spec)
+                    self._streamed(model, requests, parsed, members, plan, table, info, stream)
                 )
                 continue
             ids = torch.tensor([parsed[i][0]["token_ids"] for i in members], dtype=torch.long)
@@ -273,11 +272,12 @@ class HFEmergenceLM(HFLM):
         row_of = {i: row for row, i in enumerate(unique)}
         out = {}
         for i in members:
-            row = row_of.get(i, row_of[first_of[int(requests[i].doc_id or 0)]])
-            next_id = None if greedy is None else int(greedy[row])
+            doc_id = int(requests[i].doc_id or 0)
+            first = first_of[doc_id]  # i itself, unless i is a padded copy
+            next_id = None if greedy is None else int(greedy[row_of[first]])
             out[i] = EmergenceFeatures(
                 task_name=str(requests[i].task_name),
-                doc_id=int(requests[i].doc_id or 0),
+                doc_id=doc_id,
                 token_ids=tuple(parsed[i][0]["token_ids"]),
                 positions=tuple(captured.positions),
                 macro_inputs=None,
@@ -286,7 +286,7 @@ class HFEmergenceLM(HFLM):
                 info=info,
                 next_token_id=next_id,
                 next_token=None if next_id is None else self.tokenizer.decode([next_id]),
-                seconds=share if i in row_of else 0.0,
+                seconds=share if first == i else 0.0,
                 moments=moments,
             )
         return out

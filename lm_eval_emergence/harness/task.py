@@ -16,7 +16,7 @@ from typing import Any
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
-from ..capture import hidden_size
+from ..capture import captured_width
 from ..emergence import streams
 from ..estimators import MIN_SAMPLES
 from ..settings import EmergenceConfigError, IESettings, ie_keys
@@ -82,7 +82,7 @@ class EmergenceTask(ConfigurableTask):
         self.OUTPUT_TYPE = self.REQUEST_TYPE
         self._model_settings = None if base is None else base.to_dict()
         self._stream: dict[str, Any] | None = None  # set per run by build_all_requests
-        self._shared: dict[tuple[str, str], str] = {}  # the requests' shared JSON, by run
+        self._shared: dict[str, str] = {}  # this run's shared request JSON, by tokenizer
         self.estimate = TaskEstimate(
             self.ie_settings.estimation, self.shot_positions, capture=self.ie_settings.capture
         )
@@ -152,6 +152,7 @@ class EmergenceTask(ConfigurableTask):
                 "emergence_icl tasks, or use ie_form=ie here"
             )
         self._stream = self._stream_spec(used, kwargs.get("samples"))
+        self._shared = {}  # built again for this run's stream spec
         super().build_all_requests(limit=limit, **kwargs)
 
     def _stream_spec(self, used: int, samples: Any) -> dict[str, Any] | None:
@@ -171,12 +172,10 @@ class EmergenceTask(ConfigurableTask):
                 )
             return None
         model = live_model()
-        hidden = hidden_size(model.model) if model is not None else None
-        dim = self.ie_settings.capture.projection_dim or hidden
-        if hidden is not None and dim is not None:
-            dim = min(dim, hidden)
+        projection = self.ie_settings.capture.projection_dim
+        width = captured_width(model.model, projection) if model is not None else projection
         try:
-            stream = streams(mode, used, dim or 0, estimation, bytes_per_number=2)
+            stream = streams(mode, used, width or 0, estimation, bytes_per_number=2)
         except EmergenceConfigError as exc:
             raise EmergenceConfigError(f"task {self.config.task}: {exc}") from None
         if not stream:
@@ -186,10 +185,9 @@ class EmergenceTask(ConfigurableTask):
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Instance:
         # what every request of this run shares, as one string the model parses once
-        key = (doc["tokenizer"], json.dumps(self._stream, sort_keys=True))
-        shared = self._shared.get(key)
+        shared = self._shared.get(doc["tokenizer"])
         if shared is None:
-            shared = self._shared[key] = json.dumps(
+            shared = self._shared[doc["tokenizer"]] = json.dumps(
                 {
                     "tokenizer": doc["tokenizer"],
                     "capture": self.ie_settings.capture.to_dict(),
