@@ -20,12 +20,17 @@ from lm_eval_emergence.settings import CaptureSettings, EstimationSettings
 
 @pytest.fixture(scope="module")
 def tiny_family():
-    """A width-32 model on 3 categories of 12 synthetic entities: (test lists, checkpoints)."""
+    """A width-32 model on 3 categories of 12 synthetic entities: (test lists, checkpoints).
+
+    2,000 steps: when a model leaves the 0.25 plateau depends on float rounding (the CPU's
+    kernels); at step 1,000 seed 0 is still on it on some machines (0.256), at 2,000 seeds
+    0-4 score 0.52-0.84 (seed 0: 0.74).
+    """
     torch.manual_seed(0)
     train = synthetic_list_data(4000, 3, n_categories=3, per_category=12, seed=0)
     test = synthetic_list_data(512, 3, n_categories=3, per_category=12, seed=1)
     model = build_family_model(train.vocab_size, 32, 2, seed=0)
-    checkpoints = dict(train_checkpoints(model, train, [0, 1000], seed=0))
+    checkpoints = dict(train_checkpoints(model, train, [0, 2000], seed=0))
     return test, checkpoints
 
 
@@ -56,7 +61,7 @@ def test_training_makes_the_ability_appear(tiny_family):
     # at initialisation the greedy token is one fixed id: at most one category's share right
     assert icl_accuracy(checkpoints[0], test) < 0.4
     # trained: the category read from the context (a most-frequent guess scores about 0.25)
-    assert icl_accuracy(checkpoints[1000], test) > 0.6
+    assert icl_accuracy(checkpoints[2000], test) > 0.6
 
 
 def test_same_seed_same_checkpoints():
@@ -77,6 +82,6 @@ def test_trained_model_scores_differently_from_its_initialisation(tiny_family):
     for step, model in checkpoints.items():
         capture = capture_states(model, test.ids, plan_capture(model, None, settings))
         ie[step] = emergence_from_states(capture, EstimationSettings())
-    a, b = ie[1000], ie[0]
+    a, b = ie[2000], ie[0]
     combined = (a.ie_stderr_bits**2 + b.ie_stderr_bits**2) ** 0.5
     assert abs(a.ie_bits - b.ie_bits) > 5 * combined, (a.ie_bits, b.ie_bits, combined)
