@@ -12,15 +12,21 @@ passes; every candidate is then estimated on the same states:
 - `--series family` (confirmation): the family trained here from scratch (`family.py`), every
   width at every checkpoint; each width's step 0 is its own random control.
 
-Candidates (`CANDIDATES`): `infonce` (today's default); `gaussian-floor` at several noise
-floors kappa; `v-linear` (usable information of a held-out linear-Gaussian predictor);
+Candidates (`CANDIDATES`): `infonce` (the default before `floor-update`); `gaussian-floor` at
+several noise floors kappa; `v-linear` (usable information of a held-out linear-Gaussian predictor);
 `infonce` with relative noise (`noise_rel`); each on the block's output y or its update y - x,
 and the closed-form floor also in the psi form (token alone in, sequence output in context).
+Beside them, the spectral baselines of the same states (`spectral.py`, `BASELINES`): erank and
+matrix entropy of the block outputs, and Diff-eRank against each model's control. Accuracy and
+`logprob_correct` (the log-probability mass on the correct next tokens) come from the same
+passes.
 
-For each candidate, at N/2: IE per model with its stderr, the separation of each trained model
+For each candidate, at N/2: its value per model with its stderr, the separation of each trained model
 from its control in combined standard errors, the Spearman correlation of IE with accuracy over
-the series with a bootstrap 95% interval, the change of IE from N/2 to N and from N/4 to N/2
-(the same lists' prefixes), and the macro term's distance from the estimator's ceiling.
+the series (and with logprob_correct) with bootstrap 95% intervals, the change from N/2 to N
+and from N/4 to N/2 (the same lists' prefixes), and the largest block's distance from the
+ceiling; a metric read as "lower is more ability" (`DIRECTION`) is compared with its sign
+turned.
 
     python benchmarks/validity_probe.py --json docs/validity/probe_smollm2.json
     python benchmarks/validity_probe.py --seed-spread 5 --json docs/validity/seeds_smollm2.json
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -50,6 +57,7 @@ from lm_eval_emergence.default_model import (  # noqa: E402
     load_shipped_model,
 )
 from lm_eval_emergence.emergence import emergence_from_states  # noqa: E402
+from lm_eval_emergence.estimators.moments import jackknife_stderr  # noqa: E402
 from lm_eval_emergence.family import (  # noqa: E402
     ListData,
     build_family_model,
@@ -57,6 +65,7 @@ from lm_eval_emergence.family import (  # noqa: E402
     train_checkpoints,
 )
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings  # noqa: E402
+from lm_eval_emergence.spectral import DEFAULT_FOLDS, spectrum  # noqa: E402
 
 #: (estimator, options, target, form) of every candidate; "update" is the block's update y - x,
 #: "psi" pairs each token alone with the sequence's output (`protocols.FORMS`).
@@ -86,44 +95,136 @@ def settings_of(candidate: tuple, seed: int) -> EstimationSettings:
 
 
 def selected(patterns: list[str] | None) -> list[tuple[str, dict, str, str]]:
-    """The candidates whose name contains one of `patterns` (all without any)."""
-    return [c for c in CANDIDATES if not patterns or any(p in name_of(*c) for p in patterns)]
+    """The candidates whose name contains one of `patterns` (None: all; []: none, the
+    baselines alone)."""
+    if patterns is None:
+        return list(CANDIDATES)
+    return [c for c in CANDIDATES if any(p in name_of(*c) for p in patterns)]
+
+
+#: The spectral baselines (`spectral.py`) measured beside every IE candidate, with Diff-eRank
+#: (erank of a model's control minus its own), added once a series' controls are measured.
+BASELINES = ("erank on y", "matrix entropy on y")
+DIFF_ERANK = "Diff-eRank"
+#: The sign with which each metric is read as ability, fixed before the baselines' results
+#: (docs/validity.md, "Intrinsic baselines"): IE higher; erank and matrix entropy lower, as
+#: their papers read a trained model's; Diff-eRank higher. Gates use value * direction.
+DIRECTION = {"erank on y": -1, "matrix entropy on y": -1}
+
+
+def _ie_entry(result) -> dict:
+    """One IE estimate's numbers, in the keys every candidate shares."""
+    return {
+        "n": result.n,
+        "value": result.ie_bits,
+        "stderr": result.ie_stderr_bits,
+        "macro_bits": sum(r.macro_bits for r in result.per_layer) / len(result.per_layer),
+        "micro_bits": sum(r.micro_bits for r in result.per_layer) / len(result.per_layer),
+        "max_block_value": max(r.macro_bits for r in result.per_layer),
+        "ceiling": result.ceiling_bits,
+        "flagged_blocks": result.flagged_layers,
+        "per_block": {r.layer: r.emergence_bits for r in result.per_layer},
+        "per_block_stderr": {r.layer: r.stderr_bits for r in result.per_layer},
+    }
+
+
+def _spectral_entries(spec) -> dict[str, dict]:
+    """The baselines' numbers of one `SpectralResult`; the ceiling is what k channels allow
+    (erank <= k, entropy <= log2 k bits)."""
+    rows = spec.per_layer
+    common = {"n": spec.n, "seconds_estimation": spec.seconds}
+    erank = {
+        "value": spec.erank,
+        "stderr": spec.erank_stderr,
+        "folds": spec.erank_folds,
+        "max_block_value": max(r.erank for r in rows),
+        "ceiling": float(spec.state_dim),
+        "per_block": {r.layer: r.erank for r in rows},
+        "per_block_stderr": {r.layer: r.erank_stderr for r in rows},
+    }
+    entropy = {
+        "value": spec.matrix_entropy_bits,
+        "stderr": spec.matrix_entropy_stderr_bits,
+        "folds": spec.matrix_entropy_folds,
+        "max_block_value": max(r.matrix_entropy_bits for r in rows),
+        "ceiling": math.log2(spec.state_dim),
+        "per_block": {r.layer: r.matrix_entropy_bits for r in rows},
+        "per_block_stderr": {r.layer: r.matrix_entropy_stderr_bits for r in rows},
+    }
+    return {BASELINES[0]: common | erank, BASELINES[1]: common | entropy}
+
+
+def measure_candidates(captured, args, seed: int) -> dict[str, dict]:
+    """Every selected IE candidate and the baselines on one capture."""
+    out = {}
+    for candidate in selected(args.candidates):
+        t = time.perf_counter()
+        result = emergence_from_states(captured, settings_of(candidate, seed))
+        out[name_of(*candidate)] = _ie_entry(result) | {
+            "seconds_estimation": time.perf_counter() - t
+        }
+    if args.baselines:
+        out |= _spectral_entries(spectrum(captured, folds=DEFAULT_FOLDS, seed=seed))
+    return out
 
 
 def probe_model(label: str, model, tok, ids, correct_next, settings, args) -> dict:
-    """Capture once; every candidate at N/4, N/2 and N (prefixes of the same lists)."""
+    """Capture once (with the next token's greedy choice and the log-probability of the
+    correct ones); every candidate at N/4, N/2 and N (prefixes of the same lists)."""
     t0 = time.perf_counter()
-    captured = capture_states(model, ids, plan_capture(model, tok, settings), next_token=True)
+    plan = plan_capture(model, tok, settings)
+    oks = [sorted(o) for o in correct_next]
+    captured = capture_states(model, ids, plan, next_token=True, score_ids=oks)
     seconds_forward = time.perf_counter() - t0
     greedy = captured.greedy_next_ids.tolist()
     acc = sum(g in set(o) for g, o in zip(greedy, correct_next, strict=True)) / len(greedy)
-    out = {"model": label, "acc": acc, "seconds_forward": seconds_forward, "candidates": {}}
     n = captured.token_ids.shape[0]
-    for candidate in selected(args.candidates):
-        estimation = settings_of(candidate, args.seed)
-        quarter = emergence_from_states(captured.subset(n=n // 4), estimation)
-        t = time.perf_counter()
-        half = emergence_from_states(captured.subset(n=n // 2), estimation)
-        seconds = time.perf_counter() - t
-        full = emergence_from_states(captured, estimation)
-        mean = lambda rows, key: sum(getattr(r, key) for r in rows) / len(rows)  # noqa: E731
-        out["candidates"][name_of(*candidate)] = {
-            "n": n // 2,
-            "ie_bits": half.ie_bits,
-            "ie_stderr_bits": half.ie_stderr_bits,
-            "macro_bits": mean(half.per_layer, "macro_bits"),
-            "micro_bits": mean(half.per_layer, "micro_bits"),
-            "max_macro_bits": max(r.macro_bits for r in half.per_layer),
-            "ceiling_bits": half.ceiling_bits,
-            "ie_quarter_n_bits": quarter.ie_bits,
-            "ie_full_n_bits": full.ie_bits,
-            "flagged_blocks": half.flagged_layers,
-            "per_block_bits": {r.layer: r.emergence_bits for r in half.per_layer},
-            "per_block_stderr_bits": {r.layer: r.stderr_bits for r in half.per_layer},
-            "seconds_estimation": seconds,
-        }
-    print(f"{label}: acc {acc:.3f}, forward {seconds_forward:.0f} s", flush=True)
+    out = {
+        "model": label,
+        "acc": acc,
+        # over the lists IE is read on (the first N/2), and over all N
+        "logprob_correct": float(captured.next_logprobs[: n // 2].mean()),
+        "logprob_correct_full_n": float(captured.next_logprobs.mean()),
+        "seconds_forward": seconds_forward,
+        "candidates": {},
+    }
+    quarter = measure_candidates(captured.subset(n=n // 4), args, args.seed)
+    half = measure_candidates(captured.subset(n=n // 2), args, args.seed)
+    full = measure_candidates(captured, args, args.seed)
+    for name, entry in half.items():
+        entry["value_quarter_n"] = quarter[name]["value"]
+        entry["value_full_n"] = full[name]["value"]
+        out["candidates"][name] = entry
+    print(
+        f"{label}: acc {acc:.3f}, logprob {out['logprob_correct']:.3f}, "
+        f"forward {seconds_forward:.0f} s",
+        flush=True,
+    )
     return out
+
+
+def add_diff_erank(rows: list[dict], control_of: dict[str, str]) -> None:
+    """Diff-eRank of every model against its control (`control_of[label]`), at each N; its
+    stderr is the paired delete-a-fold jackknife (the same lists and folds)."""
+    by_label = {r["model"]: r for r in rows}
+    for row in rows:
+        own = row["candidates"].get(BASELINES[0])
+        if own is None:
+            return
+        ctrl = by_label[control_of[row["model"]]]["candidates"][BASELINES[0]]
+        folds = torch.tensor(ctrl["folds"]) - torch.tensor(own["folds"])
+        row["candidates"][DIFF_ERANK] = {
+            "n": own["n"],
+            "value": ctrl["value"] - own["value"],
+            "stderr": float(jackknife_stderr(folds.double())),
+            "value_quarter_n": ctrl["value_quarter_n"] - own["value_quarter_n"],
+            "value_full_n": ctrl["value_full_n"] - own["value_full_n"],
+            "max_block_value": None,
+            "ceiling": None,
+            "per_block": {b: ctrl["per_block"][b] - v for b, v in own["per_block"].items()},
+            "per_block_stderr": None,
+            "seconds_estimation": own["seconds_estimation"],
+        }
 
 
 # ------------------------------------------------------------------------------ the series
@@ -149,7 +250,9 @@ def pretrained_series(load, args) -> list[dict]:
     torch.manual_seed(args.seed)
     model, tok = load()
     ids, ok = country_lists(tok, args.n, args.data_seed)
-    settings = CaptureSettings(layers=tuple(args.layers), projection_dim=64, seed=args.seed)
+    settings = CaptureSettings(
+        layers=tuple(args.layers), projection_dim=args.projection_dim, seed=args.seed
+    )
     rows = [probe_model("trained", model, tok, ids, ok, settings, args)]
     for scale in args.noise:
         noisy, _ = load()
@@ -189,7 +292,7 @@ def family_series(args) -> list[dict]:
     """The family trained here (`family.py`): every width at every checkpoint, measured on the
     held-out lists of `family_lists`."""
     train, test = family_lists(args)
-    settings = CaptureSettings(projection_dim=64, seed=args.seed, bos=None)
+    settings = CaptureSettings(projection_dim=args.projection_dim, seed=args.seed, bos=None)
     rows = []
     for width in args.widths:
         model = build_family_model(test.vocab_size, width, args.family_layers, seed=args.seed)
@@ -223,71 +326,93 @@ def bootstrap_spearman(ie: list[float], acc: list[float], resamples: int, seed: 
     return [rhos[int(0.025 * (len(rhos) - 1))], rhos[int(0.975 * (len(rhos) - 1))]]
 
 
+def converges(entry: dict) -> bool:
+    """The N/2 -> N gate of one model: |IE(N) - IE(N/2)| <= max(0.05, 2% of its own |IE(N/2)|)."""
+    return abs(entry["value_full_n"] - entry["value"]) <= max(0.05, 0.02 * abs(entry["value"]))
+
+
 def summarise(rows: list[dict], pairs: list[tuple[str, str]], args) -> list[dict]:
-    """Per candidate: separation of each (trained, control) pair in combined stderr (the
-    smallest is the gate's), Spearman with acc and its bootstrap interval, the N/2 -> N change
-    and the macro term's distance from the estimator's ceiling."""
+    """Per candidate, read in its direction (`DIRECTION`): separation of each (trained,
+    control) pair in combined stderr (the smallest is the gate's), Spearman with acc and with
+    logprob_correct with bootstrap intervals, the N/2 -> N change (largest, and whether every
+    model passes against its own value) and the largest block's distance from the ceiling."""
     by_label = {r["model"]: r for r in rows}
     out = []
     for name in rows[0]["candidates"]:
+        sign = DIRECTION.get(name, 1)
         seps, diffs = [], []
         for trained, control in pairs:
             a, b = by_label[trained]["candidates"][name], by_label[control]["candidates"][name]
-            se = (a["ie_stderr_bits"] ** 2 + b["ie_stderr_bits"] ** 2) ** 0.5
-            diffs.append(a["ie_bits"] - b["ie_bits"])
-            seps.append((a["ie_bits"] - b["ie_bits"]) / se if se > 0 else None)
-        ie = [r["candidates"][name]["ie_bits"] for r in rows]
+            se = (a["stderr"] ** 2 + b["stderr"] ** 2) ** 0.5
+            diffs.append(a["value"] - b["value"])
+            seps.append(sign * (a["value"] - b["value"]) / se if se > 0 else None)
+        values = [r["candidates"][name]["value"] for r in rows]
         acc = [r["acc"] for r in rows]
-        rho = stats.spearmanr(ie, acc).statistic
+        logprob = [r["logprob_correct"] for r in rows]
         per_model = [r["candidates"][name] for r in rows]
-        change = max(abs(c["ie_full_n_bits"] - c["ie_bits"]) for c in per_model)
-        change_low = max(abs(c["ie_bits"] - c["ie_quarter_n_bits"]) for c in per_model)
         gaps = [
-            c["ceiling_bits"] - c["max_macro_bits"]
+            c["ceiling"] - c["max_block_value"]
             for c in per_model
-            if c.get("ceiling_bits") is not None and "max_macro_bits" in c
+            if c.get("ceiling") is not None and c.get("max_block_value") is not None
         ]
         out.append(
             {
                 "candidate": name,
-                "trained_minus_random_bits": diffs[0] if len(diffs) == 1 else diffs,
-                "separation_se": seps[0] if len(seps) == 1 else seps,
-                "min_separation_se": min((s for s in seps if s is not None), default=None),
-                "spearman_with_acc": rho,
-                "spearman_ci95": bootstrap_spearman(ie, acc, args.bootstrap, args.seed),
-                "max_change_half_n_to_n_bits": change,
-                "max_change_quarter_n_to_half_n_bits": change_low,
-                "min_ceiling_gap_bits": min(gaps) if gaps else None,
-                "ie_by_model": dict(zip([r["model"] for r in rows], ie, strict=True)),
+                "direction": sign,
+                "trained_minus_random": diffs,
+                "separation_se": seps,
+                "min_separation_se": min((v for v in seps if v is not None), default=None),
+                "spearman_with_acc": float(stats.spearmanr(values, acc).statistic),
+                "spearman_ci95": bootstrap_spearman(values, acc, args.bootstrap, args.seed),
+                "spearman_with_logprob": float(stats.spearmanr(values, logprob).statistic),
+                "spearman_logprob_ci95": bootstrap_spearman(
+                    values, logprob, args.bootstrap, args.seed
+                ),
+                "max_change_half_n_to_n": max(
+                    abs(c["value_full_n"] - c["value"]) for c in per_model
+                ),
+                "max_change_quarter_n_to_half_n": max(
+                    abs(c["value"] - c["value_quarter_n"]) for c in per_model
+                ),
+                "converges_per_model": {r["model"]: converges(r["candidates"][name]) for r in rows},
+                "min_ceiling_gap": min(gaps) if gaps else None,
+                "value_by_model": dict(zip([r["model"] for r in rows], values, strict=True)),
             }
         )
     return out
 
 
 def seed_spread(model, control, tok, args) -> list[dict]:
-    """IE of the trained model and its control over `--seed-spread` seeds of the data sampling
-    and the projection (the control's weights stay those of --seed), at N/2 lists."""
+    """Every candidate on the trained model and its control over `--seed-spread` seeds of the
+    data sampling and the projection (the control's weights stay those of --seed), at N/2
+    lists; Diff-eRank from the pair at each seed."""
     by_seed = []
     for seed in range(args.seed_spread):
         ids, _ = country_lists(tok, args.n // 2, args.data_seed + seed)
-        settings = CaptureSettings(layers=tuple(args.layers), projection_dim=64, seed=seed)
+        settings = CaptureSettings(
+            layers=tuple(args.layers), projection_dim=args.projection_dim, seed=seed
+        )
         row = {"seed": seed}
         for label, m in (("trained", model), ("random init", control)):
             captured = capture_states(m, ids, plan_capture(m, tok, settings))
-            for candidate in selected(args.candidates):
-                result = emergence_from_states(captured, settings_of(candidate, seed))
-                row[f"{label}: {name_of(*candidate)}"] = result.ie_bits
+            for name, entry in measure_candidates(captured, args, seed).items():
+                row[f"{label}: {name}"] = entry["value"]
+        if args.baselines:
+            diff = row[f"random init: {BASELINES[0]}"] - row[f"trained: {BASELINES[0]}"]
+            row[f"trained: {DIFF_ERANK}"] = diff
         by_seed.append(row)
         print(f"seed {seed} done", flush=True)
     out = []
-    for candidate in selected(args.candidates):
-        name = name_of(*candidate)
+    names = sorted({key.split(": ", 1)[1] for key in by_seed[0] if key != "seed"})
+    for name in names:
         entry = {"candidate": name}
         for label in ("trained", "random init"):
+            if f"{label}: {name}" not in by_seed[0]:
+                continue
             values = torch.tensor([r[f"{label}: {name}"] for r in by_seed], dtype=torch.float64)
             entry[label] = {
-                "mean_bits": float(values.mean()),
-                "std_bits": float(values.std()),
+                "mean": float(values.mean()),
+                "std": float(values.std()),
                 "cv": float(values.std() / values.mean().abs()),
             }
         out.append(entry)
@@ -296,18 +421,20 @@ def seed_spread(model, control, tok, args) -> list[dict]:
 
 def print_summary(summary: list[dict]) -> None:
     print(
-        f"\n{'candidate':<40} {'min sep (se)':>12} {'rho(acc)':>9} {'95% CI':>14} {'dN':>6} "
-        f"{'ceil gap':>8}"
+        f"\n{'candidate':<40} {'min sep (se)':>12} {'rho(acc)':>9} {'95% CI':>14} "
+        f"{'rho(lp)':>8} {'dN':>6} {'conv':>5} {'ceil gap':>8}"
     )
-    print("(dN: the largest change of IE from N/2 to N over the models)")
+    print("(read in each metric's direction; dN: the largest change from N/2 to N over the models)")
     for s in summary:
         sep = "n/a" if s["min_separation_se"] is None else f"{s['min_separation_se']:.1f}"
         lo, hi = s["spearman_ci95"]
         ci = "n/a" if lo is None else f"[{lo:.2f}, {hi:.2f}]"
-        gap = "none" if s["min_ceiling_gap_bits"] is None else f"{s['min_ceiling_gap_bits']:.2f}"
+        gap = "none" if s["min_ceiling_gap"] is None else f"{s['min_ceiling_gap']:.2f}"
+        conv = "yes" if all(s["converges_per_model"].values()) else "no"
         print(
-            f"{s['candidate']:<40} {sep:>12} {s['spearman_with_acc']:>9.2f} {ci:>14} "
-            f"{s['max_change_half_n_to_n_bits']:>6.3f} {gap:>8}"
+            f"{s['candidate']:<40} {sep:>12} {s['direction'] * s['spearman_with_acc']:>9.2f} "
+            f"{ci:>14} {s['direction'] * s['spearman_with_logprob']:>8.2f} "
+            f"{s['max_change_half_n_to_n']:>6.3f} {conv:>5} {gap:>8}"
         )
 
 
@@ -328,11 +455,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--n", type=int, default=4096, help="lists captured; IE is read at n/2")
     p.add_argument("--layers", type=int, nargs="+", default=None, help="default: 8 spread blocks")
-    p.add_argument("--noise", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
+    p.add_argument("--noise", type=float, nargs="*", default=[0.01, 0.03, 0.1, 0.3])
+    p.add_argument(
+        "--projection-dim",
+        type=lambda v: None if v == "none" else int(v),
+        default=64,
+        help="capture width ('none': the model's hidden size)",
+    )
+    p.add_argument(
+        "--no-baselines",
+        dest="baselines",
+        action="store_false",
+        help="leave out the spectral baselines (erank, matrix entropy, Diff-eRank)",
+    )
     p.add_argument("--seed", type=int, default=0, help="projection, estimators, weight noise")
     p.add_argument("--data-seed", type=int, default=1234)
     p.add_argument(
-        "--candidates", nargs="+", default=None, help="only candidates whose name has one of these"
+        "--candidates",
+        nargs="*",
+        default=None,
+        help="only IE candidates whose name has one of these (none given: the baselines alone)",
     )
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for rho's interval")
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128], help="family")
@@ -364,10 +506,10 @@ def main(argv: list[str] | None = None) -> int:
         spread = seed_spread(model, random_weights_copy(model, args.seed), tok, args)
         print(f"\n{'candidate':<40} {'trained mean':>12} {'CV':>7} {'random mean':>12} {'CV':>7}")
         for e in spread:
-            t, r = e["trained"], e["random init"]
+            t, r = e["trained"], e.get("random init", {"mean": math.nan, "cv": math.nan})
             print(
-                f"{e['candidate']:<40} {t['mean_bits']:>12.3f} {t['cv']:>7.4f} "
-                f"{r['mean_bits']:>12.3f} {r['cv']:>7.4f}"
+                f"{e['candidate']:<40} {t['mean']:>12.3f} {t['cv']:>7.4f} "
+                f"{r['mean']:>12.3f} {r['cv']:>7.4f}"
             )
         write_json(args.json, {"settings": settings_record, "seed_spread": spread})
         return 0
@@ -375,12 +517,16 @@ def main(argv: list[str] | None = None) -> int:
         rows = family_series(args)
         last = max(args.checkpoints)
         pairs = [(f"width {w} step {last}", f"width {w} step 0") for w in args.widths]
+        control_of = {r["model"]: f"width {r['width']} step 0" for r in rows}
     else:
         rows = pretrained_series(load, args)
         pairs = [("trained", "random init")]
+        control_of = {r["model"]: "random init" for r in rows}
+    add_diff_erank(rows, control_of)
     summary = summarise(rows, pairs, args)
     print_summary(summary)
     print("\nacc: " + ", ".join(f"{r['model']} {r['acc']:.3f}" for r in rows))
+    print("logprob: " + ", ".join(f"{r['model']} {r['logprob_correct']:.3f}" for r in rows))
     write_json(args.json, {"settings": settings_record, "models": rows, "summary": summary})
     return 0
 

@@ -18,15 +18,47 @@ import argparse
 import json
 from pathlib import Path
 
+#: Keys of probe files written before the spectral baselines, and their names since.
+_RENAMED = {
+    "ie_bits": "value",
+    "ie_stderr_bits": "stderr",
+    "ie_full_n_bits": "value_full_n",
+    "ie_quarter_n_bits": "value_quarter_n",
+    "max_macro_bits": "max_block_value",
+    "ceiling_bits": "ceiling",
+    "per_block_bits": "per_block",
+    "per_block_stderr_bits": "per_block_stderr",
+    "max_change_half_n_to_n_bits": "max_change_half_n_to_n",
+    "min_ceiling_gap_bits": "min_ceiling_gap",
+    "mean_bits": "mean",
+}
 
-def gates(summary: dict, trained_ie: float, cv: float | None) -> dict[str, bool | None]:
-    """Pass (True), fail (False) or not measured (None) for each gate of one candidate."""
+
+def _renamed(value):
+    """`value` (a probe file's JSON) with the old key names replaced by today's."""
+    if isinstance(value, dict):
+        return {_RENAMED.get(k, k): _renamed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v) for v in value]
+    return value
+
+
+def gates(summary: dict, trained_value: float, cv: float | None) -> dict[str, bool | None]:
+    """Pass (True), fail (False) or not measured (None) for each gate of one candidate, read in
+    its direction. Convergence: every model within max(0.05, 2% of its own value) where the
+    file has per-model verdicts, else (older files) the largest change against 2% of the
+    trained model's value."""
     sep = summary.get("min_separation_se")
-    gap = summary.get("min_ceiling_gap_bits")
+    gap = summary.get("min_ceiling_gap")
+    per_model = summary.get("converges_per_model")
+    if per_model is not None:
+        converges = all(per_model.values())
+    else:
+        converges = summary["max_change_half_n_to_n"] <= max(0.05, 0.02 * abs(trained_value))
     return {
         "separation": None if sep is None else sep >= 5,
-        "spearman": summary["spearman_with_acc"] >= 0.8,
-        "convergence": summary["max_change_half_n_to_n_bits"] <= max(0.05, 0.02 * abs(trained_ie)),
+        "spearman": summary.get("direction", 1) * summary["spearman_with_acc"] >= 0.8,
+        "convergence": converges,
         "seed CV": None if cv is None else cv <= 0.05,
         "ceiling": True if gap is None else gap >= 1.0,
     }
@@ -44,7 +76,7 @@ def cost(record: dict, name: str) -> str:
 
 
 def load(path: Path) -> dict:
-    return json.loads(path.read_text())
+    return _renamed(json.loads(path.read_text()))
 
 
 def trained_label(record: dict) -> str:
@@ -52,36 +84,56 @@ def trained_label(record: dict) -> str:
     return "trained" if "trained" in models else models[-1]
 
 
+def _rho(summary: dict, key: str, ci_key: str) -> str:
+    """A Spearman coefficient in the metric's direction, with its interval."""
+    sign = summary.get("direction", 1)
+    lo, hi = (v if v is None else sign * v for v in summary[ci_key])
+    ci = "" if lo is None else f" [{min(lo, hi):.2f}, {max(lo, hi):.2f}]"
+    return f"{sign * summary[key]:.2f}{ci}"
+
+
 def table(record: dict, seeds: dict | None, title: str) -> tuple[list[str], dict[str, tuple]]:
-    """Markdown rows of one series and, per candidate, (gates passed, separation, change)."""
+    """Markdown rows of one series and, per candidate, (gates passed, separation, change).
+
+    Coefficients and separations are read in each metric's direction (a "-" after its name:
+    lower reads as more ability); files with the continuous ability measure get its Spearman
+    (reported, not a gate)."""
     cvs = {}
     for entry in (seeds or {}).get("seed_spread", []):
-        cvs[entry["candidate"]] = max(entry["trained"]["cv"], entry["random init"]["cv"])
+        cv = [entry[side]["cv"] for side in ("trained", "random init") if side in entry]
+        cvs[entry["candidate"]] = max(cv)
     label = trained_label(record)
     by_model = {m["model"]: m for m in record["models"]}
+    with_logprob = "spearman_with_logprob" in record["summary"][0]
     lines = [
         f"**{title}**",
         "",
-        "| candidate | IE trained | min sep (se) | Spearman [95% CI] | N/2→N change | seed CV "
-        "| ceiling gap | estimation s / forward s | gates passed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| candidate | trained | min sep (se) | Spearman acc [95% CI] |"
+        + (" Spearman logprob [95% CI] |" if with_logprob else "")
+        + " N/2→N change | seed CV | ceiling gap | estimation s / forward s | gates passed |",
+        "|---|---|---|---|" + ("---|" if with_logprob else "") + "---|---|---|---|---|",
     ]
     ranking = {}
     for s in record["summary"]:
         name = s["candidate"]
-        trained_ie = by_model[label]["candidates"][name]["ie_bits"]
+        shown = name + (" (−)" if s.get("direction", 1) < 0 else "")
+        trained_value = by_model[label]["candidates"][name]["value"]
         cv = cvs.get(name) if seeds is not None else None
-        g = gates(s, trained_ie, cv)
+        g = gates(s, trained_value, cv)
         passed = sum(1 for v in g.values() if v)
         measured = sum(1 for v in g.values() if v is not None)
-        lo, hi = s["spearman_ci95"]
-        ci = "" if lo is None else f" [{lo:.2f}, {hi:.2f}]"
         sep = s.get("min_separation_se")
-        gap = s.get("min_ceiling_gap_bits")
+        gap = s.get("min_ceiling_gap")
+        logprob = (
+            f" {_rho(s, 'spearman_with_logprob', 'spearman_logprob_ci95')} |"
+            if with_logprob
+            else ""
+        )
         lines.append(
-            f"| {name} | {trained_ie:.3f} | {'–' if sep is None else f'{sep:.1f}'} "
-            f"({mark(g['separation'])}) | {s['spearman_with_acc']:.2f}{ci} ({mark(g['spearman'])}) "
-            f"| {s['max_change_half_n_to_n_bits']:.3f} ({mark(g['convergence'])}) "
+            f"| {shown} | {trained_value:.3f} | {'–' if sep is None else f'{sep:.1f}'} "
+            f"({mark(g['separation'])}) | {_rho(s, 'spearman_with_acc', 'spearman_ci95')} "
+            f"({mark(g['spearman'])}) |{logprob} {s['max_change_half_n_to_n']:.3f} "
+            f"({mark(g['convergence'])}) "
             f"| {'–' if cv is None else f'{100 * cv:.1f}%'} ({mark(g['seed CV'])}) "
             f"| {'none' if gap is None else f'{gap:.2f}'} ({mark(g['ceiling'])}) "
             f"| {cost(record, name)} | {passed}/{measured} |"
@@ -110,14 +162,14 @@ def per_block(record: dict, name: str) -> list[str]:
     ]
     for label, members in groups.items():
         ie = [
-            sum(m["candidates"][name]["per_block_bits"][b] for b in members) / len(members)
+            sum(m["candidates"][name]["per_block"][b] for b in members) / len(members)
             for m in models
         ]
         rho = stats.spearmanr(ie, acc).statistic
         t, r = by_model["trained"], by_model["random init"]
-        diff = sum(t["per_block_bits"][b] - r["per_block_bits"][b] for b in members) / len(members)
+        diff = sum(t["per_block"][b] - r["per_block"][b] for b in members) / len(members)
         se = sum(
-            t["per_block_stderr_bits"][b] ** 2 + r["per_block_stderr_bits"][b] ** 2 for b in members
+            t["per_block_stderr"][b] ** 2 + r["per_block_stderr"][b] ** 2 for b in members
         ) ** 0.5 / len(members)
         lines.append(f"| {label} | {rho:.2f} | {diff:+.3f} | {diff / se:.1f} |")
     return lines
@@ -137,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     best = sorted(
         ranking.items(),
-        key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2]["max_change_half_n_to_n_bits"]),
+        key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2]["max_change_half_n_to_n"]),
     )
     print("\nThe rule's order (gates passed, then separation, then change):")
     for name, (passed, sep, _) in best[:5]:

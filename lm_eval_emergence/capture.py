@@ -460,13 +460,17 @@ def _capture(
     desc: str,
     next_token: bool = False,
     sink: _StateBuffers | _MomentSink | None = None,
-) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """Batched forward passes with hooks on `layers`: (inputs, outputs, greedy next ids).
+    score_ids: Sequence[Sequence[int]] | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Batched forward passes with hooks on `layers`: (inputs, outputs, greedy next ids,
+    scored log-probabilities).
 
     With `next_token` the pass runs to the LM head and the argmax of the last position's logits
     is kept (the model's greedy continuation); otherwise it stops after the last hooked block.
-    The states go to `sink` (default: CPU buffers, returned; a `_MomentSink` keeps only their
-    moments, and the first two returned values are None).
+    `score_ids` (one id set per row, with `next_token`) also keeps, per row, the natural log of
+    the probability mass the next-token distribution puts on its ids. The states go to `sink`
+    (default: CPU buffers, returned; a `_MomentSink` keeps only their moments, and the first two
+    returned values are None).
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -480,6 +484,12 @@ def _capture(
     was_training = model.training
     model.eval()
     greedy = torch.empty(n, dtype=torch.long) if next_token else None
+    scores = None
+    if score_ids is not None:
+        if not next_token:
+            raise ValueError("score_ids needs next_token=True (the pass must reach the LM head)")
+        _check_score_ids(model, score_ids, n)
+        scores = torch.empty(n, dtype=torch.float64)
     keeps_last_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
     try:
         if sink is None:
@@ -503,6 +513,8 @@ def _capture(
                         out = model(**kwargs)
                         if greedy is not None:
                             greedy[rows] = out.logits[:, -1].argmax(-1).cpu()
+                        if scores is not None:
+                            scores[rows] = _scored(out.logits[:, -1], score_ids[rows])
                 except RuntimeError as exc:  # torch.OutOfMemoryError is one
                     translated = forward_error(exc, model, batch_size)
                     if translated is None:
@@ -513,9 +525,40 @@ def _capture(
         if was_training:
             model.train()
     if isinstance(sink, _MomentSink):
-        return None, None, greedy
+        return None, None, greedy, scores
     assert sink.inputs is not None and sink.outputs is not None
-    return sink.inputs, sink.outputs, greedy
+    return sink.inputs, sink.outputs, greedy, scores
+
+
+def _check_score_ids(model: nn.Module, score_ids: Sequence[Sequence[int]], n: int) -> None:
+    if len(score_ids) != n:
+        raise ValueError(f"score_ids must give one id set per sequence ({n}), got {len(score_ids)}")
+    empty = [i for i, ids in enumerate(score_ids) if len(ids) == 0]
+    if empty:
+        raise ValueError(
+            f"score_ids of sequences {empty[:5]} are empty: a log-probability of no continuation "
+            "is -inf; give each sequence at least one correct next token id"
+        )
+    vocab = getattr(_input_embeddings(model), "num_embeddings", None)
+    flat = [int(t) for ids in score_ids for t in ids]
+    if vocab is not None and (min(flat) < 0 or max(flat) >= vocab):
+        raise ValueError(
+            f"score_ids must lie in [0, {vocab - 1}] (the model's vocabulary), got "
+            f"{min(flat)}..{max(flat)}"
+        )
+
+
+def _scored(logits: torch.Tensor, score_ids: Sequence[Sequence[int]]) -> torch.Tensor:
+    """ln sum_{i in ids} p(i) per row of next-token logits [B, V] (float64, on the CPU)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    width = max(len(ids) for ids in score_ids)
+    index = torch.zeros(len(score_ids), width, dtype=torch.long)
+    valid = torch.zeros(len(score_ids), width, dtype=torch.bool)
+    for row, ids in enumerate(score_ids):
+        index[row, : len(ids)] = torch.as_tensor(list(ids), dtype=torch.long)
+        valid[row, : len(ids)] = True
+    picked = logp.gather(1, index.to(logp.device)).cpu().double()
+    return torch.logsumexp(picked.masked_fill(~valid, -math.inf), dim=1)
 
 
 class CaptureResourceError(EmergenceConfigError):
@@ -620,7 +663,7 @@ def capture_macro(
                 f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
                 f"{tuple(ids.shape)} like input_ids"
             )
-    inputs, outputs, greedy = _capture(
+    inputs, outputs, greedy, _ = _capture(
         model,
         blocks,
         ids,
@@ -673,7 +716,7 @@ def _token_table(
     if bos_token_id is not None:
         singles = torch.cat([torch.full_like(singles, bos_token_id), singles], dim=1)  # [U, 2]
     read_at = [singles.shape[1] - 1]
-    inputs, outputs, _ = _capture(
+    inputs, outputs, _, _ = _capture(
         model, blocks, singles, None, layer_list, read_at, batch_size, projection, progress, "micro"
     )
     return TokenTable(ids, inputs[:, :, 0], outputs[:, :, 0], layer_list)
@@ -905,6 +948,7 @@ class Capture:
     macro_outputs: torch.Tensor  # [L, N, P, k]
     micro: TokenTable
     greedy_next_ids: torch.Tensor | None = None  # [N], with next_token=True
+    next_logprobs: torch.Tensor | None = None  # [N] float64 nats, with score_ids
     seconds_macro: float = 0.0
     seconds_micro: float = 0.0
 
@@ -956,6 +1000,7 @@ class Capture:
             macro_outputs=self.macro_outputs.index_select(0, index)[:, rows],
             micro=micro,
             greedy_next_ids=None if self.greedy_next_ids is None else self.greedy_next_ids[rows],
+            next_logprobs=None if self.next_logprobs is None else self.next_logprobs[rows],
         )
 
 
@@ -966,6 +1011,7 @@ def capture_states(
     *,
     positions: str | Sequence[int] = "last",
     next_token: bool = False,
+    score_ids: Sequence[Sequence[int]] | None = None,
     table: TokenTable | None = None,
     progress: bool = False,
 ) -> Capture:
@@ -974,9 +1020,11 @@ def capture_states(
     Macro and micro states are read under the same condition: a model that gets BOS before a
     token alone gets it before the sequence too, and positions then shift by one. `positions`
     are token indices ("last", "all" or a list); `table` reuses micro states captured before
-    (it must hold every token of `token_ids`), else they are captured here.
+    (it must hold every token of `token_ids`), else they are captured here. `next_token` keeps
+    each sequence's greedy next token; `score_ids` (with it) the log-probability mass of each
+    sequence's correct next tokens (`Capture.next_logprobs`, nats).
     """
-    passes = _in_context(model, token_ids, plan, positions, next_token, table, progress)
+    passes = _in_context(model, token_ids, plan, positions, next_token, score_ids, table, progress)
     return Capture(
         info=plan.info,
         token_ids=passes.token_ids,
@@ -985,6 +1033,7 @@ def capture_states(
         macro_outputs=passes.outputs,  # type: ignore[arg-type]
         micro=passes.table,
         greedy_next_ids=passes.greedy_next_ids,
+        next_logprobs=passes.next_logprobs,
         seconds_macro=passes.seconds_macro,
         seconds_micro=passes.seconds_micro,
     )
@@ -999,6 +1048,7 @@ class _Passes:
     inputs: torch.Tensor | None  # None when the sink kept moments
     outputs: torch.Tensor | None
     greedy_next_ids: torch.Tensor | None
+    next_logprobs: torch.Tensor | None
     table: TokenTable
     seconds_macro: float
     seconds_micro: float
@@ -1010,6 +1060,7 @@ def _in_context(
     plan: CapturePlan,
     positions: str | Sequence[int],
     next_token: bool,
+    score_ids: Sequence[Sequence[int]] | None,
     table: TokenTable | None,
     progress: bool,
     sink: _MomentSink | None = None,
@@ -1028,7 +1079,7 @@ def _in_context(
     macro_ids = ids if bos is None else torch.cat([torch.full((n, 1), bos), ids], dim=1)
     _check_vocab(model, macro_ids)
     t0 = time.perf_counter()
-    inputs, outputs, greedy = _capture(
+    inputs, outputs, greedy, logprobs = _capture(
         model,
         find_blocks(model),
         macro_ids,
@@ -1041,11 +1092,13 @@ def _in_context(
         "macro",
         next_token=next_token,
         sink=sink,
+        score_ids=score_ids,
     )
     t1 = time.perf_counter()
     if table is None:
         table = capture_token_table(model, ids, plan, progress=progress)
-    return _Passes(ids, wanted, inputs, outputs, greedy, table, t1 - t0, time.perf_counter() - t1)
+    seconds_micro = time.perf_counter() - t1
+    return _Passes(ids, wanted, inputs, outputs, greedy, logprobs, table, t1 - t0, seconds_micro)
 
 
 @dataclass(eq=False)
@@ -1067,6 +1120,7 @@ class MomentCapture:
     folds: torch.Tensor  # [N] int64
     n_folds: int
     greedy_next_ids: torch.Tensor | None = None
+    next_logprobs: torch.Tensor | None = None
     seconds_macro: float = 0.0
     seconds_micro: float = 0.0
 
@@ -1085,6 +1139,7 @@ def capture_moments(
     target: str,
     positions: str | Sequence[int] = "last",
     next_token: bool = False,
+    score_ids: Sequence[Sequence[int]] | None = None,
     table: TokenTable | None = None,
     progress: bool = False,
 ) -> MomentCapture:
@@ -1095,7 +1150,9 @@ def capture_moments(
     i. Used where the estimator is a closed form of the moments (`gaussian-floor`).
     """
     sink = _MomentSink(len(plan.info.layers), folds, n_folds, target)
-    passes = _in_context(model, token_ids, plan, positions, next_token, table, progress, sink)
+    passes = _in_context(
+        model, token_ids, plan, positions, next_token, score_ids, table, progress, sink
+    )
     return MomentCapture(
         info=plan.info,
         token_ids=passes.token_ids,
@@ -1106,6 +1163,7 @@ def capture_moments(
         folds=folds,
         n_folds=n_folds,
         greedy_next_ids=passes.greedy_next_ids,
+        next_logprobs=passes.next_logprobs,
         seconds_macro=passes.seconds_macro,
         seconds_micro=passes.seconds_micro,
     )

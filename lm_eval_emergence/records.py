@@ -19,11 +19,13 @@ __all__ = [
     "SIDECAR_FORMAT",
     "EmergenceResult",
     "LayerEmergence",
+    "LayerSpectrum",
     "OutcomeGroup",
     "PositionEmergence",
     "PositionLayer",
     "ShotPoint",
     "Sidecar",
+    "SpectralResult",
     "TaskRecord",
     "json_ready",
     "shot_curve",
@@ -159,6 +161,56 @@ class EmergenceResult:
 
 
 @dataclass
+class LayerSpectrum:
+    """The spectral baselines of one block's output states (`spectral.py`)."""
+
+    layer: int
+    erank: float
+    erank_stderr: float
+    matrix_entropy_bits: float
+    matrix_entropy_stderr_bits: float
+
+
+@dataclass
+class SpectralResult:
+    """Effective rank and matrix entropy of a model's block outputs on one set of sequences:
+    the cheaper intrinsic metrics IE is compared with, from the same captured states.
+
+    `erank` and `matrix_entropy_bits` are means over `per_layer`; their stderr is the
+    delete-a-fold jackknife of that mean, whose leave-one-fold-out values are `erank_folds`
+    and `matrix_entropy_folds` (the paired stderr of Diff-eRank is built from them).
+    """
+
+    erank: float
+    erank_stderr: float
+    matrix_entropy_bits: float
+    matrix_entropy_stderr_bits: float
+    per_layer: list[LayerSpectrum]
+    n: int
+    n_folds: int
+    seed: int
+    alpha: float
+    state_dim: int  # width of the states (the projection's k when projected)
+    projection_dim: int | None
+    states: str = "block output at the last token"
+    erank_folds: list[float] = field(default_factory=list)
+    matrix_entropy_folds: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def layers(self) -> list[int]:
+        return [row.layer for row in self.per_layer]
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_ready(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpectralResult:
+        rows = [_build(LayerSpectrum, r) for r in data.get("per_layer") or []]
+        return _build(cls, data, per_layer=rows)
+
+
+@dataclass
 class ShotPoint:
     """E at the end of one shot, its stderr and its spread (std) over blocks."""
 
@@ -222,6 +274,8 @@ class TaskRecord:
     result: EmergenceResult
     control: EmergenceResult | None = None  # the random-weights copy (ie_control=random)
     outcomes: list[OutcomeGroup] | None = None  # IE by what the model did next (shots task)
+    spectrum: SpectralResult | None = None  # erank and matrix entropy of the same states
+    control_spectrum: SpectralResult | None = None  # the same of the random-weights copy
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -236,6 +290,10 @@ class TaskRecord:
             "result": self.result.to_dict(),
             "control": None if self.control is None else self.control.to_dict(),
             "outcomes": None if self.outcomes is None else [asdict(g) for g in self.outcomes],
+            "spectrum": None if self.spectrum is None else self.spectrum.to_dict(),
+            "control_spectrum": None
+            if self.control_spectrum is None
+            else self.control_spectrum.to_dict(),
         }
         return json_ready(out)
 
@@ -256,7 +314,13 @@ class TaskRecord:
             outcomes=None
             if data.get("outcomes") is None
             else [_build(OutcomeGroup, g) for g in data["outcomes"]],
+            spectrum=_spectrum(data.get("spectrum")),
+            control_spectrum=_spectrum(data.get("control_spectrum")),
         )
+
+
+def _spectrum(data: dict[str, Any] | None) -> SpectralResult | None:
+    return None if not data else SpectralResult.from_dict(data)
 
 
 @dataclass

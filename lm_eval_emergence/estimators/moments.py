@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PairMoments", "jackknife_fold_ids", "moments_of_samples", "stack_pairs"]
+__all__ = [
+    "PairMoments",
+    "jackknife_fold_ids",
+    "jackknife_stderr",
+    "moments_of_samples",
+    "stack_pairs",
+]
 
 #: The products of one `add` are built in chunks of at most this many numbers (bounds memory).
 _CHUNK_NUMBERS = 1 << 25
@@ -35,6 +41,13 @@ def jackknife_fold_ids(n: int, folds: int, seed: int) -> torch.Tensor:
     for fold, chunk in enumerate(order.chunk(min(folds, n))):
         ids[chunk] = fold
     return ids
+
+
+def jackknife_stderr(left_out: torch.Tensor) -> torch.Tensor:
+    """Delete-a-group jackknife standard error from the G estimates with one group left out each
+    ([G, ...]): sqrt((G - 1) / G * sum (v_g - mean v)^2)."""
+    g = left_out.shape[0]
+    return ((g - 1) / g * ((left_out - left_out.mean(0)) ** 2).sum(0)).sqrt()
 
 
 def _accumulator_dtype(device: torch.device) -> torch.dtype:
@@ -189,6 +202,19 @@ class PairMoments:
                 out.append(
                     _covariance(n - count[fold], total_sums - sums[fold], total_cross - cross[fold])
                 )
+        return torch.stack(out)
+
+    def means(self) -> torch.Tensor:
+        """Row means (float64) with all rows and with each fold left out: [1 + F, P, D], in the
+        order of `covariances` (folds without rows are skipped)."""
+        if self.shift is None:
+            raise ValueError("no rows were added to these moments")
+        count, sums = (t.to("cpu", torch.float64) for t in (self.count, self.sums))
+        shift = self.shift.to("cpu", torch.float64)
+        out = [shift + sums.sum(0) / count.sum()]
+        for fold in range(self.n_folds):
+            if count[fold] > 0:
+                out.append(shift + (sums.sum(0) - sums[fold]) / (count.sum() - count[fold]))
         return torch.stack(out)
 
     def select(self, pairs: Sequence[int]) -> PairMoments:

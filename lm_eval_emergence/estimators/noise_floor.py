@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .moments import PairMoments, moments_of_samples
+from .moments import PairMoments, jackknife_stderr, moments_of_samples
 from .registry import (
     UNSPLIT_OPTIONS,
     Outcome,
@@ -50,9 +50,7 @@ def standardized(covs: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 def _outcome(covs: torch.Tensor, dx: int, kappa: float) -> Outcome:
     """Value (all rows) and delete-a-fold jackknife standard error from [1 + F, P, D, D]."""
     values = _mi_from_covariance(covs, dx, kappa)  # [1 + F, P]
-    nats, left_out = values[0], values[1:]
-    g = left_out.shape[0]
-    stderr = ((g - 1) / g * ((left_out - left_out.mean(0)) ** 2).sum(0)).sqrt()
+    nats, stderr = values[0], jackknife_stderr(values[1:])
     return Outcome(
         nats=nats.float(),
         stderr_nats=stderr.float(),

@@ -20,13 +20,16 @@ import numpy as np
 from ..capture import Capture, MomentCapture
 from ..emergence import emergence_from_moments, emergence_from_states
 from ..estimators import MIN_SAMPLES
-from ..records import EmergenceResult, OutcomeGroup, TaskRecord, shot_curve
+from ..records import EmergenceResult, OutcomeGroup, SpectralResult, TaskRecord, shot_curve
 from ..settings import CaptureSettings, EmergenceConfigError, EstimationSettings
+from ..spectral import DEFAULT_FOLDS, diff_erank, spectrum
 from .features import OUTCOMES, EmergenceFeatures, gather_capture, gather_moments
 
 __all__ = [
     "BASE_KEYS",
     "CONTROL_KEYS",
+    "SPECTRAL_CONTROL_KEYS",
+    "SPECTRAL_KEYS",
     "ESTIMATES",
     "EstimateLog",
     "OUTCOME_KEYS",
@@ -50,6 +53,11 @@ BASE_KEYS = (
 )
 #: With ie_control=random: the control's IE, and the model's IE minus the control's.
 CONTROL_KEYS = ("emergence_random", "emergence_vs_random")
+#: The spectral baselines of the same states (`spectral.py`): effective rank and matrix entropy
+#: (bits) of the block outputs at the last token, means over blocks.
+SPECTRAL_KEYS = ("erank", "matrix_entropy")
+#: With ie_control=random: the control's, and Diff-eRank = erank(control) - erank(model).
+SPECTRAL_CONTROL_KEYS = ("erank_random", "matrix_entropy_random", "diff_erank")
 #: The shots task's IE by outcome: per group its IE and group size, and the documents each
 #: group's estimate used (the same in every group).
 OUTCOME_KEYS = (
@@ -67,7 +75,8 @@ def with_stderr_keys(values: list[str]) -> list[str]:
 
 def value_keys(n_shots: int = 0, control: bool = False, outcomes: bool = False) -> list[str]:
     """The value keys of a task with `n_shots` shot-curve points (no stderr companions)."""
-    keys = list(BASE_KEYS) + (list(CONTROL_KEYS) if control else [])
+    keys = list(BASE_KEYS) + (list(CONTROL_KEYS) if control else []) + list(SPECTRAL_KEYS)
+    keys += list(SPECTRAL_CONTROL_KEYS) if control else []
     for shot in range(1, n_shots + 1):
         keys += [f"emergence_shot{shot:02d}", f"emergence_shot{shot:02d}_layer_std"]
     return keys + (list(OUTCOME_KEYS) if outcomes else [])
@@ -150,11 +159,14 @@ class TaskEstimate:
         shots = self.shot_positions(capture.token_ids.shape[1])
         t0 = time.perf_counter()
         result = self._result(task, capture, shots)
-        control = None
+        spectral = self._spectrum(task, capture)
+        control = control_spectral = None
         seconds_forward = capture.seconds_macro
         if items[0].control is not None:
             control_capture = gather([f.control for f in items])  # type: ignore[misc]
-            control = self._result(f"{task} (random-weights control)", control_capture, shots)
+            name = f"{task} (random-weights control)"
+            control = self._result(name, control_capture, shots)
+            control_spectral = self._spectrum(name, control_capture)
             seconds_forward += control_capture.seconds_macro
         info = capture.info
         record = TaskRecord(
@@ -182,6 +194,8 @@ class TaskEstimate:
             shot_curve=shot_curve(result, shots) or None,
             result=result,
             control=control,
+            spectrum=spectral,
+            control_spectrum=control_spectral,
         )
         if items[0].outcome is not None:
             record.outcomes = self._outcomes(task, items, shots)
@@ -222,6 +236,14 @@ class TaskEstimate:
                 OutcomeGroup(outcome, len(group), n_used, result.ie_bits, result.ie_stderr_bits)
             )
         return out
+
+    def _spectrum(self, task: str, capture: Capture | MomentCapture) -> SpectralResult:
+        """erank and matrix entropy of the same states, on the IE estimate's folds."""
+        folds = int(self.estimation.resolved_options().get("folds", DEFAULT_FOLDS))
+        try:
+            return spectrum(capture, folds=folds, seed=self.estimation.seed)
+        except ValueError as exc:
+            raise EmergenceConfigError(f"task {task}: {exc}") from None
 
     def _result(
         self, task: str, capture: Capture | MomentCapture, shots: list[int] | None
@@ -293,6 +315,8 @@ def metric_value(record: TaskRecord, key: str) -> float:
         if stderr:
             return math.sqrt(result.ie_stderr_bits**2 + control.ie_stderr_bits**2)
         return result.ie_bits - control.ie_bits
+    if base in SPECTRAL_KEYS or base in SPECTRAL_CONTROL_KEYS:
+        return _spectral_value(record, base, stderr)
     if base == "emergence_flagged_blocks":
         return float(len(result.flagged_layers))
     if base == "emergence_sum":
@@ -316,6 +340,25 @@ def metric_value(record: TaskRecord, key: str) -> float:
             return point.layer_std_bits
         return point.stderr_bits if stderr else point.emergence_bits
     raise KeyError(f"unknown emergence metric {key!r}")
+
+
+def _spectral_value(record: TaskRecord, base: str, stderr: bool) -> float:
+    """A spectral key's number (`spectral.py`): erank, matrix entropy, their control's, or
+    Diff-eRank with its paired stderr."""
+    model, control = record.spectrum, record.control_spectrum
+    if model is None:
+        raise KeyError(f"task {record.task} has no spectral baselines")
+    spec = model
+    if base not in SPECTRAL_KEYS:
+        if control is None:
+            raise KeyError(f"task {record.task} has no random-weights control (ie_control)")
+        if base == "diff_erank":
+            value, se = diff_erank(model, control)
+            return se if stderr else value
+        spec = control
+    if base.startswith("erank"):
+        return spec.erank_stderr if stderr else spec.erank
+    return spec.matrix_entropy_stderr_bits if stderr else spec.matrix_entropy_bits
 
 
 def _outcome_value(record: TaskRecord, base: str, stderr: bool) -> float:

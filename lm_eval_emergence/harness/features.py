@@ -63,6 +63,7 @@ class EmergenceFeatures:
     info: CaptureInfo
     next_token_id: int | None = None
     next_token: str | None = None
+    next_logprob: float | None = None  # ln of the next-token probability of the correct ids
     seconds: float = 0.0  # this document's share of its forward passes (macro batch + micro)
     control: EmergenceFeatures | None = None  # the same document on the random-weights copy
     outcome: str | None = None  # what the model did next (OUTCOMES), set by the shots task

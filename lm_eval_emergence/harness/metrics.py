@@ -9,10 +9,15 @@ task `emergence_shotNN` (E at the end of shot NN = 01..10) and `emergence_shotNN
 spread over blocks), and `emergence_outcome_{correct,repeat,other}` (IE of the documents after
 which the model names an unlisted entity, repeats a listed one, or does anything else; each
 group on `emergence_outcome_used_docs` documents, `_docs` the group's size, NaN when a group is
-below the estimator's 64). Each value has a `<key>_stderr` companion: lm-eval computes no stderr
-for a custom aggregation (it writes "N/A"), so the plugin reports its own propagated standard error
-under the key lm-eval's table reads for the ± column. The task returns value keys before
-stderr keys, so the number overwrites the "N/A".
+below the estimator's 64); `erank`, `matrix_entropy` (the spectral baselines of the same states,
+`spectral.py`) and, with the control, `erank_random`, `matrix_entropy_random` and `diff_erank`
+(Diff-eRank, erank(control) - erank(model)). Each value has a `<key>_stderr` companion: lm-eval
+computes no stderr for a custom aggregation (it writes "N/A"), so the plugin reports its own
+propagated standard error under the key lm-eval's table reads for the ± column. The task returns
+value keys before stderr keys, so the number overwrites the "N/A".
+
+`logprob_correct` (ICL tasks) is a per-document number averaged by lm-eval's own `mean`, with
+lm-eval's stderr: the natural log of the next-token probability mass on the correct entities.
 """
 
 from __future__ import annotations
@@ -27,22 +32,42 @@ from lm_eval.api.registry import (
     register_metric,
 )
 
-from .aggregate import BASE_KEYS, CONTROL_KEYS, OUTCOME_KEYS, with_stderr_keys
+from .aggregate import (
+    BASE_KEYS,
+    CONTROL_KEYS,
+    OUTCOME_KEYS,
+    SPECTRAL_CONTROL_KEYS,
+    SPECTRAL_KEYS,
+    with_stderr_keys,
+)
 from .documents import MAX_SHOTS
 
-__all__ = ["AGGREGATIONS", "EMERGENCE_METRICS", "HIGHER_IS_BETTER", "passthrough"]
+__all__ = [
+    "ABILITY_METRICS",
+    "AGGREGATIONS",
+    "EMERGENCE_METRICS",
+    "HIGHER_IS_BETTER",
+    "passthrough",
+]
 
 _SHOTS = [f"emergence_shot{j:02d}{s}" for j in range(1, MAX_SHOTS + 1) for s in ("", "_layer_std")]
 
 #: Every metric key an emergence task can return.
 EMERGENCE_METRICS: tuple[str, ...] = tuple(
-    with_stderr_keys([*BASE_KEYS, *CONTROL_KEYS, *_SHOTS, *OUTCOME_KEYS])
+    with_stderr_keys(
+        [*BASE_KEYS, *CONTROL_KEYS, *SPECTRAL_KEYS, *SPECTRAL_CONTROL_KEYS, *_SHOTS, *OUTCOME_KEYS]
+    )
 )
-#: IE is a description, not a score: "higher" only sets the table's arrow.
+#: IE is a description, not a score: "higher" only sets the table's arrow. erank and matrix
+#: entropy point down: their papers read a lower value (a trained model's) as the better one.
 HIGHER_IS_BETTER = {
     key: not key.endswith(("_stderr", "_layer_std", "_flagged_blocks", "_docs"))
+    and not key.startswith(("erank", "matrix_entropy"))
     for key in EMERGENCE_METRICS
 }
+#: The ability an ICL task reports next to its intrinsic metrics, averaged by lm-eval's `mean`:
+#: `acc` (built in) and `logprob_correct`, registered here.
+ABILITY_METRICS = ("acc", "logprob_correct")
 
 
 def passthrough(items: list) -> list:
@@ -65,6 +90,11 @@ def _aggregation(key: str) -> Callable[[list], float]:
 
 
 AGGREGATIONS: dict[str, Callable[[list], float]] = {}
+
+if "logprob_correct" not in metric_registry:
+    register_metric(metric="logprob_correct", higher_is_better=True, aggregation="mean")(
+        passthrough
+    )
 
 for _key in EMERGENCE_METRICS:
     if _key in aggregation_registry:  # this module imported twice (e.g. reload): keep the first

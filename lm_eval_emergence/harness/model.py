@@ -134,7 +134,8 @@ class HFEmergenceLM(HFLM):
 
         A request's arguments are `(text, spec)`, where spec is a JSON object with `token_ids`,
         `positions` (token indices whose in-context states are kept), `next_token` (also read
-        the greedy continuation) and `shared`, the JSON text every request of the task shares:
+        the greedy continuation), `score_ids` (None, or the ids whose next-token log-probability
+        mass the payload carries) and `shared`, the JSON text every request of the task shares:
         `tokenizer` (fingerprint of the tokenizer that built the document), `capture` (the
         task's resolved capture settings), `model_settings` and `stream` (None, or how to
         stream the states into moments). Requests sharing
@@ -189,11 +190,16 @@ class HFEmergenceLM(HFLM):
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for i in indices:
             spec = parsed[i][0]
-            shape = (len(spec["token_ids"]), tuple(spec["positions"]), bool(spec["next_token"]))
+            shape = (
+                len(spec["token_ids"]),
+                tuple(spec["positions"]),
+                bool(spec["next_token"]),
+                spec.get("score_ids") is not None,  # scored: the correct next ids' log-prob
+            )
             streamed = spec["stream"] is not None  # then moments per task: the task in the key
             groups[(*shape, str(requests[i].task_name) if streamed else None)].append(i)
         out = {}
-        for (_, positions, next_token, streamed_task), members in groups.items():
+        for (_, positions, next_token, _, streamed_task), members in groups.items():
             t_group = time.perf_counter()
             if streamed_task is not None:
                 stream = parsed[members[0]][0]["stream"]
@@ -208,6 +214,7 @@ class HFEmergenceLM(HFLM):
                 plan,
                 positions=list(positions),
                 next_token=next_token,
+                score_ids=_score_ids(parsed, members),
                 table=table,
                 progress=self.rank == 0,
             )
@@ -256,6 +263,7 @@ class HFEmergenceLM(HFLM):
             target=stream["target"],
             positions=list(spec["positions"]),
             next_token=bool(spec["next_token"]),
+            score_ids=_score_ids(parsed, unique),
             table=table,
             progress=self.rank == 0,
         )
@@ -269,12 +277,14 @@ class HFEmergenceLM(HFLM):
         )
         share = (time.perf_counter() - t0) / len(unique)
         greedy = captured.greedy_next_ids
+        logprobs = captured.next_logprobs
         row_of = {i: row for row, i in enumerate(unique)}
         out = {}
         for i in members:
             doc_id = int(requests[i].doc_id or 0)
             first = first_of[doc_id]  # i itself, unless i is a padded copy
             next_id = None if greedy is None else int(greedy[row_of[first]])
+            logprob = None if logprobs is None else float(logprobs[row_of[first]])
             out[i] = EmergenceFeatures(
                 task_name=str(requests[i].task_name),
                 doc_id=doc_id,
@@ -286,6 +296,7 @@ class HFEmergenceLM(HFLM):
                 info=info,
                 next_token_id=next_id,
                 next_token=None if next_id is None else self.tokenizer.decode([next_id]),
+                next_logprob=logprob,
                 seconds=share if first == i else 0.0,
                 moments=moments,
             )
@@ -298,6 +309,7 @@ class HFEmergenceLM(HFLM):
         macro_in = _compact(captured.macro_inputs, info)
         macro_out = _compact(captured.macro_outputs, info)
         greedy = captured.greedy_next_ids
+        logprobs = captured.next_logprobs
         out = []
         for row, ids in enumerate(captured.token_ids.tolist()):
             next_id = None if greedy is None else int(greedy[row])
@@ -313,10 +325,23 @@ class HFEmergenceLM(HFLM):
                     info=info,
                     next_token_id=next_id,
                     next_token=None if next_id is None else self.tokenizer.decode([next_id]),
+                    next_logprob=None if logprobs is None else float(logprobs[row]),
                     seconds=seconds,
                 )
             )
         return out
+
+
+def _score_ids(
+    parsed: list[tuple[dict[str, Any], CaptureSettings]], members: list[int]
+) -> list[list[int]] | None:
+    """The `score_ids` of the requests `members` (None when they ask for none)."""
+    ids = [parsed[i][0].get("score_ids") for i in members]
+    if all(s is None for s in ids):
+        return None
+    if any(s is None for s in ids):
+        raise EmergenceConfigError("requests of one task differ in whether they score a next token")
+    return ids  # type: ignore[return-value]
 
 
 def _compact(states: torch.Tensor, info: CaptureInfo) -> torch.Tensor:

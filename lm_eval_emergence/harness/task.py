@@ -30,13 +30,15 @@ __all__ = ["EmergenceTask", "IclTask", "ShotsTask", "WindowTask"]
 
 
 def _metric_list(keys: list[str], with_acc: bool) -> list[dict[str, Any]]:
-    from .metrics import HIGHER_IS_BETTER
+    from .metrics import ABILITY_METRICS, HIGHER_IS_BETTER
 
     entries = [
         {"metric": k, "aggregation": k, "higher_is_better": HIGHER_IS_BETTER[k]} for k in keys
     ]
     if with_acc:
-        entries.append({"metric": "acc", "aggregation": "mean", "higher_is_better": True})
+        entries += [
+            {"metric": k, "aggregation": "mean", "higher_is_better": True} for k in ABILITY_METRICS
+        ]
     return entries
 
 
@@ -131,6 +133,10 @@ class EmergenceTask(ConfigurableTask):
     def next_token(self) -> bool:
         return False
 
+    def score_ids(self, doc: dict) -> list[int] | None:
+        """Token ids whose next-token log-probability mass the payload carries (None: none)."""
+        return None
+
     def shot_positions(self, seq_len: int) -> list[int] | None:
         """Token indices at which E is reported per shot (None: no shot curve)."""
         return None
@@ -200,6 +206,7 @@ class EmergenceTask(ConfigurableTask):
             "token_ids": list(doc["token_ids"]),
             "positions": self.positions(doc),
             "next_token": self.next_token(),
+            "score_ids": self.score_ids(doc),
             "shared": shared,
         }
         return Instance(
@@ -220,12 +227,17 @@ class EmergenceTask(ConfigurableTask):
 
 
 class IclTask(EmergenceTask):
-    """Synthetic ICL lists; `acc` is the greedy continuation naming an unlisted entity."""
+    """Synthetic ICL lists. Ability from the same passes: `acc`, the greedy continuation names
+    an unlisted entity; `logprob_correct`, the natural log of the probability mass the next
+    token puts on the unlisted entities (continuous: it moves where `acc` sits on a plateau)."""
 
     WITH_ACC = True
 
     def next_token(self) -> bool:
         return True
+
+    def score_ids(self, doc: dict) -> list[int]:
+        return list(doc["next_ok_ids"])
 
     def doc_to_target(self, doc: dict, doc_to_target: Any = None) -> str:
         return f"an unlisted {doc['category']}"
@@ -234,6 +246,7 @@ class IclTask(EmergenceTask):
         out = super().process_results(doc, results)
         (features,) = results
         out["acc"] = int(features.next_token_id in set(doc["next_ok_ids"]))
+        out["logprob_correct"] = features.next_logprob
         return out
 
 

@@ -1,0 +1,171 @@
+"""Spectral baselines of the states IE is computed from: effective rank and matrix entropy.
+
+The cheaper intrinsic metrics a reader compares IE with, read from the second moments of the
+same captured states (no forward pass of their own; streamed or kept alike):
+
+- **erank** (Roy & Vetterli 2007, as in Diff-eRank, Wei et al., NeurIPS 2024): exp of the
+  Shannon entropy of the eigenvalues of a block's output covariance scaled to sum 1, the
+  effective number of directions the states spread over (1 ... k). **Diff-eRank** is
+  erank(random-weights copy) - erank(model), the paper's sign (its code computes
+  `erank2 - erank1`, untrained minus trained): positive when training reduced the rank.
+- **matrix entropy** (Skean et al., "Layer by Layer", ICML 2025: the order-alpha matrix-based
+  entropy of the Gram matrix of the rows, K = Z Z^T, whose nonzero eigenvalues are those of
+  Z^T Z), in bits, of the raw rows: not centred, so it also sees the common direction that
+  residual streams share (anisotropy), which erank removes. alpha = 1 is von Neumann's.
+
+Both come from the moments of each block's output y at the last token over the N documents
+(with `ie_target=update` the moments hold (x, y - x) and y's are rebuilt from them exactly). The
+departures from the papers, forced by reading moments instead of rows: the matrix is the
+dataset-level one (one row per document, as Skean et al.'s dataset entropy), not the tokens of
+one text (Wei et al.); its rows are not scaled to unit length each (Wei et al. normalise every
+centred row); and the states are those captured, so under the default seeded projection to k
+channels both metrics describe the projected states (docs/validity.md measures how far that
+moves them; `ie_projection_dim=none` keeps the full width).
+
+Standard errors: the delete-a-fold jackknife over the same seeded folds as the IE estimate,
+applied to the mean over blocks (the blocks share the documents, so no independence is assumed)
+and, paired fold by fold, to Diff-eRank.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from .capture import Capture, MomentCapture
+from .estimators.moments import PairMoments, jackknife_stderr, moments_of_samples, stack_pairs
+from .records import LayerSpectrum, SpectralResult
+
+__all__ = [
+    "DEFAULT_FOLDS",
+    "diff_erank",
+    "effective_rank",
+    "matrix_entropy_bits",
+    "spectrum",
+]
+
+#: Jackknife folds where the estimation settings name none (the closed forms' default).
+DEFAULT_FOLDS = 10
+
+
+def _spectrum(matrix: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues of symmetric PSD matrices [..., D, D] scaled to sum 1 (float64)."""
+    values = torch.linalg.eigvalsh(matrix.double()).clamp_min(0.0)
+    total = values.sum(-1, keepdim=True)
+    if bool((total <= 0).any()):
+        raise ValueError("a matrix of states with no variance has no spectrum (all rows equal?)")
+    return values / total
+
+
+def effective_rank(covariance: torch.Tensor) -> torch.Tensor:
+    """exp(-sum p ln p) of the eigenvalues p of covariances [..., D, D] scaled to sum 1."""
+    p = _spectrum(covariance)
+    return torch.exp(-(torch.special.xlogy(p, p)).sum(-1))
+
+
+def matrix_entropy_bits(matrix: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Order-`alpha` Renyi entropy in bits of the eigenvalues of [..., D, D] scaled to sum 1:
+    -sum p log2 p at alpha = 1, log2(sum p^alpha) / (1 - alpha) otherwise."""
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    p = _spectrum(matrix)
+    if alpha == 1:
+        return -(torch.special.xlogy(p, p)).sum(-1) / math.log(2)
+    return torch.log2((p**alpha).sum(-1)) / (1.0 - alpha)
+
+
+def _output_moments(moments: PairMoments, target: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Covariance [1 + F, P, D, D] and mean [1 + F, P, D] of each pair's block output y, from
+    moments of (x, y) or, for target "update", of (x, y - x) (y = x + u: exact)."""
+    covs, means = moments.covariances(), moments.means()
+    dx = moments.dx
+    if target == "output":
+        return covs[..., dx:, dx:], means[..., dx:]
+    if target != "update" or moments.dy != dx:
+        raise ValueError(f"cannot rebuild the block output from target {target!r}")
+    c = covs[..., :dx, :dx] + covs[..., :dx, dx:] + covs[..., dx:, :dx] + covs[..., dx:, dx:]
+    return c, means[..., :dx] + means[..., dx:]
+
+
+def _last_position_moments(capture: Capture | MomentCapture, folds: int, seed: int) -> PairMoments:
+    """Moments of (input, target) at the last token, one pair per block."""
+    last = capture.positions.index(capture.token_ids.shape[1] - 1)
+    if isinstance(capture, MomentCapture):
+        return stack_pairs([m.select([last]) for m in capture.macro])
+    x = capture.macro_inputs[:, :, last].float()
+    y = capture.macro_outputs[:, :, last].float()
+    return moments_of_samples(x, y, folds, seed)
+
+
+def spectrum(
+    capture: Capture | MomentCapture,
+    *,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    alpha: float = 1.0,
+) -> SpectralResult:
+    """erank and matrix entropy of every captured block's output at the last token.
+
+    States kept in memory are split into `folds` jackknife folds by `seed` (the rule of the IE
+    estimate, `jackknife_fold_ids`); streamed moments carry their own folds. Raises ValueError
+    for a block whose states do not vary.
+    """
+    t0 = time.perf_counter()
+    n = capture.token_ids.shape[0]
+    moments = _last_position_moments(capture, folds, seed)
+    target = capture.target if isinstance(capture, MomentCapture) else "output"
+    cov, mean = _output_moments(moments, target)  # [1 + F, L, D, D], [1 + F, L, D]
+    # the raw rows' second moment: (n-1)/n of the covariance plus the mean's outer product
+    counts = _row_counts(moments)  # [1 + F]
+    scale = ((counts - 1) / counts)[:, None, None, None]
+    raw = cov * scale + mean[..., :, None] * mean[..., None, :]
+    erank = effective_rank(cov)  # [1 + F, L]
+    entropy = matrix_entropy_bits(raw, alpha)
+    rows = [
+        LayerSpectrum(
+            layer=layer,
+            erank=float(erank[0, i]),
+            erank_stderr=float(jackknife_stderr(erank[1:, i])),
+            matrix_entropy_bits=float(entropy[0, i]),
+            matrix_entropy_stderr_bits=float(jackknife_stderr(entropy[1:, i])),
+        )
+        for i, layer in enumerate(capture.layers)
+    ]
+    erank_mean, entropy_mean = erank.mean(1), entropy.mean(1)  # [1 + F]
+    projection = capture.info.settings.projection_dim
+    return SpectralResult(
+        erank=float(erank_mean[0]),
+        erank_stderr=float(jackknife_stderr(erank_mean[1:])),
+        matrix_entropy_bits=float(entropy_mean[0]),
+        matrix_entropy_stderr_bits=float(jackknife_stderr(entropy_mean[1:])),
+        per_layer=rows,
+        n=n,
+        n_folds=len(counts) - 1,
+        seed=seed,
+        alpha=float(alpha),
+        state_dim=capture.info.state_dim,
+        projection_dim=None if capture.info.state_dim == capture.info.hidden_dim else projection,
+        erank_folds=erank_mean[1:].tolist(),
+        matrix_entropy_folds=entropy_mean[1:].tolist(),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _row_counts(moments: PairMoments) -> torch.Tensor:
+    """Rows behind each entry of `covariances()`: all, then each non-empty fold left out."""
+    count = moments.count.to("cpu", torch.float64)
+    return torch.cat([count.sum()[None], count.sum() - count[count > 0]])
+
+
+def diff_erank(model: SpectralResult, control: SpectralResult) -> tuple[float, float]:
+    """Diff-eRank = erank(control) - erank(model) and its paired jackknife stderr (the two were
+    measured on the same documents and folds)."""
+    if (model.n, model.n_folds, model.layers) != (control.n, control.n_folds, control.layers):
+        raise ValueError(
+            "Diff-eRank needs the model and its control measured on the same documents, folds "
+            f"and blocks; got n={model.n}/{control.n}, folds={model.n_folds}/{control.n_folds}"
+        )
+    left_out = torch.tensor(control.erank_folds) - torch.tensor(model.erank_folds)
+    return control.erank - model.erank, float(jackknife_stderr(left_out.double()))
