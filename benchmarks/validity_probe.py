@@ -21,11 +21,11 @@ matrix entropy of the block outputs, and Diff-eRank against each model's control
 `logprob_correct` (the log-probability mass on the correct next tokens) come from the same
 passes.
 
-For each candidate, at N/2: its value per model with its stderr, the separation of each trained model
-from its control in combined standard errors, the Spearman correlation of IE with accuracy over
-the series (and with logprob_correct) with bootstrap 95% intervals, the change from N/2 to N
-and from N/4 to N/2 (the same lists' prefixes), and the largest block's distance from the
-ceiling; a metric read as "lower is more ability" (`DIRECTION`) is compared with its sign
+For each candidate, at N/2: its value per model with its stderr, the separation of each
+trained model from its control in combined standard errors, the Spearman correlation with
+accuracy over the series (and with logprob_correct) with bootstrap 95% intervals, the change
+from N/2 to N and from N/4 to N/2 (the same lists' prefixes), and the largest block's distance
+from the ceiling; a metric read as "lower is more ability" (`DIRECTION`) is compared with its sign
 turned.
 
     python benchmarks/validity_probe.py --json docs/validity/probe_smollm2.json
@@ -212,11 +212,13 @@ def add_diff_erank(rows: list[dict], control_of: dict[str, str]) -> None:
         if own is None:
             return
         ctrl = by_label[control_of[row["model"]]]["candidates"][BASELINES[0]]
-        folds = torch.tensor(ctrl["folds"]) - torch.tensor(own["folds"])
+        folds = torch.tensor(ctrl["folds"], dtype=torch.float64) - torch.tensor(
+            own["folds"], dtype=torch.float64
+        )
         row["candidates"][DIFF_ERANK] = {
             "n": own["n"],
             "value": ctrl["value"] - own["value"],
-            "stderr": float(jackknife_stderr(folds.double())),
+            "stderr": float(jackknife_stderr(folds)),
             "value_quarter_n": ctrl["value_quarter_n"] - own["value_quarter_n"],
             "value_full_n": ctrl["value_full_n"] - own["value_full_n"],
             "max_block_value": None,

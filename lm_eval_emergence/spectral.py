@@ -167,5 +167,7 @@ def diff_erank(model: SpectralResult, control: SpectralResult) -> tuple[float, f
             "Diff-eRank needs the model and its control measured on the same documents, folds "
             f"and blocks; got n={model.n}/{control.n}, folds={model.n_folds}/{control.n_folds}"
         )
-    left_out = torch.tensor(control.erank_folds) - torch.tensor(model.erank_folds)
-    return control.erank - model.erank, float(jackknife_stderr(left_out.double()))
+    left_out = torch.tensor(control.erank_folds, dtype=torch.float64) - torch.tensor(
+        model.erank_folds, dtype=torch.float64
+    )
+    return control.erank - model.erank, float(jackknife_stderr(left_out))

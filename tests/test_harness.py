@@ -174,11 +174,26 @@ def test_simple_evaluate_from_python(tiny_gpt2_dir):
         device="cpu",
         batch_size="auto",  # emergence requests then use max_batch_size
         limit=200,  # the Gaussian fit needs more held-out rows than dimensions
+        log_samples=True,
         task_manager=TaskManager(
             include_path=lm_eval_emergence.TASKS_DIR, metadata={"ie_layers": "1"}
         ),
     )
     row = out["results"]["emergence_icl_color"]
+    # logprob_correct: ln of the next-token mass on the ids acc counts, checked by hand on a few
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir).eval()
+    samples = out["samples"]["emergence_icl_color"]
+    for sample in samples[:5]:
+        doc = sample["doc"]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([doc["token_ids"]])).logits[0, -1]
+        want = torch.logsumexp(torch.log_softmax(logits.double(), -1)[doc["next_ok_ids"]], 0)
+        assert sample["logprob_correct"] == pytest.approx(float(want), abs=1e-5)
+    mean = sum(s["logprob_correct"] for s in samples) / len(samples)
+    assert row["logprob_correct,none"] == pytest.approx(mean, rel=1e-9)
+    assert row["logprob_correct_stderr,none"] > 0
     done = ESTIMATES.records()["emergence_icl_color"]
     assert done.result.estimator == "gaussian"  # model argument
     assert done.result.layers == [1]  # task metadata
@@ -226,11 +241,22 @@ def test_random_control_is_reported_next_to_the_model(tiny_gpt2_dir):
     se = (done.result.ie_stderr_bits**2 + done.control.ie_stderr_bits**2) ** 0.5
     assert row["emergence_vs_random_stderr,none"] == pytest.approx(se, rel=1e-12)
     assert done.control.n == done.result.n == 128
+    # the spectral baselines of the same states, and Diff-eRank = control minus model
+    spec, control_spec = done.spectrum, done.control_spectrum
+    assert row["erank,none"] == spec.erank and row["erank_random,none"] == control_spec.erank
+    assert row["diff_erank,none"] == pytest.approx(control_spec.erank - spec.erank, abs=1e-12)
+    assert row["matrix_entropy,none"] == spec.matrix_entropy_bits
+    assert row["matrix_entropy_random,none"] == control_spec.matrix_entropy_bits
+    assert row["diff_erank_stderr,none"] > 0 and row["erank_stderr,none"] > 0
+    assert [r.layer for r in spec.per_layer] == done.result.layers
+    assert spec.erank == pytest.approx(sum(r.erank for r in spec.per_layer) / 2, rel=1e-12)
+    assert 1 <= spec.erank <= spec.state_dim and spec.n == 128
     # the sidecar's copy reads back as the same record
     from lm_eval_emergence.records import TaskRecord
 
     again = TaskRecord.from_dict(done.to_dict())
     assert again.control.ie_bits == control_ie
+    assert again.spectrum == spec and again.control_spectrum == control_spec
 
 
 def test_psi_form_on_a_per_position_task_fails_before_any_forward_pass(tiny_gpt2_dir):
@@ -330,6 +356,12 @@ def test_streamed_payloads_hold_no_states_and_give_the_kept_states_estimate(tiny
     assert b.result.ie_bits == pytest.approx(a.result.ie_bits, abs=0.02)
     assert b.result.ie_stderr_bits == pytest.approx(a.result.ie_stderr_bits, rel=0.05)
     assert abs(a.result.ie_bits) > 0.5
+    # the spectral baselines: the same from the ranks' moments as from one rank's, and from
+    # the float16 payloads to their rounding
+    assert c.spectrum.erank == pytest.approx(b.spectrum.erank, rel=1e-9)
+    assert c.spectrum.matrix_entropy_bits == pytest.approx(b.spectrum.matrix_entropy_bits, rel=1e-9)
+    assert b.spectrum.erank == pytest.approx(a.spectrum.erank, rel=1e-3)
+    assert b.spectrum.erank_stderr == pytest.approx(a.spectrum.erank_stderr, rel=0.02)
     # a document missing from the moments is an error, not a silently smaller N
     with pytest.raises(RuntimeError, match="each must be added once"):
         TaskEstimate(EstimationSettings()).record(first + second[:-1])
