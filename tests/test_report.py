@@ -24,11 +24,13 @@ from lm_eval_emergence.records import (
 from lm_eval_emergence.report import (
     Correlation,
     ReportInputError,
+    breakpoint_fit,
     build_report,
     correlate,
     load_runs,
     main,
 )
+from lm_eval_emergence.report.text import params_text
 from lm_eval_emergence.settings import CaptureSettings
 
 DATE = "2026-01-01T00-00-00.000000"
@@ -56,6 +58,7 @@ def make_run(
     per_position: list[float] | None = None,
     other_tasks: dict[str, dict] | None = None,
     outcomes: list | None = None,
+    metrics: dict[str, float] | None = None,
 ) -> Path:
     """Fabricate `root/name/results_<DATE>.json` (and its sidecar): one emergence task whose
     per-block E values are `layers_e` (macro = E + 1, micro = 1), IE = their mean."""
@@ -76,6 +79,7 @@ def make_run(
     }
     if acc is not None:
         entry |= {"acc,none": acc, "acc_stderr,none": 0.01}
+    entry |= metrics or {}
     results = {task: entry, **(other_tasks or {})}
     data = {
         "results": results,
@@ -263,15 +267,15 @@ def test_report_writes_markdown_and_non_blank_figures(tmp_path):
         "Results",
         "Per-block emergence",
         "Shot and position curves",
-        "IE against accuracy",
-        "IE and accuracy against parameter count",
+        "Intrinsic metrics against ability",
+        "Intrinsic and ability metrics against parameter count",
     ):
         assert f"\n## {title}\n" in md
     names = figures_of(md)
     assert "layers_emergence_icl_shots.png" in names
     assert "shots_emergence_icl_shots.png" in names
     assert "positions_emergence_natural.png" in names
-    assert "scaling.png" in names
+    assert "series_params.png" in names
     assert any(n.startswith("scatter_emergence_icl_shots__") for n in names)
     for name in names:
         png = tmp_path / "out" / name
@@ -283,12 +287,12 @@ def test_report_writes_markdown_and_non_blank_figures(tmp_path):
     assert "nan" not in md.lower()
     # the other task's accuracy is in the tables and paired with IE
     assert "arc_easy" in section(md, "Results")
-    assert "arc_easy: acc_norm" in section(md, "IE against accuracy")
+    assert "arc_easy: acc_norm" in section(md, "Intrinsic metrics against ability")
     # 3 runs on the shots task: numbers, not a refusal
     shots_row = next(
         line
         for line in md.splitlines()
-        if line.startswith("| emergence_icl_shots | emergence_icl_shots: acc |")
+        if line.startswith("| emergence_icl_shots: emergence | emergence_icl_shots: acc |")
     )
     assert "| 3 | 1.000 [" in shots_row
 
@@ -381,7 +385,7 @@ def test_report_correlation_matches_scipy_on_constructed_runs(tmp_path):
     row = next(
         line
         for line in md.splitlines()
-        if line.startswith("| emergence_icl_country | emergence_icl_country: acc |")
+        if line.startswith("| emergence_icl_country: emergence | emergence_icl_country: acc |")
     )
     pearson = stats.pearsonr(ies, accs).statistic
     assert "| 5 | -1.000 [-1.00, -1.00] |" in row
@@ -465,7 +469,9 @@ def test_differing_estimator_settings_are_flagged(tmp_path):
     # the figure and the coefficient that mix them carry a warning
     per_block = section(md, "Per-block emergence")
     assert "**Warning:** these runs of emergence_icl_country differ" in per_block
-    row = next(line for line in md.splitlines() if line.startswith("| emergence_icl_country |"))
+    row = next(
+        line for line in md.splitlines() if line.startswith("| emergence_icl_country: emergence |")
+    )
     assert row.rstrip(" |").endswith("settings differ")
     assert "settings differ" in section(md, "Results")
 
@@ -482,12 +488,14 @@ def test_runs_of_different_protocols_are_not_correlated(tmp_path):
             protocol=protocol,
         )
     md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
-    row = next(line for line in md.splitlines() if line.startswith("| emergence_icl_country |"))
+    row = next(
+        line for line in md.splitlines() if line.startswith("| emergence_icl_country: emergence |")
+    )
     assert "not computed: runs of different protocols" in row
     assert "protocols (infonce (m0, m1); floor-update (m2))" in row
     assert row.rstrip(" |").endswith("protocols differ")
     assert "`protocol` differs: infonce (m0, m1); floor-update (m2)" in section(md, "Comparability")
-    assert "scatter_" not in section(md, "IE against accuracy")
+    assert "scatter_" not in section(md, "Intrinsic metrics against ability")
 
 
 def test_same_settings_are_not_flagged(tmp_path):
@@ -559,7 +567,7 @@ def test_run_without_parameter_count_is_left_out_of_the_scaling_figure(tmp_path)
     make_run(tmp_path, "b", model="org/b", n_parameters=5_000)
     md = build_report([tmp_path], tmp_path / "out", bootstrap=10).read_text()
     assert "Left out (no parameter count): a." in section(
-        md, "IE and accuracy against parameter count"
+        md, "Intrinsic and ability metrics against parameter count"
     )
 
 
@@ -598,3 +606,106 @@ def test_ie_by_outcome_is_a_table_and_a_figure_of_the_runs_that_have_it(tmp_path
     assert len(rows) == 2  # the header and run a: run b (label "other") has no outcome groups
     (figure,) = figures_of(text)
     assert (tmp_path / "out" / figure).stat().st_size > 5_000
+
+
+# ----------------------------------------------------------------------------- the series
+
+
+def test_breakpoint_of_a_known_hinge_and_of_a_line():
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.0, 6.0, 25)
+    fit = breakpoint_fit(x, 1.0 + 2.0 * np.maximum(0.0, x - 3.0) + rng.normal(0, 0.05, 25))
+    assert fit.at == pytest.approx(3.0, abs=0.1)
+    assert fit.ci[1] - fit.ci[0] < 0.5 and not (fit.open_low or fit.open_high)
+    # the profile interval covers the true breakpoint about as often as it says (measured:
+    # 0.87-0.95 over 200 series of 6-25 runs; the F bound is an approximation)
+    covered = 0
+    for _ in range(100):
+        noisy = 1.0 + 2.0 * np.maximum(0.0, x - 3.1) + rng.normal(0, 0.05, 25)
+        lo, hi = breakpoint_fit(x, noisy).ci
+        covered += lo <= 3.1 <= hi
+    assert covered >= 80
+    assert fit.slope == pytest.approx(2.0, rel=0.05) and fit.level == pytest.approx(1.0, abs=0.05)
+    assert fit.r2 > 0.99 > 0.9 > fit.r2_line
+    # a straight line bends nowhere: the best hinge sits at the first run, the interval open
+    line = breakpoint_fit(x, 2.0 * x + rng.normal(0, 0.05, 25))
+    assert line.open_low and line.r2 == pytest.approx(line.r2_line, abs=1e-3)
+    # noisier, fewer runs: wider, still around the truth
+    few = np.linspace(0.0, 6.0, 9)
+    wide = breakpoint_fit(few, np.maximum(0.0, few - 3.0) + rng.normal(0, 0.1, 9))
+    assert wide.ci[0] <= 3.0 <= wide.ci[1] and wide.ci[1] - wide.ci[0] > fit.ci[1] - fit.ci[0]
+    assert breakpoint_fit([1, 2, 3], [1, 2, 3]).note.startswith("no breakpoint from 3")
+    assert "the same for every run" in breakpoint_fit([1, 2, 3, 4], [5, 5, 5, 5]).note
+
+
+def test_series_puts_ability_and_intrinsic_metrics_on_one_figure_with_breakpoints(tmp_path):
+    """Six sizes: acc jumps between 10^8 and 10^9 (discontinuous), logprob rises steadily
+    (continuous), erank falls: each metric's row names where it changes."""
+    from matplotlib.image import imread
+
+    sizes = [10**k for k in range(6, 12)]
+    accs = [0.01, 0.011, 0.02, 0.3, 0.6, 0.9]  # flat until 10^8, then up
+    for i, size in enumerate(sizes):
+        make_run(
+            tmp_path,
+            f"r{i}",
+            model=f"org/m{i}",
+            n_parameters=size,
+            layers_e=(1.0 + i, 1.0 + i),
+            acc=accs[i],
+            metrics={
+                "logprob_correct,none": -5.0 + 0.8 * i,
+                "logprob_correct_stderr,none": 0.02,
+                "erank,none": 30.0 - 2.0 * i,
+                "erank_stderr,none": 0.3,
+                "diff_erank,none": 2.0 * i,
+                "diff_erank_stderr,none": 0.3,
+                "matrix_entropy,none": 0.5 + 0.01 * i * i,
+                "matrix_entropy_stderr,none": 0.01,
+            },
+        )
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
+    series = section(md, "Intrinsic and ability metrics against parameter count")
+    assert "![metrics against parameter count](series_params.png)" in series
+    image = imread(tmp_path / "out" / "series_params.png")
+    assert image.std() > 0.01
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line for line in series.splitlines() if " | " in line
+    }
+    acc_at = breakpoint_fit([6, 7, 8, 9, 10, 11], accs)
+    assert acc_at.at == pytest.approx(8.0, abs=0.3)  # where acc leaves its floor: ~10^8
+    assert rows["acc"].split(" | ")[3].startswith(f"{params_text(round(10**acc_at.at))} [")
+    assert "no bend inside the runs" in rows["logprob_correct"]  # a straight rise
+    for metric in ("emergence", "diff_erank", "erank", "matrix_entropy"):
+        assert metric in rows
+    # every intrinsic metric against every ability metric of the task
+    ability = section(md, "Intrinsic metrics against ability")
+    for intrinsic in ("emergence", "diff_erank", "erank", "matrix_entropy"):
+        for able in ("acc", "logprob_correct"):
+            label = f"| emergence_icl_country: {intrinsic} | emergence_icl_country: {able} |"
+            assert label in ability, label
+    erank_row = next(line for line in ability.splitlines() if "country: erank | " in line)
+    assert "| 6 | -1.000 [" in erank_row and "logprob_correct" not in erank_row
+
+
+def test_series_against_training_step_reads_the_checkpoint_from_the_model(tmp_path):
+    for i, step in enumerate((0, 100, 1000, 10000)):
+        make_run(
+            tmp_path, f"s{i}", model=f"/runs/w64/checkpoint-{step}", layers_e=(i, i), acc=0.2 * i
+        )
+    make_run(tmp_path, "plain", model="org/other", acc=0.1)
+    assert [r.step for r in sorted(load_runs([tmp_path]), key=lambda r: str(r.path))] == [
+        None,
+        0,
+        100,
+        1000,
+        10000,
+    ]
+    out = tmp_path / "out"
+    assert main([str(tmp_path), "--out", str(out), "--bootstrap", "20", "--x", "step"]) == 0
+    series = section(
+        (out / "report.md").read_text(), "Intrinsic and ability metrics against training step"
+    )
+    assert "Left out (no training step in its model name): other." in series
+    assert "![metrics against training step](series_step.png)" in series
+    assert (out / "series_step.png").is_file()

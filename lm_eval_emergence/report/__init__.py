@@ -6,9 +6,13 @@ PNG figures:
 
 1. E(l) per block with a +-1 stderr band, and the macro and micro terms, per emergence task;
 2. the shot curve (shots task) and the per-position curve (natural / custom text);
-3. IE against every accuracy metric found (`acc`, `acc_norm` of any task), one point per run,
-   with Spearman and Pearson coefficients and percentile bootstrap 95% intervals over runs;
-4. IE and accuracy against parameter count: the intrinsic score next to performance;
+3. every intrinsic metric (IE, IE against the control, Diff-eRank, erank, matrix entropy)
+   against every ability metric (`acc`, `acc_norm`, the continuous `logprob_correct`), one point
+   per run, with Spearman and Pearson coefficients and percentile bootstrap 95% intervals;
+4. the series: every metric against log parameters (or the training step, `--x step`) on one
+   figure, ability next to the intrinsic metrics, each with where it starts to change (a
+   hinge fit's breakpoint with its profile 95% interval): performance-based emergence beside
+   the intrinsic kind;
 5. one table with every number and its estimator settings.
 
 The report does not compare silently what should not be compared: runs whose estimator
@@ -29,12 +33,14 @@ import sys
 
 from .document import build_report
 from .runs import ReportInputError, Run, load_runs
-from .stats import Correlation, correlate
+from .stats import Breakpoint, Correlation, breakpoint_fit, correlate
 
 __all__ = [
+    "Breakpoint",
     "Correlation",
     "ReportInputError",
     "Run",
+    "breakpoint_fit",
     "build_report",
     "correlate",
     "load_runs",
@@ -71,9 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         help="bootstrap resamples for the correlation intervals (default 2000)",
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--x",
+        choices=("params", "step"),
+        default="params",
+        help="the series' axis: log parameters (default) or the training step that each run's "
+        "model arguments (revision=stepN) or path (checkpoint-N, stepN) name",
+    )
     args = parser.parse_args(argv)
     try:
-        path = build_report(args.results, args.out, bootstrap=args.bootstrap, seed=args.seed)
+        path = build_report(
+            args.results, args.out, bootstrap=args.bootstrap, seed=args.seed, x=args.x
+        )
     except ReportInputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

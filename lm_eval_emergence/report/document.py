@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,22 @@ from .checks import (
     subtasks_of,
     table_tags,
 )
-from .figures import curve_figure, layers_figure, outcome_figure, scaling_figure, scatter_figure
-from .runs import ACCURACY_METRICS, UNRECORDED, Run, load_runs
-from .stats import ci_text, correlate
+from .figures import curve_figure, layers_figure, outcome_figure, scatter_figure, series_figure
+from .runs import (
+    ABILITY_METRICS,
+    ACCURACY_METRICS,
+    INTRINSIC_METRICS,
+    UNRECORDED,
+    Run,
+    load_runs,
+)
+from .stats import Breakpoint, breakpoint_fit, ci_text, correlate
 from .text import (
     NA,
-    acc_label,
     fmt,
     layers_text,
     merge,
+    metric_label,
     num,
     params_text,
     plus_minus,
@@ -39,13 +47,26 @@ WARN = "**Warning:**"
 IE_KEY = "emergence,none"
 
 
+#: What the series section can put on its x axis: (axis label, the runs' x value).
+X_AXES = ("params", "step")
+
+
 def build_report(
-    paths: Iterable[str | Path], out_dir: str | Path, *, bootstrap: int = 2000, seed: int = 0
+    paths: Iterable[str | Path],
+    out_dir: str | Path,
+    *,
+    bootstrap: int = 2000,
+    seed: int = 0,
+    x: str = "params",
 ) -> Path:
     """Write `report.md` and its PNG figures into `out_dir`; return the Markdown file's path.
 
-    Raises ReportInputError for an input that is not an lm-eval results file.
+    `x`: the series section's axis, "params" (log10 of the parameter count) or "step" (log10
+    of 1 + the training step the runs' model arguments or paths name). Raises
+    ReportInputError for an input that is not an lm-eval results file.
     """
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {X_AXES}, got {x!r}")
     from .. import __version__
 
     runs = load_runs(paths)
@@ -72,8 +93,8 @@ def build_report(
     md += _layers_section(runs, etasks, out)
     md += _curves_section(runs, etasks, out)
     md += _outcomes_section(runs, etasks, out)
-    md += _correlation_section(runs, etasks, subtasks, out, bootstrap, seed)
-    md += _scaling_section(runs, etasks, subtasks, out)
+    md += _correlation_section(runs, subtasks, out, bootstrap, seed)
+    md += _series_section(runs, subtasks, out, x)
     path = out / "report.md"
     path.write_text("\n".join(md).rstrip() + "\n", encoding="utf-8")
     return path
@@ -231,7 +252,7 @@ def _results_section(
             r.label,
             r.model,
             task,
-            acc_label(task, key).split(": ", 1)[1],
+            metric_label(task, key).split(": ", 1)[1],
             plus_minus(r.value(task, key), r.value(task, stderr_key(key))),
             fmt(r.sample_len.get(task)),
         ]
@@ -344,55 +365,74 @@ def _outcomes_section(runs: Sequence[Run], etasks: list[str], out: Path) -> list
     return md
 
 
-def _accuracy_keys(runs: Sequence[Run]) -> list[tuple[str, str]]:
-    """(task, metric key) of every accuracy metric with a value in some run."""
+def _metric_keys(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, str]]:
+    """(task, lm-eval key) of every metric named in `names` with a value in some run, in the
+    order of `names`, then by task."""
     keys = set()
     for r in runs:
         for task, metrics in r.metrics.items():
             for key, value in metrics.items():
-                if key.partition(",")[0] in ACCURACY_METRICS and value is not None:
+                if key.partition(",")[0] in names and value is not None:
                     keys.add((task, key))
-    return sorted(keys)
+    return sorted(keys, key=lambda k: (names.index(k[1].partition(",")[0]), k))
+
+
+def _accuracy_keys(runs: Sequence[Run]) -> list[tuple[str, str]]:
+    return _metric_keys(runs, ACCURACY_METRICS)
+
+
+#: The intrinsic metrics whose numbers depend on the IE protocol (never correlated across
+#: protocols); the spectral ones do not.
+_PROTOCOL_METRICS = ("emergence", "emergence_vs_random")
 
 
 def _correlation_pairs(
-    runs: Sequence[Run], etasks: list[str], subtasks: set[str]
-) -> list[tuple[str, str, str, list[tuple[Run, float, float]]]]:
-    """(IE task, accuracy task, key, points) for every pair with data, most relevant first:
-    the task's own accuracy, then top-level pairs, then the rest."""
+    runs: Sequence[Run], subtasks: set[str]
+) -> list[tuple[str, str, str, str, list[tuple[Run, float, float]]]]:
+    """(intrinsic task, key, ability task, key, points) for every pair with data: a task's
+    intrinsic metric against the same task's ability, and top-level tasks against each other
+    (a subtask against another task's ability is left out). IE first, own-task pairs first."""
     pairs = []
-    for etask in etasks:
-        for atask, key in _accuracy_keys(runs):
+    for itask, ikey in _metric_keys(runs, INTRINSIC_METRICS):
+        for atask, akey in _metric_keys(runs, ABILITY_METRICS):
+            own = itask == atask
+            if not own and not {itask, atask}.isdisjoint(subtasks):
+                continue
             points = [
-                (r, ie, acc)
+                (r, v, a)
                 for r in runs
-                if (ie := r.value(etask, IE_KEY)) is not None
-                and (acc := r.value(atask, key)) is not None
+                if (v := r.value(itask, ikey)) is not None
+                and (a := r.value(atask, akey)) is not None
             ]
             if points:
-                rank = 0 if atask == etask else 1 if {etask, atask}.isdisjoint(subtasks) else 2
-                pairs.append((rank, -len(points), etask, atask, key, points))
-    pairs.sort(key=lambda p: p[:5])
-    return [(etask, atask, key, points) for *_, etask, atask, key, points in pairs]
+                order = (
+                    INTRINSIC_METRICS.index(ikey.partition(",")[0]),
+                    not own,
+                    itask in subtasks,
+                    ABILITY_METRICS.index(akey.partition(",")[0]),
+                )
+                pairs.append((order, -len(points), itask, ikey, atask, akey, points))
+    pairs.sort(key=lambda p: p[:6])
+    return [p[2:] for p in pairs]
 
 
 def _correlation_row(
-    etask: str, atask: str, key: str, points: list, bootstrap: int, seed: int
+    itask: str, ikey: str, atask: str, akey: str, points: list, bootstrap: int, seed: int
 ) -> tuple[list[str], Any, list[str]]:
     """The table row of one pair, its correlation and its warnings."""
     used = [p[0] for p in points]
-    protocols = {r.label: r.settings.get(etask, {}).get("protocol", UNRECORDED) for r in used}
-    if len(set(protocols.values())) > 1:
+    first = [metric_label(itask, ikey), metric_label(atask, akey)]
+    protocols = {r.label: r.settings.get(itask, {}).get("protocol", UNRECORDED) for r in used}
+    if ikey.partition(",")[0] in _PROTOCOL_METRICS and len(set(protocols.values())) > 1:
         # different protocols are different quantities: no coefficient between them
         mixed = grouped_by_value(protocols)
         cells = [f"not computed: runs of different protocols ({mixed})", "", ""]
-        row = [etask, acc_label(atask, key), str(len(points)), *cells, "protocols differ"]
-        return row, None, ["protocols differ"]
+        return [*first, str(len(points)), *cells, "protocols differ"], None, ["protocols differ"]
     corr = correlate([p[1] for p in points], [p[2] for p in points], bootstrap=bootstrap, seed=seed)
     warnings = []
-    if setting_differences(used, etask):
+    if setting_differences(used, itask):
         warnings.append("settings differ")
-    if any(reliability_issues(r, etask) for r in used):
+    if any(reliability_issues(r, itask) for r in used):
         warnings.append("unreliable estimates")
     if corr.note:
         cells = [corr.note, "", ""]
@@ -402,48 +442,52 @@ def _correlation_row(
             f"{corr.pearson:.3f} {ci_text(corr.pearson_ci)}",
             f"{corr.resamples_used}/{corr.resamples}",
         ]
-    row = [etask, acc_label(atask, key), str(corr.n), *cells, ", ".join(warnings)]
-    return row, corr, warnings
+    return [*first, str(corr.n), *cells, ", ".join(warnings)], corr, warnings
 
 
 def _correlation_section(
     runs: Sequence[Run],
-    etasks: list[str],
     subtasks: set[str],
     out: Path,
     bootstrap: int,
     seed: int,
 ) -> list[str]:
-    md = ["", "## IE against accuracy", ""]
-    pairs = _correlation_pairs(runs, etasks, subtasks)
+    md = ["", "## Intrinsic metrics against ability", ""]
+    pairs = _correlation_pairs(runs, subtasks)
     if not pairs:
-        return md + ["No run has both an IE number and an accuracy metric."]
+        return md + ["No run has both an intrinsic metric and an ability metric."]
     md += [
+        "Every intrinsic metric (IE `emergence`, `emergence_vs_random`, Diff-eRank `diff_erank`, "
+        "`erank`, `matrix_entropy`) against every ability metric (`acc`, `acc_norm`, and the "
+        "continuous `logprob_correct`): a task's own, and top-level tasks against each other. "
         "One point per run. Spearman ρ and Pearson r over runs (scipy.stats); 95% intervals from "
         f"a percentile bootstrap that resamples runs ({bootstrap} resamples, seed {seed}); "
         "resamples in which a variable is constant are skipped, 'used' counts the others. With "
         "few runs a percentile interval understates the uncertainty: [1.00, 1.00] only says that "
         "every resample kept the order of the runs, not that the relation is certain. No "
-        "p-values: the asymptotic ones are wrong for a handful of runs.",
+        "p-values: the asymptotic ones are wrong for a handful of runs. Signs as measured: "
+        "erank and matrix entropy are read by their papers as lower for the abler model.",
         "",
     ]
     if len({r.model for r in runs}) < len(runs):
         md += [f"{WARN} a model appears in more than one run; its points are not independent.", ""]
     rows, figures, not_drawn = [], [], []
-    for etask, atask, key, points in pairs:
-        row, corr, warnings = _correlation_row(etask, atask, key, points, bootstrap, seed)
+    for itask, ikey, atask, akey, points in pairs:
+        row, corr, warnings = _correlation_row(itask, ikey, atask, akey, points, bootstrap, seed)
         rows.append(row)
-        label = row[1]
+        ilabel, alabel = row[0], row[1]
         if len(points) < 2 or corr is None:
             continue
         if len(figures) >= MAX_SCATTER_FIGURES:
-            not_drawn.append(f"{etask} vs {label}")
+            not_drawn.append(f"{ilabel} vs {alabel}")
             continue
-        name = f"scatter_{slug(etask)}__{slug(atask)}_{slug(key.split(',')[0])}.png"
+        iname, aname = ikey.split(",")[0], akey.split(",")[0]
+        prefix = "" if iname == "emergence" else f"{iname}_"
+        name = f"scatter_{prefix}{slug(itask)}__{slug(atask)}_{slug(aname)}.png"
         xy = [(p[0].label, p[1], p[2]) for p in points]
-        fig = scatter_figure(xy, f"IE of {etask} (bits)", label, corr, name, out)
-        figures.append((etask, label, fig, warnings))
-    header = ["IE of", "accuracy", "runs", "Spearman ρ [95% CI]", "Pearson r [95% CI]"]
+        fig = scatter_figure(xy, ilabel, alabel, corr, name, out)
+        figures.append((ilabel, alabel, fig, warnings))
+    header = ["intrinsic", "ability", "runs", "Spearman ρ [95% CI]", "Pearson r [95% CI]"]
     md += table([*header, "resamples used", "warnings"], rows)
     md += [
         "",
@@ -452,11 +496,11 @@ def _correlation_section(
         "of the pair has flagged blocks, is at the ceiling or has estimator warnings (see "
         "Reliability).",
     ]
-    for etask, label, fig, warnings in figures:
-        md += ["", f"### IE of {etask} vs {label}", ""]
+    for ilabel, alabel, fig, warnings in figures:
+        md += ["", f"### {ilabel} vs {alabel}", ""]
         if warnings:
             md += [f"{WARN} {', '.join(warnings)} (see Comparability and Reliability).", ""]
-        md.append(f"![IE of {etask} vs {label}]({fig})")
+        md.append(f"![{ilabel} vs {alabel}]({fig})")
     if not_drawn:
         md += [
             "",
@@ -466,36 +510,95 @@ def _correlation_section(
     return md
 
 
-def _scaling_section(
-    runs: Sequence[Run], etasks: list[str], subtasks: set[str], out: Path
-) -> list[str]:
-    md = ["", "## IE and accuracy against parameter count", ""]
-    with_params = [r for r in runs if r.n_parameters]
-    left_out = [r.label for r in runs if not r.n_parameters]
+def _x_of(run: Run, x: str) -> float | None:
+    """The run's position on the series axis: log10 parameters, or log10(1 + step)."""
+    if x == "params":
+        return math.log10(run.n_parameters) if run.n_parameters else None
+    return None if run.step is None else math.log10(1 + run.step)
+
+
+def _x_text(value: float, x: str) -> str:
+    """A position on the series axis in its own units (a parameter count or a step)."""
+    return params_text(round(10**value)) if x == "params" else f"{10**value - 1:,.0f}"
+
+
+def _breakpoint_cells(fit: Breakpoint, x: str) -> list[str]:
+    """Breakpoint, interval, slope after it, R² of the hinge and of one line."""
+    if fit.note:
+        return [fit.note, "", "", ""]
+    lo, hi = fit.ci  # type: ignore[misc]
+    low = f"≤ {_x_text(lo, x)}" if fit.open_low else _x_text(lo, x)
+    high = f"≥ {_x_text(hi, x)}" if fit.open_high else _x_text(hi, x)
+    where = _x_text(fit.at, x)  # type: ignore[arg-type]
+    if fit.open_low:
+        where += " (no bend inside the runs: one line fits as well)"
+    return [f"{where} [{low}, {high}]", f"{fit.slope:+.3g}", f"{fit.r2:.2f}", f"{fit.r2_line:.2f}"]
+
+
+def _series_section(runs: Sequence[Run], subtasks: set[str], out: Path, x: str) -> list[str]:
+    """Every metric against scale on one figure, with where each one starts to change."""
+    what = "parameter count" if x == "params" else "training step"
+    md = ["", f"## Intrinsic and ability metrics against {what}", ""]
+    placed = [r for r in runs if _x_of(r, x) is not None]
+    left_out = [r.label for r in runs if _x_of(r, x) is None]
     if left_out:
-        md += [f"Left out (no parameter count): {', '.join(left_out)}.", ""]
-    ie = [(t, IE_KEY) for t in etasks if any(r.value(t, IE_KEY) is not None for r in with_params)]
-    acc = sorted(_accuracy_keys(with_params), key=lambda k: (k[0] in subtasks, k))
-    if not ie and not acc:
-        return md + ["No run has a parameter count and a metric to plot."]
-    for what, series in (("IE", ie), ("accuracy", acc)):
-        if len(series) > MAX_SERIES:
-            omitted = ", ".join(
-                acc_label(*s) if what == "accuracy" else s[0] for s in series[MAX_SERIES:]
-            )
-            md += [f"Not plotted ({what}, at most {MAX_SERIES} series): {omitted}.", ""]
-    ie, acc = ie[:MAX_SERIES], acc[:MAX_SERIES]
-    mixed = [task for task, _ in ie if setting_differences(with_params, task)]
+        reason = "no parameter count" if x == "params" else "no training step in its model name"
+        md += [f"Left out ({reason}): {', '.join(left_out)}.", ""]
+    keys = [
+        k
+        for k in _metric_keys(placed, (*ABILITY_METRICS, *INTRINSIC_METRICS))
+        if k[0] not in subtasks
+    ]
+    if not keys:
+        return md + [f"No run has a {what} and a metric to plot."]
+    by_metric: dict[str, list[tuple[str, str]]] = {}
+    for task, key in keys:
+        by_metric.setdefault(key.partition(",")[0], []).append((task, key))
+    omitted = [metric_label(*k) for series in by_metric.values() for k in series[MAX_SERIES:]]
+    if omitted:
+        md += [f"Not plotted (at most {MAX_SERIES} tasks a panel): {', '.join(omitted)}.", ""]
+    mixed = sorted(
+        {t for t, k in keys if k.partition(",")[0] in INTRINSIC_METRICS}
+        & {t for t in {k[0] for k in keys} if setting_differences(placed, t)}
+    )
     md += [
-        f"- {WARN} IE of {task} mixes runs with different estimator settings or N "
-        "(see Comparability)."
+        f"- {WARN} {task} mixes runs with different estimator settings or N (see Comparability)."
         for task in mixed
     ]
     md += [""] if mixed else []
+    panels, rows = [], []
+    for metric, series_keys in by_metric.items():
+        series = []
+        for task, key in series_keys[:MAX_SERIES]:
+            pts = sorted(
+                (_x_of(r, x), v, r.value(task, stderr_key(key)))
+                for r in placed
+                if (v := r.value(task, key)) is not None
+            )
+            xs, ys, ses = (list(c) for c in zip(*pts, strict=True))
+            fit = breakpoint_fit(xs, ys)
+            series.append((task, xs, ys, ses, fit if fit.at is not None else None))
+            rows.append([metric, task, str(len(pts)), *_breakpoint_cells(fit, x)])
+        panels.append((metric, series))
+    xlabel = "log10 parameters" if x == "params" else "log10(1 + training step)"
+    figure = series_figure(panels, xlabel, f"series_{x}.png", out)
     md += [
-        "One point per run, log scale: IE (left, ± 1 stderr), the intrinsic score, next to "
-        "accuracy (right), the performance on which emergence is usually read.",
+        f"One panel per metric, one point per run, against the log of the {what}: ability first "
+        "(`acc`, discontinuous; `logprob_correct`, the continuous log-probability of a correct "
+        "next entity), then the intrinsic metrics. Where each one starts to change: the hinge "
+        "y = a + b·max(0, x − c) fitted by least squares over the breakpoint c (at least two runs "
+        "above it), with the profile 95% interval of c (the breakpoints whose residual sum of "
+        "squares is within the F(1, n − 3) bound of the best; approximate: on simulated series "
+        "it covered the true breakpoint in 87–95% of them); 'b' is the slope after c per "
+        "unit of log10, and R² compares the hinge with one straight line. With a handful of "
+        "runs the interval is wide and an end marked ≤ / ≥ is not bounded by the data.",
         "",
-        f"![IE and accuracy against parameters]({scaling_figure(with_params, ie, acc, out)})",
+        f"![metrics against {what}]({figure})",
+        "",
     ]
+    md += table(
+        ["metric", "task", "runs", "starts to change at [95% interval]", "slope after", "R²",
+         "R² line"],
+        rows,
+    )  # fmt: skip
     return md

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..records import LayerEmergence
-from .runs import Run
-from .stats import Correlation, corr_text
-from .text import acc_label, num, slug, stderr_key
+from .stats import Breakpoint, Correlation, corr_text
+from .text import num, slug
 
 
 def _figure(width: float = 6.0, height: float = 4.0, ncols: int = 1) -> tuple[Any, list[Any]]:
@@ -157,46 +156,43 @@ def scatter_figure(
     return _save(fig, out_dir, name)
 
 
-def scaling_figure(
-    runs: Sequence[Run], ie: list[tuple[str, str]], acc: list[tuple[str, str]], out_dir: Path
-) -> str:
-    """IE (left) and accuracy (right) against parameter count on a shared log axis.
+#: One series of a panel of `series_figure`: (label, x, y, stderr or None, its breakpoint fit).
+Series = tuple[str, Sequence[float], Sequence[float], Sequence[float | None], Breakpoint | None]
 
-    `ie` and `acc`: (task, lm-eval metric key) per series; runs without a parameter count are
-    skipped by the caller.
-    """
-    fig, axes = _figure(10.0, 4.0, ncols=2)
-    axes[1].sharex(axes[0])
-    for ax, picks, ylabel in ((axes[0], ie, "IE (bits)"), (axes[1], acc, "accuracy")):
-        for i, (task, key) in enumerate(picks):
-            pts = sorted(
-                (
-                    (r.n_parameters, v, r.value(task, stderr_key(key)))
-                    for r in runs
-                    if r.n_parameters and (v := r.value(task, key)) is not None
-                ),
-                key=lambda p: p[:2],
-            )
-            if not pts:
-                continue
-            x, y, se = zip(*pts, strict=True)
-            label = task if key == "emergence,none" else acc_label(task, key)
+
+def series_figure(
+    panels: list[tuple[str, list[Series]]], xlabel: str, name: str, out_dir: Path
+) -> str:
+    """One panel per metric against a shared x (log parameters or training step), one line per
+    task, ±1 stderr bars; each fitted breakpoint as a dashed line over its shaded interval."""
+    from matplotlib.figure import Figure
+
+    ncols = min(4, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows + 0.4), dpi=100)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.1, top=0.9, wspace=0.32, hspace=0.45)
+    first = None
+    for k, (title, series) in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols, k + 1, sharex=first)
+        first = first or ax
+        ax.grid(alpha=0.3)
+        for i, (label, x, y, se, fit) in enumerate(series):
             ax.errorbar(
                 x,
                 y,
-                yerr=[s or 0.0 for s in se],
+                yerr=[0.0 if v is None else v for v in se],
                 marker="o",
-                ms=4,
+                ms=3,
                 capsize=2,
                 color=_color(i),
                 label=label,
             )
-        ax.set_xscale("log")
-        ax.set(xlabel="parameters", ylabel=ylabel)
+            if fit is not None and fit.at is not None and fit.ci is not None:
+                ax.axvline(fit.at, color=_color(i), ls="--", lw=0.9)
+                ax.axvspan(*fit.ci, color=_color(i), alpha=0.12)
+        ax.set_title(title, fontsize="small")
+        ax.set_xlabel(xlabel, fontsize="small")
+        ax.tick_params(labelsize="x-small")
         _legend(ax)
-    sizes = [r.n_parameters for r in runs if r.n_parameters]
-    if sizes and max(sizes) < 1.5 * min(sizes):  # one size: a log axis needs a visible range
-        axes[0].set_xlim(min(sizes) / 3, max(sizes) * 3)
-    axes[0].set_title("intrinsic: IE", fontsize="small")
-    axes[1].set_title("performance: accuracy", fontsize="small")
-    return _save(fig, out_dir, "scaling.png")
+    fig.suptitle("dashed: fitted breakpoint; band: its 95% interval", fontsize="small")
+    return _save(fig, out_dir, name)

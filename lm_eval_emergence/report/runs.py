@@ -14,6 +14,12 @@ from .text import merge, num
 
 #: lm-eval metric names read as accuracy (any filter).
 ACCURACY_METRICS = ("acc", "acc_norm")
+#: Ability: the accuracies (discontinuous) and the log-probability of a correct next entity
+#: (continuous, the plugin's ICL tasks).
+ABILITY_METRICS = (*ACCURACY_METRICS, "logprob_correct")
+#: Intrinsic metrics of the plugin's tasks: IE, IE against the control, and the spectral
+#: baselines (`spectral.py`).
+INTRINSIC_METRICS = ("emergence", "emergence_vs_random", "diff_erank", "erank", "matrix_entropy")
 #: The protocol of a sidecar written before protocols were recorded.
 UNRECORDED = "unrecorded"
 #: The estimator settings that must agree for IE numbers of one task to be compared.
@@ -56,6 +62,8 @@ class Run:
     sample_len: dict[str, int] = field(default_factory=dict)
     label: str = ""
     notes: list[str] = field(default_factory=list)
+    #: the training step of the checkpoint, when the model arguments or path name one
+    step: int | None = None
 
     def value(self, task: str, key: str) -> float | None:
         """Metric `key` ("emergence,none") of `task`, or None."""
@@ -121,6 +129,27 @@ def _model_name(data: dict[str, Any], sidecar: dict[str, Any] | None) -> str:
         if isinstance(name, str) and name:
             return name
     return "unknown model"
+
+
+_STEP_PATTERNS = (
+    re.compile(r"(?:^|[,\s])revision=step(\d+)"),  # Pythia's checkpoints: revision=step143000
+    re.compile(r"(?:checkpoint|step)[-_]?(\d+)(?:/|$)"),  # .../checkpoint-800, .../step_3000
+)
+
+
+def training_step(data: dict[str, Any], model: str) -> int | None:
+    """The training step a run's model is a checkpoint of: `revision=stepN` in the model
+    arguments (Pythia's convention), else `checkpoint-N` / `stepN` ending a path component of
+    the model's name; None when neither names one."""
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    args = config.get("model_args")
+    if isinstance(args, dict):
+        args = ",".join(f"{k}={v}" for k, v in args.items())
+    for pattern, text in ((_STEP_PATTERNS[0], str(args or "")), (_STEP_PATTERNS[1], model)):
+        match = pattern.search(text)
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def _leaf_settings(entry: TaskRecord) -> dict[str, Any]:
@@ -219,9 +248,10 @@ def _load_run(path: Path) -> Run:
     version = data.get("lm_eval_version") or ((sidecar_data or {}).get("versions") or {}).get(
         "lm_eval"
     )
+    model_name = _model_name(data, sidecar_data)
     return Run(
         path=path,
-        model=_model_name(data, sidecar_data),
+        model=model_name,
         n_parameters=n_params,
         lm_eval_version=version,
         metrics=metrics,
@@ -231,6 +261,7 @@ def _load_run(path: Path) -> Run:
         groups=groups,
         sample_len=sample_len,
         notes=notes,
+        step=training_step(data, model_name),
     )
 
 

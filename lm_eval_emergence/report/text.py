@@ -93,7 +93,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
-def acc_label(task: str, key: str) -> str:
+def metric_label(task: str, key: str) -> str:
     name, _, filt = key.partition(",")
     return f"{task}: {name}" + ("" if filt in ("", "none") else f" ({filt})")
 
