@@ -429,7 +429,11 @@ def print_summary(summary: list[dict]) -> None:
     print("(read in each metric's direction; dN: the largest change from N/2 to N over the models)")
     for s in summary:
         sep = "n/a" if s["min_separation_se"] is None else f"{s['min_separation_se']:.1f}"
-        lo, hi = s["spearman_ci95"]
+        lo, hi = (
+            (None, None)
+            if s["spearman_ci95"][0] is None
+            else sorted(s["direction"] * v for v in s["spearman_ci95"])
+        )
         ci = "n/a" if lo is None else f"[{lo:.2f}, {hi:.2f}]"
         gap = "none" if s["min_ceiling_gap"] is None else f"{s['min_ceiling_gap']:.2f}"
         conv = "yes" if all(s["converges_per_model"].values()) else "no"
