@@ -58,7 +58,7 @@ validity-qwen:
 	$(PY) benchmarks/validity_probe.py --series qwen --json docs/validity/probe_qwen.json
 
 # issue 17: IE beside erank, Diff-eRank and matrix entropy on the three series (docs/validity.md,
-# "Intrinsic baselines"; 2 cores: about 90 minutes with the Qwen series)
+# "Intrinsic baselines"; 2 cores: 35 minutes, the Qwen series included)
 BASELINE_IE := "gaussian-floor(kappa=0.25) on y-x"
 validity-baselines:
 	$(PY) benchmarks/validity_probe.py --candidates $(BASELINE_IE) --json docs/validity/baselines_smollm2.json
