@@ -530,7 +530,7 @@ def _breakpoint_cells(fit: Breakpoint, x: str) -> list[str]:
     low = f"≤ {_x_text(lo, x)}" if fit.open_low else _x_text(lo, x)
     high = f"≥ {_x_text(hi, x)}" if fit.open_high else _x_text(hi, x)
     where = _x_text(fit.at, x)  # type: ignore[arg-type]
-    if fit.open_low:
+    if fit.at == lo and fit.open_low:
         where += " (no bend inside the runs: one line fits as well)"
     return [f"{where} [{low}, {high}]", f"{fit.slope:+.3g}", f"{fit.r2:.2f}", f"{fit.r2_line:.2f}"]
 
@@ -577,7 +577,8 @@ def _series_section(runs: Sequence[Run], subtasks: set[str], out: Path, x: str) 
             )
             xs, ys, ses = (list(c) for c in zip(*pts, strict=True))
             fit = breakpoint_fit(xs, ys)
-            series.append((task, xs, ys, ses, fit if fit.at is not None else None))
+            bends = fit.at is not None and fit.at > min(xs)  # at the first run: one line
+            series.append((task, xs, ys, ses, fit if bends else None))
             rows.append([metric, task, str(len(pts)), *_breakpoint_cells(fit, x)])
         panels.append((metric, series))
     xlabel = "log10 parameters" if x == "params" else "log10(1 + training step)"
