@@ -90,13 +90,13 @@ def _output_moments(moments: PairMoments, target: str) -> tuple[torch.Tensor, to
 
 
 def _last_position_moments(capture: Capture | MomentCapture, folds: int, seed: int) -> PairMoments:
-    """Moments of (input, target) at the last token, one pair per block."""
+    """Moments at the last token, one pair per block: streamed, those of (input, target);
+    kept, those of the output alone (an empty x side: only y's moments are read)."""
     last = capture.positions.index(capture.token_ids.shape[1] - 1)
     if isinstance(capture, MomentCapture):
         return stack_pairs([m.select([last]) for m in capture.macro])
-    x = capture.macro_inputs[:, :, last].float()
     y = capture.macro_outputs[:, :, last].float()
-    return moments_of_samples(x, y, folds, seed)
+    return moments_of_samples(y[..., :0], y, folds, seed)
 
 
 def spectrum(
@@ -118,7 +118,7 @@ def spectrum(
     target = capture.target if isinstance(capture, MomentCapture) else "output"
     cov, mean = _output_moments(moments, target)  # [1 + F, L, D, D], [1 + F, L, D]
     # the raw rows' second moment: (n-1)/n of the covariance plus the mean's outer product
-    counts = _row_counts(moments)  # [1 + F]
+    counts = moments.row_counts()  # [1 + F]
     scale = ((counts - 1) / counts)[:, None, None, None]
     raw = cov * scale + mean[..., :, None] * mean[..., None, :]
     erank = effective_rank(cov)  # [1 + F, L]
@@ -151,12 +151,6 @@ def spectrum(
         matrix_entropy_folds=entropy_mean[1:].tolist(),
         seconds=time.perf_counter() - t0,
     )
-
-
-def _row_counts(moments: PairMoments) -> torch.Tensor:
-    """Rows behind each entry of `covariances()`: all, then each non-empty fold left out."""
-    count = moments.count.to("cpu", torch.float64)
-    return torch.cat([count.sum()[None], count.sum() - count[count > 0]])
 
 
 def diff_erank(model: SpectralResult, control: SpectralResult) -> tuple[float, float]:

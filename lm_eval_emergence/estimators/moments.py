@@ -186,36 +186,33 @@ class PairMoments:
             raise ValueError("no rows were added to these moments")
         return ~(self.varies_x & self.varies_y).cpu()
 
+    def _left_out(self, name: str) -> torch.Tensor:
+        """`count`, `sums` or `cross` (float64, CPU) summed over all rows, then over the rows
+        of every fold but one, for each fold with rows: [1 + F', ...]."""
+        per_fold = getattr(self, name).to("cpu", torch.float64)
+        total = per_fold.sum(0)
+        kept = self.count.cpu() > 0
+        return torch.cat([total[None], total[None] - per_fold[kept]])
+
+    def row_counts(self) -> torch.Tensor:
+        """Rows behind each entry of `covariances` and `means`: [1 + F'] float64."""
+        return self._left_out("count")
+
     def covariances(self) -> torch.Tensor:
         """Sample covariances (float64) with all rows and with each fold left out: [1 + F, P, D, D]
         (folds without rows are skipped)."""
-        count, sums, cross = (
-            t.to("cpu", torch.float64) for t in (self.count, self.sums, self.cross)
-        )
-        n = count.sum()
-        if n < 2:
-            raise ValueError(f"{float(n):g} rows cannot give a covariance")
-        total_sums, total_cross = sums.sum(0), cross.sum(0)
-        out = [_covariance(n, total_sums, total_cross)]
-        for fold in range(self.n_folds):
-            if count[fold] > 0:
-                out.append(
-                    _covariance(n - count[fold], total_sums - sums[fold], total_cross - cross[fold])
-                )
-        return torch.stack(out)
+        n = self.row_counts()
+        if n[0] < 2:
+            raise ValueError(f"{float(n[0]):g} rows cannot give a covariance")
+        return _covariance(n[:, None, None, None], self._left_out("sums"), self._left_out("cross"))
 
     def means(self) -> torch.Tensor:
         """Row means (float64) with all rows and with each fold left out: [1 + F, P, D], in the
         order of `covariances` (folds without rows are skipped)."""
         if self.shift is None:
             raise ValueError("no rows were added to these moments")
-        count, sums = (t.to("cpu", torch.float64) for t in (self.count, self.sums))
         shift = self.shift.to("cpu", torch.float64)
-        out = [shift + sums.sum(0) / count.sum()]
-        for fold in range(self.n_folds):
-            if count[fold] > 0:
-                out.append(shift + (sums.sum(0) - sums[fold]) / (count.sum() - count[fold]))
-        return torch.stack(out)
+        return shift + self._left_out("sums") / self.row_counts()[:, None, None]
 
     def select(self, pairs: Sequence[int]) -> PairMoments:
         """The moments of the pairs `pairs` only."""
