@@ -218,7 +218,7 @@ def _as_input_ids(input_ids: Any) -> torch.Tensor:
     return input_ids.detach().to("cpu", torch.long)
 
 
-def _check_vocab(model: nn.Module, ids: torch.Tensor) -> None:
+def _check_vocab(model: nn.Module, ids: torch.Tensor, what: str = "token ids") -> None:
     emb = _input_embeddings(model)
     vocab = getattr(emb, "num_embeddings", None)
     if vocab is None:
@@ -226,7 +226,7 @@ def _check_vocab(model: nn.Module, ids: torch.Tensor) -> None:
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= vocab:
         raise ValueError(
-            f"token ids must lie in [0, {vocab - 1}] (the model's vocabulary), got {lo}..{hi}"
+            f"{what} must lie in [0, {vocab - 1}] (the model's vocabulary), got {lo}..{hi}"
         )
 
 
@@ -539,13 +539,7 @@ def _check_score_ids(model: nn.Module, score_ids: Sequence[Sequence[int]], n: in
             f"score_ids of sequences {empty[:5]} are empty: a log-probability of no continuation "
             "is -inf; give each sequence at least one correct next token id"
         )
-    vocab = getattr(_input_embeddings(model), "num_embeddings", None)
-    flat = [int(t) for ids in score_ids for t in ids]
-    if vocab is not None and (min(flat) < 0 or max(flat) >= vocab):
-        raise ValueError(
-            f"score_ids must lie in [0, {vocab - 1}] (the model's vocabulary), got "
-            f"{min(flat)}..{max(flat)}"
-        )
+    _check_vocab(model, torch.tensor([int(t) for ids in score_ids for t in ids]), "score_ids")
 
 
 def _scored(logits: torch.Tensor, score_ids: Sequence[Sequence[int]]) -> torch.Tensor:
