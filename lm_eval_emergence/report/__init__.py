@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .document import build_report
+from .document import X_AXES, build_report
 from .runs import ReportInputError, Run, load_runs
 from .stats import Breakpoint, Correlation, breakpoint_fit, correlate
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument(
         "--x",
-        choices=("params", "step"),
+        choices=X_AXES,
         default="params",
         help="the series' axis: log parameters (default) or the training step that each run's "
         "model arguments (revision=stepN) or path (checkpoint-N, stepN) name",

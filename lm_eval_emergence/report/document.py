@@ -47,7 +47,7 @@ WARN = "**Warning:**"
 IE_KEY = "emergence,none"
 
 
-#: What the series section can put on its x axis: (axis label, the runs' x value).
+#: What the series section can put on its x axis: log10 parameters, or log10(1 + step).
 X_AXES = ("params", "step")
 
 
@@ -557,10 +557,8 @@ def _series_section(runs: Sequence[Run], subtasks: set[str], out: Path, x: str) 
     omitted = [metric_label(*k) for series in by_metric.values() for k in series[MAX_SERIES:]]
     if omitted:
         md += [f"Not plotted (at most {MAX_SERIES} tasks a panel): {', '.join(omitted)}.", ""]
-    mixed = sorted(
-        {t for t, k in keys if k.partition(",")[0] in INTRINSIC_METRICS}
-        & {t for t in {k[0] for k in keys} if setting_differences(placed, t)}
-    )
+    intrinsic_tasks = {t for t, k in keys if k.partition(",")[0] in INTRINSIC_METRICS}
+    mixed = sorted(t for t in intrinsic_tasks if setting_differences(placed, t))
     md += [
         f"- {WARN} {task} mixes runs with different estimator settings or N (see Comparability)."
         for task in mixed
@@ -571,9 +569,12 @@ def _series_section(runs: Sequence[Run], subtasks: set[str], out: Path, x: str) 
         series = []
         for task, key in series_keys[:MAX_SERIES]:
             pts = sorted(
-                (_x_of(r, x), v, r.value(task, stderr_key(key)))
-                for r in placed
-                if (v := r.value(task, key)) is not None
+                (
+                    (_x_of(r, x), v, r.value(task, stderr_key(key)))
+                    for r in placed
+                    if (v := r.value(task, key)) is not None
+                ),
+                key=lambda p: p[:2],  # a stderr may be None
             )
             xs, ys, ses = (list(c) for c in zip(*pts, strict=True))
             fit = breakpoint_fit(xs, ys)
