@@ -27,9 +27,9 @@ from collections.abc import Callable
 import lm_eval.api.metrics  # noqa: F401  (registers the built-in aggregations first)
 from lm_eval.api.registry import (
     aggregation_registry,
+    higher_is_better_registry,
+    metric_agg_registry,
     metric_registry,
-    register_aggregation,
-    register_metric,
 )
 
 from .aggregate import (
@@ -41,12 +41,14 @@ from .aggregate import (
     with_stderr_keys,
 )
 from .documents import MAX_SHOTS
+from .registration import claim
 
 __all__ = [
     "ABILITY_METRICS",
     "AGGREGATIONS",
     "EMERGENCE_METRICS",
     "HIGHER_IS_BETTER",
+    "PLUGIN_METRICS",
     "passthrough",
 ]
 
@@ -68,6 +70,8 @@ HIGHER_IS_BETTER = {
 #: The ability an ICL task reports next to its intrinsic metrics, averaged by lm-eval's `mean`:
 #: `acc` (built in) and `logprob_correct`, registered here.
 ABILITY_METRICS = ("acc", "logprob_correct")
+#: Every metric name the plugin registers, each with an `lm_eval.metrics` entry point.
+PLUGIN_METRICS: tuple[str, ...] = (*EMERGENCE_METRICS, "logprob_correct")
 
 
 def passthrough(items: list) -> list:
@@ -89,21 +93,31 @@ def _aggregation(key: str) -> Callable[[list], float]:
     return aggregate
 
 
-AGGREGATIONS: dict[str, Callable[[list], float]] = {}
+#: The aggregation registered under each emergence key; `aggregate_<key>` of this module, the
+#: target of the key's `lm_eval.aggregations` entry point.
+AGGREGATIONS: dict[str, Callable[[list], float]] = {
+    key: _aggregation(key) for key in EMERGENCE_METRICS
+}
 
-if "logprob_correct" not in metric_registry:
-    register_metric(metric="logprob_correct", higher_is_better=True, aggregation="mean")(
-        passthrough
-    )
 
+def __getattr__(name: str) -> Callable[[list], float]:
+    """`aggregate_<key>`: the aggregation of `key` (what the entry points name)."""
+    key = name.removeprefix("aggregate_")
+    if name.startswith("aggregate_") and key in AGGREGATIONS:
+        return AGGREGATIONS[key]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _register(key: str, higher_is_better: bool, aggregation: Callable[[list], float]) -> None:
+    """What lm-eval's `register_metric` records, claimed name by name (registration.py)."""
+    claim(metric_registry, key, passthrough)
+    claim(higher_is_better_registry, key, higher_is_better)
+    claim(metric_agg_registry, key, aggregation)
+
+
+# Everything the entry points name is defined above, so a lookup that imports this module through
+# one of them can resolve the placeholders of the others while the loop below runs.
 for _key in EMERGENCE_METRICS:
-    if _key in aggregation_registry:  # this module imported twice (e.g. reload): keep the first
-        AGGREGATIONS[_key] = aggregation_registry.get(_key)
-        globals()[f"aggregate_{_key}"] = AGGREGATIONS[_key]
-        continue
-    AGGREGATIONS[_key] = register_aggregation(_key)(_aggregation(_key))
-    globals()[f"aggregate_{_key}"] = AGGREGATIONS[_key]  # addressable by entry points
-    if _key not in metric_registry:
-        register_metric(metric=_key, higher_is_better=HIGHER_IS_BETTER[_key], aggregation=_key)(
-            passthrough
-        )
+    AGGREGATIONS[_key] = claim(aggregation_registry, _key, AGGREGATIONS[_key])
+    _register(_key, HIGHER_IS_BETTER[_key], AGGREGATIONS[_key])
+_register("logprob_correct", True, aggregation_registry.get("mean"))

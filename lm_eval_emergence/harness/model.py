@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from lm_eval.api.instance import Instance
-from lm_eval.api.registry import register_model
+from lm_eval.api.registry import model_registry
 from lm_eval.models.huggingface import HFLM
 
 from ..capture import (
@@ -38,6 +38,7 @@ from ..controls import random_weights_copy
 from ..estimators.moments import jackknife_fold_ids
 from ..settings import CaptureSettings, EmergenceConfigError, IESettings
 from .features import EmergenceFeatures, StreamedMoments
+from .registration import claim
 
 __all__ = ["HFEmergenceLM", "live_model", "tokenizer_fingerprint"]
 
@@ -61,7 +62,6 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return f"{name}|{len(tokenizer)}"
 
 
-@register_model("hf-emergence")
 class HFEmergenceLM(HFLM):
     """HFLM that also serves `emergence` requests (the plugin's tasks).
 
@@ -353,3 +353,7 @@ def _compact(states: torch.Tensor, info: CaptureInfo) -> torch.Tensor:
         logger.warning("hidden states exceed the float16 range; payloads kept in float32")
         info.state_dtype = "float32"
     return states.to(torch.float32)
+
+
+# after the class exists: a lookup that imports this module through the entry point resolves it
+claim(model_registry, "hf-emergence", HFEmergenceLM)
