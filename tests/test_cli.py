@@ -307,6 +307,12 @@ def _bad_jsonl(tmp_path: Path) -> Path:
     return path
 
 
+def _jsonl(tmp_path: Path, texts: list[str]) -> Path:
+    path = tmp_path / f"texts{len(texts)}.jsonl"
+    path.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    return path
+
+
 def _short_jsonl(tmp_path: Path) -> Path:
     path = tmp_path / "short.jsonl"
     path.write_text("".join(json.dumps({"text": "Too short."}) + "\n" for _ in range(70)))
@@ -336,6 +342,35 @@ def _short_jsonl(tmp_path: Path) -> Path:
         ),
         (["--tasks", "emergence_text", "--metadata", "BAD"], "is not valid JSON"),
         (["--tasks", "emergence_text", "--metadata", "SHORT"], "fewer than the window of 8"),
+        (["--tasks", "emergence_text", "--metadata", "EMPTY"], "holds no texts"),
+        (["--tasks", "emergence_text", "--metadata", "ONE"], "text 0 has 1 tokens, fewer than"),
+        (
+            ["--tasks", "emergence_icl_country", "--limit", "1"],
+            "--limit 1 leaves 1 document, below the 64",
+        ),
+        (
+            [
+                "--tasks",
+                "emergence_icl_country",
+                "--limit",
+                "64",
+                "--model_args_extra",
+                "ie_layers=7",
+            ],
+            "ie_layers: layer 7 is out of range: this model has 2 blocks",
+        ),
+        (
+            ["--tasks", "emergence_icl_country", "--model_args_extra", "ie_protocol=florr"],
+            "unknown IE protocol 'florr' (ie_protocol); choose one of",
+        ),
+        (
+            ["--tasks", "emergence_icl_country", "--model_args_extra", "pretrained=/no/model"],
+            "the model directory '/no/model' does not exist",
+        ),
+        (
+            ["--tasks", "emergence_icll_country", "--limit", "64"],
+            "unknown task 'emergence_icll_country' (did you mean emergence_icl_country",
+        ),
     ],
     ids=[
         "limit",
@@ -346,23 +381,128 @@ def _short_jsonl(tmp_path: Path) -> Path:
         "missing-text",
         "bad-jsonl",
         "short-text",
+        "empty-text-file",
+        "one-token-text-file",
+        "limit-1",
+        "layers-out-of-range",
+        "unknown-protocol",
+        "missing-model",
+        "misspelt-task",
     ],
 )
 def test_bad_input_ends_in_one_message(tiny_gpt2_dir, tmp_path, extra, fragment):
+    """One line naming the fix, no traceback, and no file left under --output_path."""
     model_args = f"pretrained={tiny_gpt2_dir},dtype=float32"
     args = list(extra)
     if "--model_args_extra" in args:
         i = args.index("--model_args_extra")
-        model_args += "," + args[i + 1]
+        extra_args = args[i + 1]
+        if extra_args.startswith("pretrained="):
+            model_args = f"{extra_args},dtype=float32"
+        else:
+            model_args += "," + extra_args
         del args[i : i + 2]
-    if "BAD" in args:
-        args[args.index("BAD")] = json.dumps({"text_path": str(_bad_jsonl(tmp_path))})
-    if "SHORT" in args:
-        args[args.index("SHORT")] = json.dumps({"text_path": str(_short_jsonl(tmp_path))})
-    proc = run_cli("--model", "hf-emergence", "--model_args", model_args, "--device", "cpu", *args)
+    texts = {
+        "BAD": _bad_jsonl(tmp_path),
+        "SHORT": _short_jsonl(tmp_path),
+        "EMPTY": _jsonl(tmp_path, []),
+        "ONE": _jsonl(tmp_path, ["Hello"]),
+    }
+    for name, path in texts.items():
+        if name in args:
+            args[args.index(name)] = json.dumps({"text_path": str(path)})
+    out = tmp_path / "out"
+    proc = run_cli(
+        "--model",
+        "hf-emergence",
+        "--model_args",
+        model_args,
+        "--device",
+        "cpu",
+        *args,
+        "--output_path",
+        str(out),
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
-    assert fragment in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("lm-eval-emergence:")]
+    assert len(errors) == 1 and fragment in errors[0], proc.stderr[-3000:]
+    assert not out.exists() or not any(out.rglob("*"))
+
+
+def _run_patched(tiny_gpt2_dir: Path, out: Path, patch: str, *model_args: str):
+    """The command in a fresh process after `patch` (Python source) has run there."""
+    driver = f"import sys\n{patch}\nfrom lm_eval_emergence.cli import main\nsys.exit(main())"
+    args = ",".join([f"pretrained={tiny_gpt2_dir}", "dtype=float32", *model_args])
+    proc = run_cli(
+        *("--model", "hf-emergence", "--model_args", args, "--device", "cpu"),
+        *("--tasks", "emergence_icl_country", "--limit", "64", "--output_path", str(out)),
+        command=[sys.executable, "-c", driver],
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("lm-eval-emergence:")]
+    return proc.returncode, lines
+
+
+def test_ctrl_c_during_capture_ends_in_one_line(tiny_gpt2_dir, tmp_path):
+    patch = (
+        "from lm_eval_emergence.harness.model import HFEmergenceLM\n"
+        "def interrupted(*args, **kwargs):\n"
+        "    raise KeyboardInterrupt\n"
+        "HFEmergenceLM._capture = interrupted"
+    )
+    out = tmp_path / "out"
+    code, lines = _run_patched(tiny_gpt2_dir, out, patch)
+    assert code == 130
+    assert lines == ["lm-eval-emergence: interrupted, no results written"]
+    assert not out.exists()
+
+
+def test_ctrl_c_while_writing_removes_the_half_written_file(tiny_gpt2_dir, tmp_path):
+    out = tmp_path / "out"
+    (out / "earlier").mkdir(parents=True)
+    (out / "earlier" / "results_old.json").write_text("{}")  # a finished run's file stays
+    patch = (
+        "from pathlib import Path\n"
+        "from lm_eval.loggers.evaluation_tracker import EvaluationTracker\n"
+        "def half_written(self, *args, **kwargs):\n"
+        f"    (Path({str(out)!r}) / 'model').mkdir()\n"
+        f"    (Path({str(out)!r}) / 'model' / 'results_new.json').write_text('{{\"results\": {{')\n"
+        "    raise KeyboardInterrupt\n"
+        "EvaluationTracker.save_results_aggregated = half_written"
+    )
+    code, lines = _run_patched(tiny_gpt2_dir, out, patch)
+    assert code == 130
+    assert lines == [
+        "lm-eval-emergence: interrupted, no results written; removed the 1 file(s) it had "
+        "begun under --output_path"
+    ]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "earlier",
+        "earlier/results_old.json",
+    ]
+
+
+def test_a_control_that_cannot_be_built_stops_before_any_capture(tiny_gpt2_dir, tmp_path):
+    """ie_control=random on a model whose config the Auto classes cannot rebuild (as for a
+    remote-code model): one line at load time, before the model's own capture."""
+    patch = (
+        "import transformers\n"
+        "from lm_eval_emergence.harness.model import HFEmergenceLM\n"
+        "def unknown(*args, **kwargs):\n"
+        "    raise ValueError('Unrecognized configuration class for this kind of AutoModel')\n"
+        "def no_capture(*args, **kwargs):\n"
+        "    raise AssertionError('captured before the control was checked')\n"
+        "transformers.AutoModelForCausalLM.from_config = unknown\n"
+        "HFEmergenceLM._capture = no_capture"
+    )
+    out = tmp_path / "out"
+    code, lines = _run_patched(tiny_gpt2_dir, out, patch, "ie_control=random")
+    assert code == 2
+    (line,) = lines
+    assert "cannot build a random-weights control of GPT2LMHeadModel" in line
+    assert line.endswith("drop ie_control for this model")
+    assert not out.exists()
 
 
 @pytest.mark.slow

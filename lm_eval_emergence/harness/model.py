@@ -15,6 +15,7 @@ import time
 import weakref
 from collections import defaultdict
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -62,6 +63,23 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return f"{name}|{len(tokenizer)}"
 
 
+def _unloadable_message(pretrained: object, exc: OSError) -> str:
+    """One line for a `pretrained` that transformers cannot load, naming the fix."""
+    text = str(pretrained)
+    local = isinstance(pretrained, str) and text.startswith(("/", ".", "~"))
+    if local and not Path(text).expanduser().exists():
+        return (
+            f"the model directory {text!r} does not exist; pass --model_args "
+            "pretrained=<a directory holding config.json and the weights> (or leave out "
+            "--model_args pretrained=... for the embedded SmolLM2-135M)"
+        )
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"cannot load the model {text!r} ({reason}); pass --model_args pretrained=<a local "
+        "model directory or a Hugging Face model name that can be downloaded or is cached>"
+    )
+
+
 class HFEmergenceLM(HFLM):
     """HFLM that also serves `emergence` requests (the plugin's tasks).
 
@@ -73,13 +91,19 @@ class HFEmergenceLM(HFLM):
         ie = {key: kwargs.pop(key) for key in list(kwargs) if key.startswith("ie_")}
         self.ie_settings = IESettings.from_mapping(ie)
         self._controls: dict[int, torch.nn.Module] = {}  # random-weights copies, by seed
-        super().__init__(*args, **kwargs)
+        pretrained = kwargs.get("pretrained", args[0] if args else None)
+        try:
+            super().__init__(*args, **kwargs)
+        except OSError as exc:  # transformers' way of saying "no model there"
+            raise EmergenceConfigError(_unloadable_message(pretrained, exc)) from None
         if getattr(self, "backend", "causal") != "causal":
             raise EmergenceConfigError(
                 "hf-emergence measures decoder blocks of causal LMs; this model loaded as "
                 f"backend={self.backend!r}. Use a causal LM (or backend=causal)."
             )
         find_blocks(self.model)  # fail at load time on an architecture we cannot hook
+        if self.ie_settings.capture.control == "random":  # fail before any capture, not after
+            self._random_control(self.ie_settings.capture.seed)
         global _LIVE
         _LIVE = weakref.ref(self)
 
@@ -98,7 +122,7 @@ class HFEmergenceLM(HFLM):
         try:
             return plan_capture(model, self.tokenizer, settings, batch_size=max(1, int(size)))
         except ValueError as exc:  # a block out of range
-            raise EmergenceConfigError(str(exc)) from None
+            raise EmergenceConfigError(f"ie_layers: {exc}") from None
 
     def _parse(self, requests: list[Instance]) -> list[tuple[dict[str, Any], CaptureSettings]]:
         """Each request's spec (its `shared` part parsed and checked once per distinct text)."""

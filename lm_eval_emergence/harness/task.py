@@ -146,9 +146,10 @@ class EmergenceTask(ConfigurableTask):
         used = n_docs if limit is None else (int(n_docs * limit) if limit < 1 else int(limit))
         used = min(used, n_docs)
         if used < MIN_SAMPLES:
-            cause = f"--limit {limit} leaves {used}" if limit is not None else f"it has {used}"
+            docs = f"{used} document{'' if used == 1 else 's'}"
+            cause = f"--limit {limit:g} leaves {docs}" if limit is not None else f"it has {docs}"
             raise EmergenceConfigError(
-                f"task {self.config.task}: {cause} documents, below the {MIN_SAMPLES} an MI "
+                f"task {self.config.task}: {cause}, below the {MIN_SAMPLES} an MI "
                 f"estimate needs; use --limit {MIN_SAMPLES} or more (or raise n_docs)"
             )
         if self.ie_settings.estimation.form == "psi" and len(self.positions(self.eval_docs[0])) > 1:
