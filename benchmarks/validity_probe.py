@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
+from validity_tables import converges  # noqa: E402  (benchmarks/, beside this script)
 
 from lm_eval_emergence.capture import capture_states, plan_capture  # noqa: E402
 from lm_eval_emergence.controls import random_weights_copy  # noqa: E402
@@ -326,11 +327,6 @@ def bootstrap_spearman(ie: list[float], acc: list[float], resamples: int, seed: 
         return [None, None]
     rhos.sort()
     return [rhos[int(0.025 * (len(rhos) - 1))], rhos[int(0.975 * (len(rhos) - 1))]]
-
-
-def converges(entry: dict) -> bool:
-    """The N/2 -> N gate of one model: |IE(N) - IE(N/2)| <= max(0.05, 2% of its own |IE(N/2)|)."""
-    return abs(entry["value_full_n"] - entry["value"]) <= max(0.05, 0.02 * abs(entry["value"]))
 
 
 def summarise(rows: list[dict], pairs: list[tuple[str, str]], args) -> list[dict]:

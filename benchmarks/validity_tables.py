@@ -2,10 +2,11 @@
 
 Each candidate gets one row per series with its gates: separation >= 5 combined stderr (the
 smallest over the series' trained/control pairs), Spearman with accuracy >= 0.8 (point value;
-its bootstrap interval is printed), the N/2 -> N change <= max(0.05 bit, 2% of the trained
-IE), the seed CV <= 5% (selection series only) and the macro term >= 1 bit below any ceiling.
-Then the pre-registered rule: the most gates passed on the selection series, ties broken by the
-larger separation, then by the smaller change.
+its bootstrap interval is printed), the N/2 -> N change of every model <= max(0.05 bit, 2% of
+that model's own value) (the largest change is printed), the seed CV <= 5% (selection series
+only) and the macro term >= 1 bit below any ceiling. Then the pre-registered rule: the most
+gates passed on the selection series, ties broken by the larger separation, then by the
+smaller change.
 
     python benchmarks/validity_tables.py docs/validity/probe_smollm2.json \
         --seeds docs/validity/seeds_smollm2.json docs/validity/seeds_smollm2_psi.json \
@@ -43,22 +44,22 @@ def _renamed(value):
     return value
 
 
-def gates(summary: dict, trained_value: float, cv: float | None) -> dict[str, bool | None]:
+def converges(entry: dict) -> bool:
+    """The convergence gate of one model (one definition, every series and metric): its value
+    moves from N/2 to N by at most max(0.05, 2% of its own |value at N/2|)."""
+    return abs(entry["value_full_n"] - entry["value"]) <= max(0.05, 0.02 * abs(entry["value"]))
+
+
+def gates(summary: dict, models: list[dict], cv: float | None) -> dict[str, bool | None]:
     """Pass (True), fail (False) or not measured (None) for each gate of one candidate, read in
-    its direction. Convergence: every model within max(0.05, 2% of its own value) where the
-    file has per-model verdicts, else (older files) the largest change against 2% of the
-    trained model's value."""
+    its direction; convergence holds when every model of the series converges (`converges`)."""
     sep = summary.get("min_separation_se")
     gap = summary.get("min_ceiling_gap")
-    per_model = summary.get("converges_per_model")
-    if per_model is not None:
-        converges = all(per_model.values())
-    else:
-        converges = summary["max_change_half_n_to_n"] <= max(0.05, 0.02 * abs(trained_value))
+    name = summary["candidate"]
     return {
         "separation": None if sep is None else sep >= 5,
         "spearman": summary.get("direction", 1) * summary["spearman_with_acc"] >= 0.8,
-        "convergence": converges,
+        "convergence": all(converges(m["candidates"][name]) for m in models),
         "seed CV": None if cv is None else cv <= 0.05,
         "ceiling": True if gap is None else gap >= 1.0,
     }
@@ -119,7 +120,7 @@ def table(record: dict, seeds: dict | None, title: str) -> tuple[list[str], dict
         shown = name + (" (−)" if s.get("direction", 1) < 0 else "")
         trained_value = by_model[label]["candidates"][name]["value"]
         cv = cvs.get(name) if seeds is not None else None
-        g = gates(s, trained_value, cv)
+        g = gates(s, record["models"], cv)
         passed = sum(1 for v in g.values() if v)
         measured = sum(1 for v in g.values() if v is not None)
         sep = s.get("min_separation_se")
