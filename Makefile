@@ -3,13 +3,17 @@ PY ?= python
 .PHONY: test lint bench bench-quick bench-scale bench-gpu-prepare reproduction validity validity-qwen \
 	validity-baselines \
 	reproduction-models reproduction-harness reproduction-text reproduction-score reproduction-paper \
-	reproduction-report
+	reproduction-report check-studies
 
 test:
 	$(PY) -m pytest
 
 lint:
 	ruff check . && ruff format --check .
+
+# every number the studies quote, regenerated from their committed files (no model runs)
+check-studies:
+	$(PY) scripts/check_study_numbers.py
 
 # speed and accuracy tables (docs/performance.md); not part of the test run
 bench:
