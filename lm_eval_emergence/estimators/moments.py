@@ -20,6 +20,7 @@ import torch
 
 __all__ = [
     "PairMoments",
+    "jackknife_bias_corrected",
     "jackknife_fold_ids",
     "jackknife_stderr",
     "moments_of_samples",
@@ -48,6 +49,21 @@ def jackknife_stderr(left_out: torch.Tensor) -> torch.Tensor:
     ([G, ...]): sqrt((G - 1) / G * sum (v_g - mean v)^2)."""
     g = left_out.shape[0]
     return ((g - 1) / g * ((left_out - left_out.mean(0)) ** 2).sum(0)).sqrt()
+
+
+def jackknife_bias_corrected(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The delete-a-group jackknife's bias-corrected value from `values` [1 + G, ...] (all rows,
+    then each group left out) on `rows` [1 + G] rows each.
+
+    A bias c / n is fitted to how the left-out values move with their row counts (least squares
+    in 1 / n) and removed from the value on all rows; with equal groups this is the classical
+    G * v - (G - 1) * mean(v_-g). Removes the 1 / n term of the bias, not higher orders.
+    """
+    full, left_out = values[0], values[1:]
+    rows = rows.to(values.dtype)
+    a = (1.0 / rows[1:] - 1.0 / rows[0]).reshape(-1, *([1] * (values.dim() - 1)))
+    c = (a * (left_out - full)).sum(0) / (a * a).sum(0)
+    return full - c / rows[0]
 
 
 def _accumulator_dtype(device: torch.device) -> torch.dtype:

@@ -29,6 +29,7 @@ __all__ = [
     "get_estimator",
     "held_out_rows",
     "register_estimator",
+    "require_choice",
     "require_positive",
     "split_rows",
 ]
@@ -102,6 +103,16 @@ class Estimator:
 
 
 _REGISTRY: dict[str, Estimator] = {}
+
+
+def require_choice(
+    options: dict[str, Any], name: str, choices: tuple[str, ...], meaning: str
+) -> None:
+    """Raise a ValueError naming `meaning` unless option `name` is one of `choices`."""
+    if options[name] not in choices:
+        raise ValueError(
+            f"{name} must be one of {', '.join(choices)} ({meaning}), got {options[name]!r}."
+        )
 
 
 def require_positive(options: dict[str, Any], name: str, meaning: str) -> None:
