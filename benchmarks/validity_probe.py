@@ -313,11 +313,10 @@ def interpolated(model: torch.nn.Module, control: torch.nn.Module, t: float) -> 
     return model
 
 
-def family_lists(args) -> tuple[ListData, ListData]:
-    """The family's training lists and its held-out lists, in the compact vocabulary of both:
-    the three categories in SmolLM2's tokenization, held-out lists mixed (on lists of one
-    category a model that always names one of its entities would score high without reading
-    the context)."""
+def _family_token_lists(args) -> tuple[list, list, list, list]:
+    """The family's training lists and held-out lists in SmolLM2's token ids, with their correct
+    next ids: the three categories, held-out lists mixed (on lists of one category a model that
+    always names one of its entities would score high without reading the context)."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(default_model_dir()))
@@ -333,14 +332,48 @@ def family_lists(args) -> tuple[ListData, ListData]:
         ok += next_entity_ids(tok, built, category)[0]
     order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(args.data_seed))
     ids, ok = [ids[i] for i in order[: args.n]], [ok[i] for i in order[: args.n]]
+    return train_ids, train_ok, ids, ok
+
+
+def family_lists(args) -> tuple[ListData, ListData]:
+    """The first family's training and held-out lists in the compact vocabulary of both."""
+    train_ids, train_ok, ids, ok = _family_token_lists(args)
     vocab = sorted({t for seq in train_ids + ids for t in seq} | {t for o in train_ok for t in o})
     return list_data_from_icl(train_ids, train_ok, vocab), list_data_from_icl(ids, ok, vocab)
 
 
+def corpus_family_lists(args) -> tuple[ListData, ListData]:
+    """The second family's data: half of the first family's training lists, the other half
+    windows of the shipped natural-language corpus of the lists' length, one compact vocabulary
+    (SmolLM2's tokens of both); held out: the first family's lists."""
+    from transformers import AutoTokenizer
+
+    from lm_eval_emergence.data.windows import corpus_sentences
+
+    train_ids, train_ok, ids, ok = _family_token_lists(args)
+    tok = AutoTokenizer.from_pretrained(str(default_model_dir()))
+    length = len(ids[0])
+    half = len(train_ids) // 2
+    windows = []
+    for sentence in corpus_sentences():
+        tokens = tok(sentence, add_special_tokens=False)["input_ids"]
+        windows += [tokens[i : i + length] for i in range(0, len(tokens) - length + 1, length)]
+        if len(windows) >= 4 * half:
+            break
+    gen = torch.Generator().manual_seed(args.data_seed)
+    windows = [windows[i] for i in torch.randperm(len(windows), generator=gen)[:half]]
+    keep = torch.randperm(len(train_ids), generator=gen)[: len(train_ids) - len(windows)]
+    train = [train_ids[i] for i in keep] + windows
+    train_correct = [train_ok[i] for i in keep] + [[] for _ in windows]
+    vocab = sorted({t for seq in train + ids for t in seq} | {t for o in train_ok for t in o})
+    return list_data_from_icl(train, train_correct, vocab), list_data_from_icl(ids, ok, vocab)
+
+
 def family_series(args) -> list[dict]:
-    """The family trained here (`family.py`): every width at every checkpoint, measured on the
-    held-out lists of `family_lists`."""
-    train, test = family_lists(args)
+    """A family trained here (`family.py`): every width at every checkpoint, measured on the
+    held-out lists of `family_lists` (`--series family2`: trained on lists and corpus windows,
+    `corpus_family_lists`)."""
+    train, test = (corpus_family_lists if args.series == "family2" else family_lists)(args)
     settings = CaptureSettings(projection_dim=args.projection_dim, seed=args.seed, bos=None)
     rows = []
     for width in args.widths:
@@ -495,7 +528,7 @@ def write_json(path: Path | None, record: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the probe on one series, print its table and write the JSON; returns 0."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--series", choices=("smollm2", "qwen", "family"), default="smollm2")
+    p.add_argument("--series", choices=("smollm2", "qwen", "family", "family2"), default="smollm2")
     p.add_argument(
         "--gguf",
         type=Path,
@@ -534,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for rho's interval")
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128], help="family")
-    p.add_argument("--family-layers", type=int, default=4)
+    p.add_argument("--family-layers", type=int, default=None, help="default 4 (family2: 8)")
     p.add_argument("--family-lists", type=int, default=20000, help="training lists a category")
     p.add_argument("--checkpoints", type=int, nargs="+", default=[0, 200, 400, 800, 1600, 3000])
     p.add_argument("--json", type=Path, default=None)
@@ -569,7 +602,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         write_json(args.json, {"settings": settings_record, "seed_spread": spread})
         return 0
-    if args.series == "family":
+    if args.family_layers is None:
+        args.family_layers = 8 if args.series == "family2" else 4
+    if args.series in ("family", "family2"):
         rows = family_series(args)
         last = max(args.checkpoints)
         pairs = [(f"width {w} step {last}", f"width {w} step 0") for w in args.widths]
