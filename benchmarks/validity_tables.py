@@ -50,15 +50,22 @@ def converges(entry: dict) -> bool:
     return abs(entry["value_full_n"] - entry["value"]) <= max(0.05, 0.02 * abs(entry["value"]))
 
 
-def gates(summary: dict, models: list[dict], cv: float | None) -> dict[str, bool | None]:
+def gates(
+    summary: dict, models: list[dict], cv: float | None, logprob_gate: bool = False
+) -> dict[str, bool | None]:
     """Pass (True), fail (False) or not measured (None) for each gate of one candidate, read in
-    its direction; convergence holds when every model of the series converges (`converges`)."""
+    its direction; convergence holds when every model of the series converges (`converges`).
+    With `logprob_gate` (validity round 2) Spearman with logprob_correct is a gate too."""
     sep = summary.get("min_separation_se")
     gap = summary.get("min_ceiling_gap")
     name = summary["candidate"]
+    sign = summary.get("direction", 1)
     return {
         "separation": None if sep is None else sep >= 5,
-        "spearman": summary.get("direction", 1) * summary["spearman_with_acc"] >= 0.8,
+        "spearman": sign * summary["spearman_with_acc"] >= 0.8,
+        "spearman logprob": (
+            sign * summary["spearman_with_logprob"] >= 0.8 if logprob_gate else None
+        ),
         "convergence": all(converges(m["candidates"][name]) for m in models),
         "seed CV": None if cv is None else cv <= 0.05,
         "ceiling": True if gap is None else gap >= 1.0,
@@ -93,7 +100,9 @@ def _rho(summary: dict, key: str, ci_key: str) -> str:
     return f"{sign * summary[key]:.2f}{ci}"
 
 
-def table(record: dict, seeds: dict | None, title: str) -> tuple[list[str], dict[str, tuple]]:
+def table(
+    record: dict, seeds: dict | None, title: str, logprob_gate: bool = False
+) -> tuple[list[str], dict[str, tuple]]:
     """Markdown rows of one series and, per candidate, (gates passed, separation, change).
 
     Coefficients and separations are read in each metric's direction (a "-" after its name:
@@ -120,13 +129,15 @@ def table(record: dict, seeds: dict | None, title: str) -> tuple[list[str], dict
         shown = name + (" (−)" if s.get("direction", 1) < 0 else "")
         trained_value = by_model[label]["candidates"][name]["value"]
         cv = cvs.get(name) if seeds is not None else None
-        g = gates(s, record["models"], cv)
+        g = gates(s, record["models"], cv, logprob_gate)
         passed = sum(1 for v in g.values() if v)
         measured = sum(1 for v in g.values() if v is not None)
         sep = s.get("min_separation_se")
         gap = s.get("min_ceiling_gap")
         logprob = (
-            f" {_rho(s, 'spearman_with_logprob', 'spearman_logprob_ci95')} |"
+            f" {_rho(s, 'spearman_with_logprob', 'spearman_logprob_ci95')}"
+            + (f" ({mark(g['spearman logprob'])})" if logprob_gate else "")
+            + " |"
             if with_logprob
             else ""
         )
@@ -182,11 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=Path, nargs="*", default=[], help="seed-spread JSON files")
     p.add_argument("--confirm", type=Path, nargs="*", default=[])
     p.add_argument("--per-block", nargs="*", default=[], help="candidates to break down by block")
+    p.add_argument(
+        "--logprob-gate",
+        action="store_true",
+        help="Spearman with logprob_correct >= 0.8 as a gate (validity round 2)",
+    )
     args = p.parse_args(argv)
     seeds = None
     if args.seeds:
         seeds = {"seed_spread": [e for path in args.seeds for e in load(path)["seed_spread"]]}
-    lines, ranking = table(load(args.selection), seeds, f"Selection: {args.selection.name}")
+    lines, ranking = table(
+        load(args.selection), seeds, f"Selection: {args.selection.name}", args.logprob_gate
+    )
     print("\n".join(lines))
     best = sorted(
         ranking.items(),
@@ -200,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(per_block(load(args.selection), name)))
     for path in args.confirm:
         print()
-        print("\n".join(table(load(path), None, f"Confirmation: {path.name}")[0]))
+        print(
+            "\n".join(table(load(path), None, f"Confirmation: {path.name}", args.logprob_gate)[0])
+        )
     return 0
 
 
