@@ -1,6 +1,6 @@
 """Ground-truth MI cases: correlated Gaussians with closed-form MI, and invertible maps of them.
 
-Used by the tests and by ``benchmarks/estimators.py``. MI is invariant under invertible maps of
+Used by the tests, ``benchmarks/estimators.py`` and ``benchmarks/bias_correction.py``. MI is invariant under invertible maps of
 either side, so every variant keeps the closed-form value of the Gaussian it was made from.
 """
 
@@ -78,3 +78,53 @@ def discrete_deterministic(n: int, d: int, *, n_symbols: int, seed: int = 0) -> 
     symbols = torch.randint(0, n_symbols, (n,), generator=g)
     x = table[symbols]
     return GaussianCase(x=x, y=torch.tanh(x @ w) + x, true_bits=math.log2(n_symbols))
+
+
+@dataclass(frozen=True)
+class LinearGaussian:
+    """x ~ N(0, I_k) and y = A x + noise / 2 (A seeded), both standardised: the joint
+    correlation [2k, 2k] and the truths of the closed forms the bias corrections aim at."""
+
+    k: int
+    correlation: torch.Tensor  # float64
+
+    @classmethod
+    def of(cls, k: int, seed: int) -> LinearGaussian:
+        g = torch.Generator().manual_seed(seed)
+        a = torch.randn(k, k, generator=g, dtype=torch.float64) / math.sqrt(k)
+        eye = torch.eye(k, dtype=torch.float64)
+        cov = torch.cat([torch.cat([eye, a.T], 1), torch.cat([a, a @ a.T + 0.25 * eye], 1)])
+        scale = cov.diagonal().rsqrt()
+        return cls(k, cov * scale[:, None] * scale[None, :])
+
+    def samples(self, n: int, reps: int, seed: int) -> list[torch.Tensor]:
+        """`reps` seeded draws of n joint rows [n, 2k] (float32; x first)."""
+        g = torch.Generator().manual_seed(seed)
+        chol = torch.linalg.cholesky(self.correlation)
+        d = 2 * self.k
+        return [
+            (torch.randn(n, d, generator=g, dtype=torch.float64) @ chol.T).float()
+            for _ in range(reps)
+        ]
+
+    def floor_bits(self, kappa: float) -> float:
+        """I(x + kappa z1; y + kappa z2) of the population (what gaussian-floor estimates)."""
+        k = self.k
+        c = self.correlation + kappa**2 * torch.eye(2 * k, dtype=torch.float64)
+        logdet = lambda m: float(torch.linalg.slogdet(m)[1])  # noqa: E731
+        return 0.5 * (logdet(c[:k, :k]) + logdet(c[k:, k:]) - logdet(c)) / math.log(2)
+
+    def v_linear_bits(self, kappa: float) -> float:
+        """Held-out log-likelihood gain of the population linear-Gaussian predictor with the
+        covariance floor kappa^2 I (what v-linear estimates, without ridge)."""
+        k, c = self.k, self.correlation
+        sxx, sxy, syy = c[:k, :k], c[:k, k:], c[k:, k:]
+        cond = syy - sxy.T @ torch.linalg.solve(sxx, sxy)
+        floor = kappa**2 * torch.eye(k, dtype=torch.float64)
+
+        def expected_logpdf(m: torch.Tensor) -> float:
+            return -0.5 * float(
+                torch.trace(torch.linalg.solve(m + floor, m)) + torch.logdet(m + floor)
+            )
+
+        return (expected_logpdf(cond) - expected_logpdf(syy)) / math.log(2)

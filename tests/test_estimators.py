@@ -13,6 +13,7 @@ from lm_eval_emergence import estimate_mi, estimate_mi_many, estimator_names, es
 from lm_eval_emergence.estimators import MIN_SAMPLES
 from lm_eval_emergence.estimators.paper import PaperConfig, paper_lr
 from lm_eval_emergence.synthetic import (
+    LinearGaussian,
     correlated_gaussian,
     discrete_deterministic,
     gaussian_mi_bits,
@@ -511,36 +512,6 @@ def test_moments_flag_a_constant_side_and_refuse_what_needs_samples():
 # Finite-sample bias corrections (option `bias`)
 
 
-def _gaussian_pairs(k: int, seed: int) -> torch.Tensor:
-    """The joint correlation [2k, 2k] of x ~ N(0, I) and y = A x + noise/2 (a known dependence)."""
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(k, k, generator=g, dtype=torch.float64) / math.sqrt(k)
-    cov = torch.cat(
-        [
-            torch.cat([torch.eye(k, dtype=torch.float64), a.T], 1),
-            torch.cat([a, a @ a.T + 0.25 * torch.eye(k, dtype=torch.float64)], 1),
-        ]
-    )
-    scale = cov.diagonal().rsqrt()
-    return cov * scale[:, None] * scale[None, :]
-
-
-def _population_floor_bits(corr: torch.Tensor, k: int, kappa: float) -> float:
-    """I(x + kappa z1; y + kappa z2) of the population: the closed form, computed here."""
-    c = corr + kappa**2 * torch.eye(2 * k, dtype=torch.float64)
-    logdet = lambda m: float(torch.linalg.slogdet(m)[1])  # noqa: E731
-    return 0.5 * (logdet(c[:k, :k]) + logdet(c[k:, k:]) - logdet(c)) / math.log(2)
-
-
-def _draws(corr: torch.Tensor, n: int, reps: int, seed: int) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    chol = torch.linalg.cholesky(corr)
-    return [
-        (torch.randn(n, corr.shape[0], generator=g, dtype=torch.float64) @ chol.T).float()
-        for _ in range(reps)
-    ]
-
-
 #: (k, N) where the plug-in gaussian-floor misses max(0.05 bit, 2%): k not small against N.
 _PLUGIN_BIASED = {(32, 256), (64, 256), (64, 1024)}
 
@@ -550,12 +521,12 @@ def test_floor_corrections_land_within_the_gate_of_the_truth(k):
     """Mean of 3 draws at N = 256 ... 8,192: the jackknife within max(0.05 bit, 2%) of the
     known MI everywhere, the first-order analytic one everywhere but k = 64 at N = 256; the
     plug-in outside it exactly where k is not small against N."""
-    corr = _gaussian_pairs(k, seed=k)
-    truth = _population_floor_bits(corr, k, 0.25)
+    case = LinearGaussian.of(k, seed=k)
+    truth = case.floor_bits(0.25)
     tol = max(0.05, 0.02 * truth)
     for n in (256, 1024, 4096, 8192):
         bits = {b: 0.0 for b in ("none", "jackknife", "analytic")}
-        for rep, z in enumerate(_draws(corr, n, 3, seed=n + k)):
+        for rep, z in enumerate(case.samples(n, 3, seed=n + k)):
             for b in bits:
                 est = estimate_mi(z[:, :k], z[:, k:], estimator="gaussian-floor", bias=b, seed=rep)
                 bits[b] += est.bits / 3
@@ -567,9 +538,8 @@ def test_floor_corrections_land_within_the_gate_of_the_truth(k):
 
 
 def test_the_corrected_value_s_stderr_is_its_spread_over_fresh_samples():
-    corr = _gaussian_pairs(8, seed=1)
     values, stderrs = [], []
-    for rep, z in enumerate(_draws(corr, 1024, 30, seed=7)):
+    for rep, z in enumerate(LinearGaussian.of(8, seed=1).samples(1024, 30, seed=7)):
         est = estimate_mi(
             z[:, :8], z[:, 8:], estimator="gaussian-floor", bias="jackknife", seed=rep
         )
@@ -605,28 +575,16 @@ def test_jackknife_bias_correction_removes_a_known_one_over_n_term():
     assert float(jackknife_bias_corrected(values, rows)) == pytest.approx(2.0, abs=1e-12)
 
 
-def _v_linear_truth_bits(corr: torch.Tensor, k: int, kappa: float) -> float:
-    """Held-out log-likelihood gain of the population linear-Gaussian predictor (floor kappa)."""
-    sxx, sxy, syy = corr[:k, :k], corr[:k, k:], corr[k:, k:]
-    cond = syy - sxy.T @ torch.linalg.solve(sxx, sxy)
-    floor = kappa**2 * torch.eye(k, dtype=torch.float64)
-
-    def expected_logpdf(c: torch.Tensor) -> float:
-        return -0.5 * float(torch.trace(torch.linalg.solve(c + floor, c)) + torch.logdet(c + floor))
-
-    return (expected_logpdf(cond) - expected_logpdf(syy)) / math.log(2)
-
-
 def test_v_linear_jackknife_removes_the_fitting_bias():
     """Fitted on N/2 rows, the held-out gain is biased down by the fit's noise; the jackknife
     over the training rows lands within the gate where the plain value does not."""
     k = 32
-    corr = _gaussian_pairs(k, seed=2)
-    truth = _v_linear_truth_bits(corr, k, 0.1)
+    case = LinearGaussian.of(k, seed=2)
+    truth = case.v_linear_bits(0.1)
     tol = max(0.05, 0.02 * truth)
     for n, plain_fails in ((2048, True), (8192, False)):
         bits = {"none": 0.0, "jackknife": 0.0}
-        for rep, z in enumerate(_draws(corr, n, 3, seed=n)):
+        for rep, z in enumerate(case.samples(n, 3, seed=n)):
             for b in bits:
                 est = estimate_mi(
                     z[:, :k], z[:, k:], estimator="v-linear", bias=b, ridge=1e-6, seed=rep
