@@ -589,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         load = lambda: load_gguf_model(args.gguf)  # noqa: E731
     else:
         load = lambda: load_shipped_model("qwen2.5-coder-0.5b-instruct")  # noqa: E731
+    if args.family_layers is None:
+        args.family_layers = 8 if args.series == "family2" else 4
     settings_record = vars(args) | {"json": str(args.json), "gguf": str(args.gguf)}
     if args.seed_spread:
         model, tok = load()
@@ -602,8 +604,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         write_json(args.json, {"settings": settings_record, "seed_spread": spread})
         return 0
-    if args.family_layers is None:
-        args.family_layers = 8 if args.series == "family2" else 4
     if args.series in ("family", "family2"):
         rows = family_series(args)
         last = max(args.checkpoints)

@@ -1,7 +1,8 @@
 """Ground-truth MI cases: correlated Gaussians with closed-form MI, and invertible maps of them.
 
-Used by the tests, ``benchmarks/estimators.py`` and ``benchmarks/bias_correction.py``. MI is invariant under invertible maps of
-either side, so every variant keeps the closed-form value of the Gaussian it was made from.
+Used by the tests, ``benchmarks/estimators.py`` and ``benchmarks/bias_correction.py``. MI is
+invariant under invertible maps of either side, so every variant keeps the closed-form value of
+the Gaussian it was made from.
 """
 
 from __future__ import annotations
