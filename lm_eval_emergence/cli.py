@@ -142,9 +142,11 @@ class _NewOutputs:
         self.before = self._paths()
 
     def _paths(self) -> set[Path]:
+        """The entries two levels deep: lm-eval writes `<output_path>/<model>/<file>` (a deeper
+        scan would walk a whole home directory given `--output_path ~`)."""
         if self.root is None or not self.root.is_dir():
             return set()
-        return set(self.root.rglob("*"))
+        return {*self.root.glob("*"), *self.root.glob("*/*")}
 
     def remove(self) -> int:
         """Delete what appeared since the start; returns the number of files deleted."""
