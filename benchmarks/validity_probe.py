@@ -102,6 +102,8 @@ ROUND2 = (
     "gaussian-floor(kappa=1,bias=jackknife) on y-x",
     "gaussian-floor(kappa=1,bias=jackknife) on y",
     "v-linear(kappa=1,bias=jackknife) on y-x",
+    "gaussian-floor(kappa=0.25) on y-x, psi",
+    "gaussian-floor(kappa=0.25,bias=jackknife) on y-x, psi",
 )
 TARGET_LABEL = {"output": "y", "update": "y-x"}
 
@@ -119,15 +121,11 @@ def settings_of(candidate: tuple, seed: int) -> EstimationSettings:
 
 def selected(patterns: list[str] | None) -> list[tuple[str, dict, str, str]]:
     """The candidates whose name contains one of `patterns` (None: all; []: none, the
-    baselines alone; "round2": exactly `ROUND2` and the two psi rows of the floor at 0.25)."""
+    baselines alone; "round2": exactly `ROUND2`)."""
     if patterns is None:
         return list(CANDIDATES)
     if patterns == ["round2"]:
-        psi = (
-            "gaussian-floor(kappa=0.25) on y-x, psi",
-            "gaussian-floor(kappa=0.25,bias=jackknife) on y-x, psi",
-        )
-        return [c for c in CANDIDATES if name_of(*c) in (*ROUND2, *psi)]
+        return [c for c in CANDIDATES if name_of(*c) in ROUND2]
     return [c for c in CANDIDATES if any(p in name_of(*c) for p in patterns)]
 
 

@@ -86,14 +86,9 @@ def jackknife_terms(
     x, y = x.double(), y.double()
     full = _terms(x, y, rows.train, rows.test, ridge, kappa)
     fold_of = jackknife_fold_ids(len(rows.train), folds, seed)
-    left_out = [
-        _terms(x, y, rows.train[fold_of != f], rows.test, ridge, kappa)
-        for f in range(int(fold_of.max()) + 1)
-    ]
-    counts = torch.tensor(
-        [len(rows.train)] + [int((fold_of != f).sum()) for f in range(len(left_out))],
-        dtype=torch.float64,
-    )
+    kept = [rows.train[fold_of != f] for f in range(int(fold_of.max()) + 1)]
+    left_out = [_terms(x, y, train, rows.test, ridge, kappa) for train in kept]
+    counts = torch.tensor([len(rows.train), *map(len, kept)], dtype=torch.float64)
     return jackknife_bias_corrected(torch.stack([full, *left_out]), counts)
 
 
@@ -102,7 +97,6 @@ def _check(options: dict[str, Any]) -> None:
         options, "kappa", "the covariance floor, in units of each coordinate's standard deviation"
     )
     require_choice(options, "bias", ("none", "jackknife"), "the finite-sample correction")
-    require_positive(options, "folds", "the jackknife's folds of the training rows")
 
 
 @register_estimator(
