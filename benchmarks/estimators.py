@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from lm_eval_emergence.estimators import DEFAULT_ESTIMATOR, estimate_mi
+from lm_eval_emergence.estimators import DEFAULT_MI_ESTIMATOR, estimate_mi
 from lm_eval_emergence.synthetic import correlated_gaussian, discrete_deterministic
 
 CASES = [
@@ -117,9 +117,9 @@ def check_targets(rows: list[dict]) -> list[str]:
     for row in rows:
         by_case.setdefault(row["case"], {})[row["estimator"]] = row
     for case, estimators in by_case.items():
-        if DEFAULT_ESTIMATOR not in estimators:
+        if DEFAULT_MI_ESTIMATOR not in estimators:
             continue
-        default = estimators[DEFAULT_ESTIMATOR]
+        default = estimators[DEFAULT_MI_ESTIMATOR]
         verdicts = []
         paper = next((r for m, r in estimators.items() if m.startswith("mine-paper")), None)
         if paper is not None:
@@ -161,7 +161,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(
         f"n={args.n}, seeds={args.seeds}, mine-paper steps={args.paper_steps}, "
-        f"threads={torch.get_num_threads()}, default={DEFAULT_ESTIMATOR}\n"
+        f"threads={torch.get_num_threads()}, default={DEFAULT_MI_ESTIMATOR}\n"
     )
     header = (
         "| case | estimator | true bits | estimate | abs error | seed spread | stderr "

@@ -66,7 +66,7 @@ from lm_eval_emergence.family import (  # noqa: E402
     train_checkpoints,
 )
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings  # noqa: E402
-from lm_eval_emergence.spectral import DEFAULT_FOLDS, spectrum  # noqa: E402
+from lm_eval_emergence.spectral import spectrum  # noqa: E402
 
 #: (estimator, options, target, form) of every candidate; "update" is the block's update y - x,
 #: "psi" pairs each token alone with the sequence's output (`protocols.FORMS`).
@@ -191,7 +191,8 @@ def measure_candidates(captured, args, seed: int) -> dict[str, dict]:
             "seconds_estimation": time.perf_counter() - t
         }
     if args.baselines:
-        out |= _spectral_entries(spectrum(captured, folds=DEFAULT_FOLDS, seed=seed))
+        # the spectrum's default folds are the default protocol's
+        out |= _spectral_entries(spectrum(captured, seed=seed))
     return out
 
 

@@ -9,7 +9,7 @@ adapter) -> ``report``. Importing this package loads the core only, not lm-eval;
 from .data import make_icl_sequences, single_token_entities
 from .emergence import measure_emergence
 from .estimators import (
-    DEFAULT_ESTIMATOR,
+    DEFAULT_MI_ESTIMATOR,
     MIEstimate,
     estimate_mi,
     estimate_mi_many,
@@ -25,7 +25,7 @@ from .settings import CaptureSettings, EstimationSettings, IESettings
 TASKS_DIR = str(tasks_dir())
 
 __all__ = [
-    "DEFAULT_ESTIMATOR",
+    "DEFAULT_MI_ESTIMATOR",
     "TASKS_DIR",
     "CaptureSettings",
     "EmergenceResult",

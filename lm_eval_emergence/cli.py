@@ -29,12 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .meta import tasks_dir
+from .meta import MODEL_NAME, tasks_dir
 
 __all__ = ["main", "plugin_task_names"]
 
 PROG = "lm-eval-emergence"
-DEFAULT_MODEL = "hf-emergence"
 _SUBCOMMANDS = ("run", "ls", "validate")
 
 
@@ -95,11 +94,11 @@ def _merged_include_dir(user_dir: str) -> str:
 
 def _with_default_model(argv: list[str]) -> list[str]:
     model = _flag(argv, "--model")
-    if model is not None and model[1] != DEFAULT_MODEL:
+    if model is not None and model[1] != MODEL_NAME:
         return argv
     args = _flag(argv, "--model_args")
     if model is None:
-        argv = [*argv, "--model", DEFAULT_MODEL]
+        argv = [*argv, "--model", MODEL_NAME]
     if args is not None and "pretrained" in (args[1] or ""):
         return argv
     from .default_model import default_model_dir
@@ -117,7 +116,7 @@ def _with_default_model(argv: list[str]) -> list[str]:
 def _wrong_model_message(argv: list[str]) -> str | None:
     model = _flag(argv, "--model")
     tasks = _flag(argv, "--tasks")
-    if model is None or model[1] == DEFAULT_MODEL or tasks is None or not tasks[1]:
+    if model is None or model[1] == MODEL_NAME or tasks is None or not tasks[1]:
         return None
     ours = plugin_task_names()  # emergence tasks only
     asked = [t.strip() for t in tasks[1].split(",")]

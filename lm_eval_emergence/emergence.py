@@ -22,21 +22,28 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from .capture import Capture, MomentCapture, capture_moments, capture_states, plan_capture
+from .capture import (
+    Capture,
+    MomentCapture,
+    StreamSpec,
+    capture_moments,
+    capture_states,
+    plan_capture,
+)
+from .capture.blocks import target_states
 from .estimators import estimate_mi_many, require_samples
 from .estimators.api import estimate_mi_from_moments, moments_unsupported
-from .estimators.moments import PairMoments, jackknife_fold_ids, stack_pairs
+from .estimators.moments import PairMoments, stack_pairs
 from .meta import __version__
 from .records import EmergenceResult, LayerEmergence, PositionEmergence, PositionLayer
 from .settings import (
     DEFAULT_BATCH_SIZE,
-    DEFAULT_IE_ESTIMATOR,
     DEFAULT_PROJECTION_DIM,
     CaptureSettings,
     EmergenceConfigError,
@@ -50,8 +57,8 @@ __all__ = [
     "entropy_bits",
     "measure",
     "measure_emergence",
+    "stream_spec",
     "stream_unsupported",
-    "streams",
 ]
 
 _Key = tuple[str, int, int]  # (level, layer slot, token index)
@@ -102,23 +109,16 @@ def measure_emergence(
     (stderr(l) = sqrt(se_macro^2 + sum_t se_t^2 / T^2); the mean over layers
     sqrt(sum_l se_l^2) / L). They share one data split, so this is an approximation.
     """
-    if protocol is not None and estimator is not None:
-        raise EmergenceConfigError(
-            f"protocol={protocol!r} names its own estimator; drop estimator={estimator!r}"
-        )
-    base = (
-        EstimationSettings.of_protocol(protocol, seed)
-        if protocol is not None
-        else EstimationSettings(estimator or DEFAULT_IE_ESTIMATOR, seed=seed)
-    )
-    estimation = replace(
-        base,
-        options={**base.options, **_merge_options(estimator_options, options)},
-        target=target or base.target,
-        form=form or base.form,
+    estimation = EstimationSettings.choose(
+        protocol=protocol,
+        estimator=estimator,
+        options=_merge_options(estimator_options, options),
+        target=target,
+        form=form,
+        seed=seed,
     )
     capture = CaptureSettings(
-        layers=None if layers is None else tuple([layers] if isinstance(layers, int) else layers),
+        layers=layers,
         projection_dim=projection_dim,
         seed=seed,
         bos=micro_bos,
@@ -154,47 +154,50 @@ def measure(
     plan = plan_capture(model, tokenizer, settings.capture)  # fails (bad block) before any work
     positions = "all" if per_position else "last"
     estimation = settings.estimation
-    if streams(settings.capture.stream, len(ids), plan.info.state_dim, estimation):
-        n_folds = int(estimation.resolved_options().get("folds", 1))
-        folds = jackknife_fold_ids(len(ids), n_folds, estimation.seed)
-        moments = capture_moments(
-            model,
-            ids,
-            plan,
-            folds=folds,
-            n_folds=int(folds.max()) + 1,
-            target=estimation.target,
-            positions=positions,
-            progress=progress,
-        )
+    stream = stream_spec(settings.capture.stream, len(ids), plan.info.state_dim, estimation)
+    if stream is not None:
+        moments = capture_moments(model, ids, plan, stream, positions=positions, progress=progress)
         return emergence_from_moments(moments, estimation, per_position=per_position)
     states = capture_states(model, ids, plan, positions=positions, progress=progress)
     return emergence_from_states(states, estimation, per_position=per_position, progress=progress)
 
 
-def streams(
-    mode: str, n: int, state_dim: int, estimation: EstimationSettings, bytes_per_number: int = 4
-) -> bool:
-    """Whether a capture of `n` sequences keeps only the moments of its states (`ie_stream`).
+#: Bytes a number of the captured states takes where they are kept: float32 in the library,
+#: float16 in the lm-eval payloads (`harness/features.py`).
+STATE_BYTES = {"library": 4, "payload": 2}
+
+
+def stream_spec(
+    mode: str,
+    n: int,
+    state_dim: int,
+    estimation: EstimationSettings,
+    *,
+    kept_as: str = "library",
+    blocked_by: str | None = None,
+) -> StreamSpec | None:
+    """Whether a capture of `n` sequences keeps only the moments of its states (`ie_stream`),
+    and how: the one place this is decided. None keeps the states.
 
     "on" streams or fails naming why it cannot; "off" never streams; "auto" streams when the
-    estimate can be computed from moments and they take fewer bytes than the states (states at
-    `bytes_per_number` bytes a number: per block and position 2k numbers a sequence, against
-    folds x (2k)^2 float64 numbers of moments): at k = 64, above 2,580 sequences of float32
-    states or 5,160 of float16 payloads.
+    estimate can be computed from moments and they take fewer bytes than the states would
+    (`kept_as` says where: per block and position 2k numbers a sequence at STATE_BYTES each,
+    against folds x (2k)^2 float64 numbers of moments): at k = 64, above 2,580 sequences of
+    library states or 5,160 payloads. `blocked_by` is a reason of the caller's own not to
+    stream (a task that splits its documents after the passes).
     """
     if mode == "off":
-        return False
-    why = stream_unsupported(estimation)
-    if mode == "on":
-        if why is not None:
-            raise EmergenceConfigError(f"ie_stream=on: {why}; use ie_stream=auto or off")
-        return True
+        return None
+    why = blocked_by or stream_unsupported(estimation)
+    if mode == "on" and why is not None:
+        raise EmergenceConfigError(f"ie_stream=on, but {why}; use ie_stream=auto or off")
     if why is not None:
-        return False
+        return None
     width = 2 * state_dim
-    folds = int(estimation.resolved_options().get("folds", 1))
-    return n * width * bytes_per_number > folds * width * (width + 1) * 8
+    folds = estimation.folds
+    if mode == "auto" and n * width * STATE_BYTES[kept_as] <= folds * width * (width + 1) * 8:
+        return None
+    return StreamSpec(rows=n, folds=folds, seed=estimation.seed, target=estimation.target)
 
 
 def emergence_from_states(
@@ -314,9 +317,7 @@ def _micro_moments(capture: MomentCapture, t: int) -> PairMoments:
     counts = torch.zeros(capture.n_folds, len(tokens), dtype=torch.float64)
     counts.index_put_((capture.folds, where), torch.ones(len(where), dtype=torch.float64), True)
     x, y = table.lookup(tokens[None, :])  # [L, 1, U, k]
-    x, y = x[:, 0], y[:, 0]
-    if capture.target == "update":
-        y = y - x
+    x, y = x[:, 0], target_states(x[:, 0], y[:, 0], capture.target)
     moments = PairMoments.empty(capture.n_folds, x.shape[0], x.shape[-1], y.shape[-1])
     moments.add_weighted(x, y, counts)
     return moments
@@ -536,8 +537,9 @@ class _ExactZero:
     exact: bool = True
 
 
-#: An MI is never negative: an estimate below -(3 stderr + this) bits is not sampling noise.
-NEGATIVE_TOLERANCE_BITS = 0.1
+#: An MI is never negative, nor above its estimator's ceiling: an estimate beyond either by more
+#: than 3 stderr + this many bits is not sampling noise.
+TOLERANCE_BITS = 0.1
 
 
 def _implausible(by_key: dict[_Key, Any], layers: list[int]) -> list[tuple[int, str]]:
@@ -550,11 +552,12 @@ def _implausible(by_key: dict[_Key, Any], layers: list[int]) -> list[tuple[int, 
     for (kind, li, t), est in by_key.items():
         bits, se = est.bits, est.stderr_bits
         ceiling = getattr(est, "ceiling_bits", None)
+        slack = 3 * se + TOLERANCE_BITS
         if not (math.isfinite(bits) and math.isfinite(se)):
             why = "is not finite"
-        elif bits < -(3 * se + NEGATIVE_TOLERANCE_BITS):
+        elif bits < -slack:
             why = "is below 0 by more than 3 standard errors; MI cannot be negative"
-        elif ceiling is not None and not -ceiling <= bits <= ceiling + 3 * se + 0.1:
+        elif ceiling is not None and not -ceiling <= bits <= ceiling + slack:
             why = f"lies outside +-{ceiling:.2f} bits, the range this estimator can read"
         else:
             continue

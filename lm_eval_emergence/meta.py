@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["__version__", "tasks_dir"]
+__all__ = ["MODEL_NAME", "__version__", "tasks_dir"]
 
 __version__ = "0.1.0"
+#: The name the plugin's lm-eval model registers under (`harness/model.py`).
+MODEL_NAME = "hf-emergence"
 
 
 def tasks_dir() -> Path:

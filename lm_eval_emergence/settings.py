@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .estimators.api import resolve_options
+from .estimators.moments import DEFAULT_FOLDS
 from .estimators.registry import estimator_names
 from .protocols import FORMS, TARGETS, get_protocol, protocol_name
 
@@ -210,16 +211,62 @@ def parse_options(value: Any) -> dict[str, Any]:
     return out
 
 
+def _parse_projection_dim(value: Any) -> int | None:
+    try:
+        return parse_int("projection_dim (ie_projection_dim)", value, 1)
+    except EmergenceConfigError:
+        raise EmergenceConfigError(
+            "projection_dim (ie_projection_dim) must be an integer >= 1 or 'none' (the full "
+            f"hidden size), got {value!r}"
+        ) from None
+
+
 def _parse_bos(value: Any) -> int | str | None:
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
-    return parse_int("ie_bos", value, 0)
+    try:
+        return parse_int("bos (ie_bos)", value, 0)
+    except EmergenceConfigError:
+        raise EmergenceConfigError(
+            f"bos (ie_bos) must be 'auto', 'none' or a token id >= 0, got {value!r}"
+        ) from None
 
 
 def _parse_batch_size(value: Any) -> int | str | None:
-    if isinstance(value, str) and value.strip() == "auto":
+    if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
-    return parse_int("ie_batch_size", value, 1)
+    return parse_int("batch_size (ie_batch_size)", value, 1)
+
+
+def _parse_stream(value: Any) -> str:
+    text = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+    text = text.strip().lower() if isinstance(text, str) else text
+    text = {"true": "on", "false": "off"}.get(text, text)
+    if text not in STREAM_MODES:
+        raise EmergenceConfigError(
+            f"stream (ie_stream) must be one of {', '.join(STREAM_MODES)}, got {value!r}"
+        )
+    return text
+
+
+def _parse_control(value: Any) -> str | None:
+    control = None if _is_none(value) else str(value).strip().lower()
+    if control not in CONTROLS:
+        raise EmergenceConfigError(
+            "control (ie_control) must be 'random' (a random-weights copy of the model) or "
+            f"'none', got {value!r}"
+        )
+    return control
+
+
+def _parse_name(field: str, value: Any, choices: tuple[str, ...], lower: bool = True) -> str:
+    name = str(value).strip()
+    name = name.lower() if lower else name
+    if name not in choices:
+        raise EmergenceConfigError(
+            f"unknown {field} {value!r} (ie_{field}); choose one of: {', '.join(choices)}"
+        )
+    return name
 
 
 def ie_keys(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -250,36 +297,16 @@ class CaptureSettings:
     stream: str = "auto"  # keep the states ("off"), only their moments ("on"), or the smaller
 
     def __post_init__(self) -> None:
-        """Check every field and store it in its one type (an int's text becomes the int)."""
-        if self.layers is not None:
-            object.__setattr__(self, "layers", parse_layers(list(self.layers)))
-        if self.projection_dim is not None:
-            dim = parse_int("projection_dim (ie_projection_dim)", self.projection_dim, 1)
-            object.__setattr__(self, "projection_dim", dim)
-        object.__setattr__(self, "seed", parse_int("seed", self.seed, 0, allow_none=False))
-        if self.bos != "auto" and self.bos is not None:
-            try:
-                bos = parse_int("bos", self.bos, 0, allow_none=False)
-            except EmergenceConfigError:
-                raise EmergenceConfigError(
-                    f"micro_bos (ie_bos) must be 'auto', None or a token id, got {self.bos!r}"
-                ) from None
-            object.__setattr__(self, "bos", bos)
-        if self.batch_size not in (None, "auto"):
-            batch = parse_int("batch_size (ie_batch_size)", self.batch_size, 1)
-            object.__setattr__(self, "batch_size", batch)
-        stream = {True: "on", False: "off"}.get(self.stream, self.stream)  # type: ignore[call-overload]
-        stream = stream.strip().lower() if isinstance(stream, str) else stream
-        if stream not in STREAM_MODES:
-            raise EmergenceConfigError(
-                f"ie_stream must be one of {', '.join(STREAM_MODES)}, got {self.stream!r}"
-            )
-        object.__setattr__(self, "stream", stream)
-        if self.control not in CONTROLS:
-            raise EmergenceConfigError(
-                f"ie_control must be 'random' (a random-weights copy of the model) or 'none', "
-                f"got {self.control!r}"
-            )
+        """Check every field and store it in its one type (the one place settings are checked:
+        an int's text becomes the int, "none" None, an int `layers` a tuple)."""
+        set_ = object.__setattr__
+        set_(self, "layers", parse_layers(self.layers))
+        set_(self, "projection_dim", _parse_projection_dim(self.projection_dim))
+        set_(self, "seed", parse_int("seed (ie_seed)", self.seed, 0, allow_none=False))
+        set_(self, "bos", _parse_bos(self.bos))
+        set_(self, "batch_size", _parse_batch_size(self.batch_size))
+        set_(self, "stream", _parse_stream(self.stream))
+        set_(self, "control", _parse_control(self.control))
 
     def to_dict(self) -> dict[str, Any]:
         names = ("projection_dim", "seed", "bos", "batch_size", "control", "stream")
@@ -303,20 +330,11 @@ class EstimationSettings:
     form: str = _DEFAULT.form  # "ie", or "psi": micro inputs against the macro output
 
     def __post_init__(self) -> None:
-        if self.estimator not in estimator_names():
-            raise EmergenceConfigError(
-                f"unknown estimator {self.estimator!r} (ie_estimator); choose one of: "
-                f"{', '.join(estimator_names())}"
-            )
-        if self.target not in TARGETS:
-            raise EmergenceConfigError(
-                f"unknown target {self.target!r} (ie_target); choose one of: {', '.join(TARGETS)}"
-            )
-        if self.form not in FORMS:
-            raise EmergenceConfigError(
-                f"unknown form {self.form!r} (ie_form); choose one of: {', '.join(FORMS)}"
-            )
-        object.__setattr__(self, "seed", parse_int("seed", self.seed, 0, allow_none=False))
+        set_ = object.__setattr__
+        set_(self, "estimator", _parse_name("estimator", self.estimator, estimator_names(), False))
+        set_(self, "target", _parse_name("target", self.target, TARGETS))
+        set_(self, "form", _parse_name("form", self.form, FORMS))
+        set_(self, "seed", parse_int("seed (ie_seed)", self.seed, 0, allow_none=False))
         options = {k: v for k, v in dict(self.options).items() if v is not None}
         object.__setattr__(self, "options", options)
         try:
@@ -326,9 +344,55 @@ class EstimationSettings:
                 f"{exc} Set estimator options with ie_steps, ie_noise_std or ie_options."
             ) from None
 
+    @classmethod
+    def choose(
+        cls,
+        *,
+        protocol: str | None = None,
+        estimator: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        target: str | None = None,
+        form: str | None = None,
+        seed: Any = None,
+        base: EstimationSettings | None = None,
+    ) -> EstimationSettings:
+        """`base` (default: the default protocol) with what is named here changed.
+
+        A protocol replaces the estimator, its options, the target and the form; an estimator
+        other than the base's starts from its own default options; `options`, `target` and
+        `form` then adjust either. The one place a protocol and an estimator meet.
+        """
+        if protocol is not None and estimator is not None:
+            raise EmergenceConfigError(
+                f"protocol {protocol!r} (ie_protocol) and estimator {estimator!r} "
+                "(ie_estimator) are both set; a protocol names its own estimator: drop one "
+                "(its options can still be adjusted)"
+            )
+        base = base if base is not None else cls.of_protocol(DEFAULT_IE_PROTOCOL)
+        seed = base.seed if seed is None else seed
+        if protocol is not None:
+            base = cls.of_protocol(str(protocol).strip(), seed)
+        if estimator is not None and str(estimator).strip() != base.estimator:
+            # options belong to an estimator: another one starts from its own defaults
+            base = cls(str(estimator).strip(), {}, seed, base.target, base.form)
+        return replace(
+            base,
+            options={**base.options, **dict(options or {})},
+            target=base.target if target is None else target,
+            form=base.form if form is None else form,
+            seed=seed,
+        )
+
     def resolved_options(self) -> dict[str, Any]:
         """Every option of the estimator, defaults filled in."""
         return resolve_options(self.estimator, self.options)
+
+    @property
+    def folds(self) -> int:
+        """The jackknife folds of the estimate (the estimator's `folds` option), which the
+        streamed moments and the spectral baselines use too; DEFAULT_FOLDS for an estimator
+        without folds."""
+        return int(self.resolved_options().get("folds", DEFAULT_FOLDS))
 
     @property
     def protocol(self) -> str:
@@ -368,66 +432,32 @@ class IESettings:
         """`base` (default: the defaults) updated with the `ie_*` keys of `mapping`, validated."""
         keys = ie_keys(mapping)
         base = base if base is not None else cls()
-        capture: dict[str, Any] = {}
-        estimation: dict[str, Any] = {}
-        base_estimation = base.estimation
-        if "ie_protocol" in keys:
-            if "ie_estimator" in keys:
-                raise EmergenceConfigError(
-                    "ie_protocol and ie_estimator are both set; a protocol names its own "
-                    "estimator: drop one (ie_options still adjusts a protocol's options)"
-                )
-            name = str(keys["ie_protocol"]).strip()
-            base_estimation = EstimationSettings.of_protocol(name, base.estimation.seed)
-        if "ie_estimator" in keys:
-            estimation["estimator"] = str(keys["ie_estimator"]).strip()
-            if estimation["estimator"] != base_estimation.estimator:
-                # options belong to an estimator: another one starts from its own defaults
-                base_estimation = replace(base_estimation, options={})
-        if "ie_target" in keys:
-            estimation["target"] = str(keys["ie_target"]).strip().lower()
-        if "ie_form" in keys:
-            estimation["form"] = str(keys["ie_form"]).strip().lower()
-        if "ie_layers" in keys:
-            capture["layers"] = parse_layers(keys["ie_layers"])
-        if "ie_projection_dim" in keys:
-            value = keys["ie_projection_dim"]
-            try:
-                capture["projection_dim"] = parse_int("ie_projection_dim", value, 1)
-            except EmergenceConfigError:
-                raise EmergenceConfigError(
-                    f"ie_projection_dim must be an integer >= 1 or 'none' (the full hidden "
-                    f"size), got {value!r}"
-                ) from None
-        if "ie_seed" in keys:
-            seed = parse_int("ie_seed", keys["ie_seed"], 0, allow_none=False)
-            capture["seed"] = estimation["seed"] = seed
-        if "ie_bos" in keys:
-            capture["bos"] = _parse_bos(keys["ie_bos"])
-        if "ie_batch_size" in keys:
-            capture["batch_size"] = _parse_batch_size(keys["ie_batch_size"])
-        if "ie_stream" in keys:
-            capture["stream"] = parse_scalar(str(keys["ie_stream"]))
-        if "ie_control" in keys:
-            value = keys["ie_control"]
-            capture["control"] = None if _is_none(value) else str(value).strip().lower()
-        options = dict(base_estimation.options)
-        if "ie_options" in keys:
-            options.update(parse_options(keys["ie_options"]))
+        # the keys say which fields change; the dataclasses check the values
+        fields = {
+            "ie_layers": "layers",
+            "ie_projection_dim": "projection_dim",
+            "ie_seed": "seed",
+            "ie_bos": "bos",
+            "ie_batch_size": "batch_size",
+            "ie_stream": "stream",
+            "ie_control": "control",
+        }
+        capture = {field: keys[key] for key, field in fields.items() if key in keys}
+        options = parse_options(keys.get("ie_options"))
         if "ie_steps" in keys:
-            options["steps"] = parse_int("ie_steps", keys["ie_steps"], 1)
+            options["steps"] = parse_scalar(str(keys["ie_steps"]))
         if "ie_noise_std" in keys:
-            try:
-                options["noise_std"] = float(keys["ie_noise_std"])
-            except (TypeError, ValueError):
-                raise EmergenceConfigError(
-                    f"ie_noise_std must be a number >= 0, got {keys['ie_noise_std']!r}"
-                ) from None
-        estimation["options"] = options
-        return cls(
-            capture=replace(base.capture, **capture),
-            estimation=replace(base_estimation, **estimation),
+            options["noise_std"] = parse_scalar(str(keys["ie_noise_std"]))
+        estimation = EstimationSettings.choose(
+            protocol=keys.get("ie_protocol"),
+            estimator=keys.get("ie_estimator"),
+            options=options,
+            target=keys.get("ie_target"),
+            form=keys.get("ie_form"),
+            seed=keys.get("ie_seed"),
+            base=base.estimation,
         )
+        return cls(capture=replace(base.capture, **capture), estimation=estimation)
 
     def to_dict(self) -> dict[str, Any]:
         return {"capture": self.capture.to_dict(), "estimation": self.estimation.to_dict()}

@@ -35,19 +35,21 @@ import time
 import torch
 
 from .capture import Capture, MomentCapture
-from .estimators.moments import PairMoments, jackknife_stderr, moments_of_samples, stack_pairs
+from .estimators.moments import (
+    DEFAULT_FOLDS,
+    PairMoments,
+    jackknife_stderr,
+    moments_of_samples,
+    stack_pairs,
+)
 from .records import LayerSpectrum, SpectralResult
 
 __all__ = [
-    "DEFAULT_FOLDS",
     "diff_erank",
     "effective_rank",
     "matrix_entropy_bits",
     "spectrum",
 ]
-
-#: Jackknife folds where the estimation settings name none (the closed forms' default).
-DEFAULT_FOLDS = 10
 
 
 def _spectrum(matrix: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -13,11 +14,12 @@ from transformers import AutoModelForCausalLM
 
 from lm_eval_emergence.capture import (
     BlocksNotFoundError,
-    CapturedStates,
+    Capture,
+    CapturePlan,
     RandomProjection,
+    StreamSpec,
     TokenTable,
-    capture_macro,
-    capture_micro,
+    capture_moments,
     capture_states,
     capture_token_table,
     find_blocks,
@@ -26,6 +28,30 @@ from lm_eval_emergence.capture import (
     plan_capture,
 )
 from lm_eval_emergence.settings import CaptureSettings
+
+
+def plan_for(
+    model: nn.Module,
+    *,
+    layers=None,
+    batch_size: int = 64,
+    projection_dim: int | None = None,
+    bos: int | None = None,
+    seed: int = 0,
+) -> CapturePlan:
+    """A capture plan of `model` (full width and no BOS unless asked for)."""
+    settings = CaptureSettings(
+        layers=layers, projection_dim=projection_dim, bos=bos, batch_size=batch_size, seed=seed
+    )
+    return plan_capture(model, None, settings)
+
+
+def captured(
+    model: nn.Module, ids, *, positions="last", table: TokenTable | None = None, **settings
+) -> Capture:
+    """`capture_states` under `plan_for(model, **settings)`: macro states [L, N, P, k] in
+    `.macro_inputs`/`.macro_outputs`, micro states [L, N, T, k] from `.micro_states()`."""
+    return capture_states(model, ids, plan_for(model, **settings), positions=positions, table=table)
 
 
 def assert_states_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
@@ -59,19 +85,19 @@ def check_against_hidden_states(model: nn.Module, ids: torch.Tensor) -> None:
     n_blocks = len(find_blocks(model))
     hs = reference_hidden_states(model, ids)
     assert len(hs) == n_blocks + 1
-    last = capture_macro(model, ids, positions="last")
-    full = capture_macro(model, ids, positions="all")
+    last = captured(model, ids, positions="last")
+    full = captured(model, ids, positions="all")
     T = ids.shape[1]
     assert last.positions == [T - 1] and full.positions == list(range(T))
     assert last.layers == full.layers == list(range(n_blocks))
-    assert full.inputs.shape == (n_blocks, ids.shape[0], T, hs[0].shape[-1])
-    assert full.inputs.dtype == torch.float32 and full.inputs.device.type == "cpu"
+    assert full.macro_inputs.shape == (n_blocks, ids.shape[0], T, hs[0].shape[-1])
+    assert full.macro_inputs.dtype == torch.float32 and full.macro_inputs.device.type == "cpu"
     for i in range(n_blocks):
-        assert_states_close(full.inputs[i], hs[i])
-        assert_states_close(last.inputs[i], hs[i][:, -1:])
+        assert_states_close(full.macro_inputs[i], hs[i])
+        assert_states_close(last.macro_inputs[i], hs[i][:, -1:])
     for i in range(n_blocks - 1):
-        assert_states_close(full.outputs[i], hs[i + 1])
-        assert_states_close(last.outputs[i], hs[i + 1][:, -1:])
+        assert_states_close(full.macro_outputs[i], hs[i + 1])
+        assert_states_close(last.macro_outputs[i], hs[i + 1][:, -1:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,40 +113,47 @@ def test_last_block_output_is_not_final_hidden_state(tiny_gpt2):
     """hidden_states[-1] is ln_f(last block output): the reason the hooks exist."""
     ids = torch.randint(0, 128, (3, 5), generator=torch.Generator().manual_seed(2))
     hs = reference_hidden_states(tiny_gpt2, ids)
-    st = capture_macro(tiny_gpt2, ids, positions="all")
-    assert not torch.allclose(st.outputs[-1], hs[-1], atol=1e-3)
+    st = captured(tiny_gpt2, ids, positions="all")
+    assert not torch.allclose(st.macro_outputs[-1], hs[-1], atol=1e-3)
     with torch.no_grad():
-        assert_states_close(tiny_gpt2.transformer.ln_f(st.outputs[-1]), hs[-1])
+        assert_states_close(tiny_gpt2.transformer.ln_f(st.macro_outputs[-1]), hs[-1])
 
 
 def test_positions_and_batching(tiny_gpt2):
+    """Positions are token indices, negative ones from the end, kept sorted and distinct."""
     ids = torch.randint(0, 128, (5, 6), generator=torch.Generator().manual_seed(3))
-    full = capture_macro(tiny_gpt2, ids, positions="all")
-    some = capture_macro(tiny_gpt2, ids.tolist(), positions=[0, -1, 2], batch_size=2)
-    assert some.positions == [0, 5, 2]
-    assert_states_close(some.inputs, full.inputs[:, :, [0, 5, 2]])
-    assert_states_close(some.outputs, full.outputs[:, :, [0, 5, 2]])
+    full = captured(tiny_gpt2, ids, positions="all")
+    some = captured(tiny_gpt2, ids.tolist(), positions=[5, 0, -1, 2], batch_size=2)
+    assert some.positions == [0, 2, 5]  # -1 is 5: sorted, the duplicate dropped
+    assert some.macro_inputs.shape == (3, 5, 3, 32)
+    assert_states_close(some.macro_inputs, full.macro_inputs[:, :, [0, 2, 5]])
+    assert_states_close(some.macro_outputs, full.macro_outputs[:, :, [0, 2, 5]])
 
 
 def test_layer_subset_stops_early(tiny_gpt2):
     """Layers [0, 1] equal the full capture's; block 2 and the LM head never run."""
     ids = torch.randint(0, 128, (4, 5), generator=torch.Generator().manual_seed(4))
-    full = capture_macro(tiny_gpt2, ids, positions="all")
+    full = captured(tiny_gpt2, ids, positions="all")
+    sub_plan = plan_for(tiny_gpt2, layers=[1, 0], batch_size=2)
+    also_plan = plan_for(tiny_gpt2, layers=[-1])
+    # the micro tables first, so that only the macro passes are counted below
+    sub_table = capture_token_table(tiny_gpt2, ids, sub_plan)
+    also_table = capture_token_table(tiny_gpt2, ids, also_plan)
     blocks = find_blocks(tiny_gpt2)
     calls_b2, h1 = count_calls(blocks[2])
     calls_head, h2 = count_calls(tiny_gpt2.lm_head)
     calls_b0, h3 = count_calls(blocks[0])
     try:
-        sub = capture_macro(tiny_gpt2, ids, layers=[1, 0], positions="all", batch_size=2)
-        also = capture_macro(tiny_gpt2, ids, layers=[-1], positions="all")
+        sub = capture_states(tiny_gpt2, ids, sub_plan, positions="all", table=sub_table)
+        also = capture_states(tiny_gpt2, ids, also_plan, positions="all", table=also_table)
     finally:
         for h in (h1, h2, h3):
             h.remove()
     assert sub.layers == [0, 1]
-    assert_states_close(sub.inputs, full.inputs[:2])
-    assert_states_close(sub.outputs, full.outputs[:2])
+    assert_states_close(sub.macro_inputs, full.macro_inputs[:2])
+    assert_states_close(sub.macro_outputs, full.macro_outputs[:2])
     assert also.layers == [2]
-    assert_states_close(also.outputs, full.outputs[2:])
+    assert_states_close(also.macro_outputs, full.macro_outputs[2:])
     assert calls_b0[0] == 3  # 2 batches of the subset + 1 of the last-layer capture
     assert calls_b2[0] == 1  # only for layers=[-1]
     assert calls_head[0] == 0  # the LM head never runs
@@ -130,12 +163,12 @@ def test_hooks_removed_and_model_state_restored(tiny_gpt2):
     ids = torch.randint(0, 128, (2, 4), generator=torch.Generator().manual_seed(5))
     reference_hidden_states(tiny_gpt2, ids)  # let transformers install its own permanent hooks
     before = n_hooks(tiny_gpt2)
-    st = capture_macro(tiny_gpt2, ids, layers=[0])
+    st = captured(tiny_gpt2, ids, layers=[0])
     assert n_hooks(tiny_gpt2) == before
     # The early stop leaves no state behind: a normal forward still reports all hidden states.
     hs = reference_hidden_states(tiny_gpt2, ids)
     assert len(hs) == 4
-    assert_states_close(st.inputs[0], hs[0][:, -1:])
+    assert_states_close(st.macro_inputs[0], hs[0][:, -1:])
 
     # A failure inside the forward also removes the hooks.
     block = find_blocks(tiny_gpt2)[1]
@@ -146,7 +179,7 @@ def test_hooks_removed_and_model_state_restored(tiny_gpt2):
     block.forward = boom
     try:
         with pytest.raises(RuntimeError, match="boom"):
-            capture_macro(tiny_gpt2, ids)
+            captured(tiny_gpt2, ids)
     finally:
         del block.forward
     assert n_hooks(tiny_gpt2) == before
@@ -154,78 +187,94 @@ def test_hooks_removed_and_model_state_restored(tiny_gpt2):
     # Train mode: captured in eval mode (no dropout), then restored.
     tiny_gpt2.train()
     try:
-        st_train = capture_macro(tiny_gpt2, ids, layers=[0])
+        st_train = captured(tiny_gpt2, ids, layers=[0])
         assert tiny_gpt2.training
     finally:
         tiny_gpt2.eval()
-    assert_states_close(st_train.outputs, st.outputs)
+    assert_states_close(st_train.macro_outputs, st.macro_outputs)
+    assert_states_close(st_train.micro_states()[1], st.micro_states()[1])
 
 
 # --------------------------------------------------------------------------------------------
 # Micro capture
 
 
-def single_token_states(model, tok: int, bos: int | None) -> CapturedStates:
+def single_token_states(model, tok: int, bos: int | None) -> Capture:
+    """The in-context capture of the one-token sequence [tok] (or [bos, tok]), at its end."""
     ids = torch.tensor([[tok]] if bos is None else [[bos, tok]])
-    return capture_macro(model, ids, positions="last")
+    return captured(model, ids, positions="last")
 
 
 @pytest.mark.parametrize("bos", [None, 0])
 def test_micro_equals_single_token_forward(tiny_gpt2, bos):
     ids = torch.tensor([[5, 9, 5], [17, 9, 42]])
-    micro = capture_micro(tiny_gpt2, ids, bos_token_id=bos)
-    assert micro.bos_token_id == bos
-    assert micro.positions == [0, 1, 2]
-    assert micro.inputs.shape == (3, 2, 3, 32)
+    cap = captured(tiny_gpt2, ids, bos=bos, positions="all")
+    assert cap.info.bos_token_id == bos
+    assert cap.positions == [0, 1, 2]
+    assert cap.micro.token_ids.tolist() == [5, 9, 17, 42]  # each distinct token once
+    micro_in, micro_out = cap.micro_states()
+    assert micro_in.shape == micro_out.shape == (3, 2, 3, 32)
     for tok, (i, t) in [(5, (0, 0)), (42, (1, 2))]:
         hs = reference_hidden_states(
             tiny_gpt2, torch.tensor([[tok]] if bos is None else [[bos, tok]])
         )
         pos = 0 if bos is None else 1  # the token's own position
         for layer in range(3):
-            assert_states_close(micro.inputs[layer, i, t], hs[layer][0, pos])
+            assert_states_close(micro_in[layer, i, t], hs[layer][0, pos])
         for layer in range(2):
-            assert_states_close(micro.outputs[layer, i, t], hs[layer + 1][0, pos])
+            assert_states_close(micro_out[layer, i, t], hs[layer + 1][0, pos])
         ref = single_token_states(tiny_gpt2, tok, bos)  # covers the last block's raw output
-        assert_states_close(micro.outputs[:, i, t], ref.outputs[:, 0, 0])
-    other = capture_micro(tiny_gpt2, ids, bos_token_id=None if bos is not None else 0)
-    assert not torch.allclose(other.inputs, micro.inputs)  # BOS changes the state (position 1)
+        assert_states_close(micro_out[:, i, t], ref.macro_outputs[:, 0, 0])
+    other = captured(tiny_gpt2, ids, bos=None if bos is not None else 0)
+    # BOS changes the state (position 1)
+    assert not torch.allclose(other.micro_states()[0], micro_in)
 
 
 def test_micro_lookup_one_batch(tiny_gpt2):
     gen = torch.Generator().manual_seed(6)
     ids = torch.randint(0, 20, (12, 8), generator=gen)  # many repeats: <= 20 distinct tokens
     n_distinct = int(torch.unique(ids).numel())
+    plan = plan_for(tiny_gpt2)
+    small = plan_for(tiny_gpt2, batch_size=4)
+    assert small.micro_batch_size == 64  # micro batches are never below 64 rows
+    small = dataclasses.replace(small, micro_batch_size=4)
     block0 = find_blocks(tiny_gpt2)[0]
     calls, handle = count_calls(block0)
     try:
-        micro = capture_micro(tiny_gpt2, ids, bos_token_id=None)
+        table = capture_token_table(tiny_gpt2, ids, plan)
         assert calls[0] == 1  # one forward pass over the distinct tokens, not 12 * 8
-        micro_small = capture_micro(tiny_gpt2, ids, bos_token_id=None, batch_size=4)
+        table_small = capture_token_table(tiny_gpt2, ids, small)
         assert calls[0] == 1 + math.ceil(n_distinct / 4)
     finally:
         handle.remove()
-    assert micro.inputs.shape == (3, 12, 8, 32)
-    assert_states_close(micro_small.inputs, micro.inputs)
-    assert_states_close(micro_small.outputs, micro.outputs)
-    table = {}
+    assert table.token_ids.tolist() == torch.unique(ids).tolist()
+    micro_in, micro_out = table.lookup(ids)
+    assert micro_in.shape == (3, 12, 8, 32)
+    small_in, small_out = table_small.lookup(ids)
+    assert_states_close(small_in, micro_in)
+    assert_states_close(small_out, micro_out)
+    # capture_states looks its micro states up in the same table
+    cap_in, cap_out = captured(tiny_gpt2, ids).micro_states()
+    assert torch.equal(cap_in, micro_in) and torch.equal(cap_out, micro_out)
+    refs = {}
     for tok in torch.unique(ids).tolist():
-        table[tok] = single_token_states(tiny_gpt2, tok, None)
+        refs[tok] = single_token_states(tiny_gpt2, tok, None)
     for i in range(ids.shape[0]):
         for t in range(ids.shape[1]):
-            ref = table[int(ids[i, t])]
-            assert_states_close(micro.inputs[:, i, t], ref.inputs[:, 0, 0])
-            assert_states_close(micro.outputs[:, i, t], ref.outputs[:, 0, 0])
+            ref = refs[int(ids[i, t])]
+            assert_states_close(micro_in[:, i, t], ref.macro_inputs[:, 0, 0])
+            assert_states_close(micro_out[:, i, t], ref.macro_outputs[:, 0, 0])
 
 
 def test_micro_first_position_matches_macro(tiny_gpt2):
     """Without BOS, the micro state of the first token is its in-context state at position 0."""
     ids = torch.randint(0, 128, (4, 5), generator=torch.Generator().manual_seed(7))
-    macro = capture_macro(tiny_gpt2, ids, positions=[0])
-    micro = capture_micro(tiny_gpt2, ids, bos_token_id=None, layers=[0, 2])
-    assert micro.layers == [0, 2]
-    assert_states_close(micro.inputs[:, :, 0], macro.inputs[[0, 2], :, 0])
-    assert_states_close(micro.outputs[:, :, 0], macro.outputs[[0, 2], :, 0])
+    macro = captured(tiny_gpt2, ids, positions=[0])
+    micro = captured(tiny_gpt2, ids, layers=[0, 2])
+    assert micro.layers == [0, 2] and micro.micro.layers == [0, 2]
+    micro_in, micro_out = micro.micro_states()
+    assert_states_close(micro_in[:, :, 0], macro.macro_inputs[[0, 2], :, 0])
+    assert_states_close(micro_out[:, :, 0], macro.macro_outputs[[0, 2], :, 0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,17 +289,21 @@ def test_random_projection(tiny_gpt2):
     assert not torch.equal(proj.matrix, RandomProjection(32, 8, 124).matrix)
     # columns scaled by 1/sqrt(k): squared norms preserved on average
     assert abs(float(proj.matrix.pow(2).sum(0).mean()) * 8 / 32 - 1) < 0.3
-    raw = capture_macro(tiny_gpt2, ids, positions="all")
-    projected = capture_macro(tiny_gpt2, ids, positions="all", projection=proj)
-    assert projected.inputs.shape == (3, 3, 5, 8) == projected.outputs.shape
-    assert_states_close(projected.inputs, raw.inputs @ proj.matrix)
-    assert_states_close(projected.outputs, raw.outputs @ proj.matrix)
-    again = capture_macro(tiny_gpt2, ids, positions="all", projection=RandomProjection(32, 8, 123))
-    assert torch.equal(again.inputs, projected.inputs)
-    micro_raw = capture_micro(tiny_gpt2, ids, bos_token_id=None)
-    micro = capture_micro(tiny_gpt2, ids, bos_token_id=None, projection=proj)
-    assert micro.inputs.shape == (3, 3, 5, 8)
-    assert_states_close(micro.outputs, micro_raw.outputs @ proj.matrix)
+    plan = plan_for(tiny_gpt2, projection_dim=8, seed=123)
+    assert plan.projection is not None and torch.equal(plan.projection.matrix, proj.matrix)
+    assert (plan.info.state_dim, plan.info.hidden_dim) == (8, 32)
+    raw = captured(tiny_gpt2, ids, positions="all")
+    projected = capture_states(tiny_gpt2, ids, plan, positions="all")
+    assert projected.macro_inputs.shape == (3, 3, 5, 8) == projected.macro_outputs.shape
+    assert_states_close(projected.macro_inputs, raw.macro_inputs @ proj.matrix)
+    assert_states_close(projected.macro_outputs, raw.macro_outputs @ proj.matrix)
+    again = captured(tiny_gpt2, ids, positions="all", projection_dim=8, seed=123)
+    assert torch.equal(again.macro_inputs, projected.macro_inputs)
+    micro_raw_in, micro_raw_out = raw.micro_states()
+    micro_in, micro_out = projected.micro_states()
+    assert micro_in.shape == (3, 3, 5, 8) == micro_out.shape
+    assert_states_close(micro_in, micro_raw_in @ proj.matrix)
+    assert_states_close(micro_out, micro_raw_out @ proj.matrix)
     with pytest.raises(ValueError, match="expects 16 channels"):
         RandomProjection(16, 8)(torch.zeros(2, 32))
 
@@ -260,30 +313,39 @@ def test_random_projection(tiny_gpt2):
 
 
 def test_bad_inputs(tiny_gpt2):
+    plan = plan_for(tiny_gpt2)
+    ones = torch.ones(2, 3, dtype=torch.long)
     with pytest.raises(ValueError, match="equal token length"):
-        capture_macro(tiny_gpt2, [[1, 2, 3], [4, 5]])
+        capture_states(tiny_gpt2, [[1, 2, 3], [4, 5]], plan)
     with pytest.raises(ValueError, match="equal token length"):
-        capture_micro(tiny_gpt2, [[1, 2, 3], [4, 5]], bos_token_id=None)
+        capture_moments(tiny_gpt2, [[1, 2, 3], [4, 5]], plan, StreamSpec(2, 2, 0, "output"))
     with pytest.raises(ValueError, match="2-D"):
-        capture_macro(tiny_gpt2, torch.tensor([1, 2, 3]))
+        capture_states(tiny_gpt2, torch.tensor([1, 2, 3]), plan)
     with pytest.raises(ValueError, match="2-D"):
-        capture_micro(tiny_gpt2, [1, 2, 3], bos_token_id=None)
+        capture_states(tiny_gpt2, [1, 2, 3], plan)
     with pytest.raises(ValueError, match="integer"):
-        capture_macro(tiny_gpt2, torch.zeros(2, 3))
-    with pytest.raises(ValueError, match=r"valid indices are 0\.\.2"):
-        capture_macro(tiny_gpt2, torch.ones(2, 3, dtype=torch.long), layers=[3])
-    with pytest.raises(ValueError, match=r"valid indices are 0\.\.2"):
-        capture_micro(tiny_gpt2, torch.ones(2, 3, dtype=torch.long), bos_token_id=None, layers=[-4])
-    with pytest.raises(ValueError, match="position 3 is out of range"):
-        capture_macro(tiny_gpt2, torch.ones(2, 3, dtype=torch.long), positions=[3])
+        capture_states(tiny_gpt2, torch.zeros(2, 3), plan)
+    with pytest.raises(
+        ValueError,
+        match=r"layer 3 is out of range: this model has 3 blocks, valid indices are 0\.\.2",
+    ):
+        plan_for(tiny_gpt2, layers=[3])
+    with pytest.raises(
+        ValueError, match=r"layer -4 is out of range: .* valid indices are 0\.\.2 \(or -3\.\.-1\)"
+    ):
+        plan_for(tiny_gpt2, layers=[-4])
+    with pytest.raises(
+        ValueError,
+        match=r"position 3 is out of range: the sequences have 3 tokens, valid indices are "
+        r"0\.\.2 \(or -3\.\.-1\)",
+    ):
+        capture_states(tiny_gpt2, ones, plan, positions=[3])
+    with pytest.raises(ValueError, match="position -4 is out of range"):
+        capture_states(tiny_gpt2, ones, plan, positions=[0, -4])
     with pytest.raises(ValueError, match="positions must be"):
-        capture_macro(tiny_gpt2, torch.ones(2, 3, dtype=torch.long), positions="first")
+        capture_states(tiny_gpt2, ones, plan, positions="first")
     with pytest.raises(ValueError, match="vocabulary"):
-        capture_macro(tiny_gpt2, torch.full((2, 3), 128))
-    with pytest.raises(ValueError, match="attention_mask"):
-        capture_macro(
-            tiny_gpt2, torch.ones(2, 3, dtype=torch.long), attention_mask=torch.ones(2, 4)
-        )
+        capture_states(tiny_gpt2, torch.full((2, 3), 128), plan)
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,17 +541,19 @@ def test_smollm2_micro(smollm2):
     ids = torch.tensor([tokenizer("red, green, blue,").input_ids[:5]] * 2)
     layers = [0, 5, 29]
     for use_bos in (None, tokenizer.bos_token_id):
-        micro = capture_micro(model, ids, bos_token_id=use_bos, layers=layers)
-        assert micro.inputs.shape == (3, 2, 5, 576)
+        cap = captured(model, ids, bos=use_bos, layers=layers)
+        assert cap.info.bos_token_id == use_bos and cap.layers == layers
+        micro_in, micro_out = cap.micro_states()
+        assert micro_in.shape == (3, 2, 5, 576)
         tok = int(ids[0, 1])
         hs = reference_hidden_states(
             model, torch.tensor([[tok]] if use_bos is None else [[1, tok]])
         )
         pos = 0 if use_bos is None else 1
         for j, layer in enumerate(layers):
-            assert_states_close(micro.inputs[j, 0, 1], hs[layer][0, pos])
-            assert_states_close(micro.inputs[j, 1, 1], hs[layer][0, pos])
-        assert_states_close(micro.outputs[1, 0, 1], hs[6][0, pos])
+            assert_states_close(micro_in[j, 0, 1], hs[layer][0, pos])
+            assert_states_close(micro_in[j, 1, 1], hs[layer][0, pos])
+        assert_states_close(micro_out[1, 0, 1], hs[6][0, pos])
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,13 +585,18 @@ def test_capture_states_is_macro_and_micro_under_one_bos_rule(tiny_gpt2):
     got = capture_states(tiny_gpt2, ids, plan, positions=[0, 3])
     assert got.positions == [0, 3]  # token indices: BOS is not counted
     with_bos = torch.cat([torch.full((9, 1), 7), ids], dim=1)
-    ref = capture_macro(
-        tiny_gpt2, with_bos, positions=[1, 4], projection=RandomProjection(32, 8, 3)
-    )
-    assert torch.equal(got.macro_inputs, ref.inputs) and torch.equal(got.macro_outputs, ref.outputs)
+    ref = captured(tiny_gpt2, with_bos, positions=[1, 4], projection_dim=8, seed=3)
+    assert ref.info.bos_token_id is None
+    assert torch.equal(got.macro_inputs, ref.macro_inputs)
+    assert torch.equal(got.macro_outputs, ref.macro_outputs)
     micro_in, _ = got.micro_states()
-    ref_micro = capture_micro(tiny_gpt2, ids, bos_token_id=7, projection=RandomProjection(32, 8, 3))
-    assert torch.equal(micro_in, ref_micro.inputs)
+    # the micro reference: each distinct token after BOS, [7, tok], read in context at position 1
+    distinct = torch.unique(ids)
+    pairs = torch.stack([torch.full_like(distinct, 7), distinct], dim=1)
+    alone = captured(tiny_gpt2, pairs, positions=[1], projection_dim=8, seed=3)
+    ref_micro = alone.macro_inputs[:, :, 0][:, torch.searchsorted(distinct, ids)]
+    assert ref_micro.shape == micro_in.shape == (3, 9, 4, 8)
+    assert_states_close(micro_in, ref_micro)
     # a shared table is reused, not recaptured; a subset keeps the rows and blocks asked for
     table = capture_token_table(tiny_gpt2, ids, plan)
     again = capture_states(tiny_gpt2, ids, plan, table=table)
@@ -601,6 +670,7 @@ def test_a_dtype_the_device_lacks_names_the_dtype_setting(tiny_gpt2):
         handle.remove()
 
 
+@pytest.mark.slow
 def test_bfloat16_capture_gives_the_float32_numbers_within_half_a_bit(smollm2):
     """SmolLM2 run in bfloat16 (the dtype users pick on GPUs) against float32, on 256 country
     lists: the IE of the default protocol moves by less than 0.5 bit (measured: 0.22 bit at 512

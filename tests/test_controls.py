@@ -30,5 +30,5 @@ def test_a_model_without_a_config_cannot_have_a_control():
 def test_the_control_setting():
     assert IESettings.from_mapping({"ie_control": "random"}).capture.control == "random"
     assert IESettings.from_mapping({"ie_control": "none"}).capture.control is None
-    with pytest.raises(EmergenceConfigError, match="ie_control must be 'random'"):
+    with pytest.raises(EmergenceConfigError, match="control \\(ie_control\\) must be 'random'"):
         IESettings.from_mapping({"ie_control": "shuffled"})

@@ -14,7 +14,7 @@ import lm_eval_emergence.emergence as emergence_mod
 from lm_eval_emergence.capture import BlocksNotFoundError
 from lm_eval_emergence.emergence import entropy_bits, measure_emergence
 from lm_eval_emergence.estimators import (
-    DEFAULT_ESTIMATOR,
+    DEFAULT_MI_ESTIMATOR,
     MIN_SAMPLES,
     estimator_names,
     estimator_options,
@@ -72,7 +72,7 @@ def test_one_finite_entry_per_block(profile, tiny_gpt2):
     assert profile.any_diverged is False
     assert profile.n == N and profile.seq_len == T
     assert profile.n_parameters == sum(p.numel() for p in tiny_gpt2.parameters())
-    assert profile.model_name  # config._name_or_path or the class name
+    assert profile.model_name == "GPT2LMHeadModel"  # built from a config: no name, the class
     assert profile.micro_input == "token alone" and profile.bos_token_id is None
     assert profile.estimator == "gaussian" and profile.estimator_options["reduce"]
 
@@ -208,7 +208,7 @@ def test_negative_estimates_are_flagged(tiny_gpt2, monkeypatch):
     assert result.per_layer[2].micro_bits_per_position[2] == -5.0  # kept, not hidden
 
 
-@pytest.mark.parametrize("estimator", sorted({DEFAULT_ESTIMATOR, "infonce"}))
+@pytest.mark.parametrize("estimator", sorted({DEFAULT_MI_ESTIMATOR, "infonce"}))
 def test_default_and_trained_estimator_with_few_steps(tiny_gpt2, estimator):
     known = estimator_options(estimator)
     options = {k: v for k, v in {"steps": 40, "eval_every": 20}.items() if k in known}
@@ -300,7 +300,7 @@ def test_other_bad_inputs(tiny_gpt2):
         measure_emergence(tiny_gpt2, None, torch.zeros(N, dtype=torch.long), **FAST)
     with pytest.raises(BlocksNotFoundError):
         measure_emergence(nn.Linear(2, 2), None, random_ids(), **FAST)
-    with pytest.raises(ValueError, match="micro_bos \\(ie_bos\\) must be 'auto', None or a"):
+    with pytest.raises(ValueError, match="bos \\(ie_bos\\) must be 'auto', 'none' or a token id"):
         measure_emergence(tiny_gpt2, None, random_ids(), micro_bos="start", **FAST)
     with pytest.raises(ValueError, match="projection_dim \\(ie_projection_dim\\) must be an"):
         measure_emergence(tiny_gpt2, None, random_ids(), projection_dim=0, **FAST)
@@ -358,17 +358,16 @@ def test_default_protocol_tells_smollm2_from_its_random_init(smollm2):
 
 
 def test_macro_sequences_get_the_bos_that_micro_tokens_get(tiny_gpt2, monkeypatch):
-    import lm_eval_emergence.capture as capture_module
+    import lm_eval_emergence.capture.plan as plan_module
 
     seen = {}
-    real_capture = capture_module._capture  # the forward passes of every capture
+    real_passes = plan_module.run_passes  # the in-context passes (the micro table has its own)
 
-    def recording_capture(model, blocks, input_ids, mask, layers, positions, *args, **kwargs):
-        if args[3] == "macro":  # desc: the in-context passes, not the micro table's
-            seen["ids"], seen["positions"] = input_ids, positions
-        return real_capture(model, blocks, input_ids, mask, layers, positions, *args, **kwargs)
+    def recording_passes(model, blocks, input_ids, layers, positions, *args, **kwargs):
+        seen["ids"], seen["positions"] = input_ids, positions
+        return real_passes(model, blocks, input_ids, layers, positions, *args, **kwargs)
 
-    monkeypatch.setattr(capture_module, "_capture", recording_capture)
+    monkeypatch.setattr(plan_module, "run_passes", recording_passes)
     ids = random_ids()
     measure_emergence(tiny_gpt2, None, ids, micro_bos=7, per_position=True, **ROBUST)
     assert seen["ids"].shape == (N, T + 1)
@@ -390,9 +389,9 @@ def test_empty_tensor_of_sequences(tiny_gpt2):
 def test_update_target_estimates_the_blocks_update(tiny_gpt2):
     # target="update" is the estimator on (x, y - x): the same numbers as a capture whose
     # outputs were replaced by their updates by hand
-    from lm_eval_emergence.capture import CaptureSettings, capture_states, plan_capture
+    from lm_eval_emergence.capture import capture_states, plan_capture
     from lm_eval_emergence.emergence import emergence_from_states
-    from lm_eval_emergence.settings import EstimationSettings
+    from lm_eval_emergence.settings import CaptureSettings, EstimationSettings
 
     ids = random_ids()
     plan = plan_capture(tiny_gpt2, None, CaptureSettings(projection_dim=None, batch_size=64))
@@ -495,18 +494,24 @@ def test_stream_on_refuses_an_estimator_that_needs_samples(tiny_gpt2):
     from lm_eval_emergence.settings import EmergenceConfigError, IESettings
 
     settings = IESettings.from_mapping({"ie_stream": "on", "ie_estimator": "infonce"})
-    with pytest.raises(EmergenceConfigError, match="ie_stream=on: estimator 'infonce' needs"):
+    with pytest.raises(EmergenceConfigError, match="ie_stream=on, but estimator 'infonce' needs"):
         emergence_mod.measure(tiny_gpt2, None, random_ids(), settings)
 
 
 def test_auto_streams_only_where_the_moments_are_smaller():
-    from lm_eval_emergence.settings import EstimationSettings
+    from lm_eval_emergence.capture import StreamSpec
+    from lm_eval_emergence.settings import EmergenceConfigError, EstimationSettings
 
-    floor = EstimationSettings.of_protocol("floor-update")
+    floor = EstimationSettings.of_protocol("floor-update", seed=3)
+    spec = emergence_mod.stream_spec
     # k = 64: 10 folds x 128 x 129 float64 numbers against 128 float32 numbers a sequence
-    assert not emergence_mod.streams("auto", 2_500, 64, floor)
-    assert emergence_mod.streams("auto", 2_600, 64, floor)
-    assert not emergence_mod.streams("auto", 5_000, 64, floor, bytes_per_number=2)  # float16
-    assert emergence_mod.streams("auto", 5_200, 64, floor, bytes_per_number=2)
-    assert not emergence_mod.streams("auto", 10**6, 64, EstimationSettings.of_protocol("infonce"))
-    assert not emergence_mod.streams("off", 10**6, 64, floor)
+    assert spec("auto", 2_500, 64, floor) is None
+    assert spec("auto", 2_600, 64, floor) == StreamSpec(2_600, 10, 3, "update")
+    assert spec("auto", 5_000, 64, floor, kept_as="payload") is None  # float16
+    assert spec("auto", 5_200, 64, floor, kept_as="payload") == StreamSpec(5_200, 10, 3, "update")
+    assert spec("auto", 10**6, 64, EstimationSettings.of_protocol("infonce")) is None
+    assert spec("off", 10**6, 64, floor) is None
+    assert spec("on", 100, 64, floor) == StreamSpec(100, 10, 3, "update")
+    assert spec("auto", 10**6, 64, floor, blocked_by="the task splits its documents") is None
+    with pytest.raises(EmergenceConfigError, match="ie_stream=on, but the task splits"):
+        spec("on", 10**6, 64, floor, blocked_by="the task splits its documents")

@@ -39,4 +39,5 @@ def test_profile_command(tiny_gpt2, tmp_path, capsys):
     assert main([*argv, "--projection-dim", "none", "--quiet"]) == 0
     assert "hidden dim                     32\n" in capsys.readouterr().out
     assert main([*argv, "--projection-dim", "0", "--quiet"]) == 2
-    assert "ie_projection_dim must be an integer >= 1 or 'none'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "projection_dim (ie_projection_dim) must be an integer >= 1 or 'none'" in err

@@ -11,12 +11,12 @@ import torch
 from lm_eval_emergence.capture import (
     Capture,
     CaptureInfo,
+    StreamSpec,
     TokenTable,
     capture_moments,
     capture_states,
     plan_capture,
 )
-from lm_eval_emergence.estimators.moments import jackknife_fold_ids
 from lm_eval_emergence.settings import CaptureSettings
 from lm_eval_emergence.spectral import diff_erank, effective_rank, matrix_entropy_bits, spectrum
 
@@ -136,11 +136,9 @@ def test_streamed_moments_give_the_spectrum_of_the_kept_states(tiny_gpt2):
     ids = torch.randint(0, 128, (300, 6), generator=_gen(5))
     plan = plan_capture(tiny_gpt2, None, CaptureSettings(bos=None, projection_dim=16))
     kept = spectrum(capture_states(tiny_gpt2, ids, plan), folds=10, seed=3)
-    folds = jackknife_fold_ids(300, 10, 3)
     for target in ("output", "update"):
-        streamed = spectrum(
-            capture_moments(tiny_gpt2, ids, plan, folds=folds, n_folds=10, target=target)
-        )
+        stream = StreamSpec(rows=300, folds=10, seed=3, target=target)
+        streamed = spectrum(capture_moments(tiny_gpt2, ids, plan, stream))
         assert streamed.erank == pytest.approx(kept.erank, rel=1e-7)
         assert streamed.erank_stderr == pytest.approx(kept.erank_stderr, rel=1e-5)
         assert streamed.matrix_entropy_bits == pytest.approx(kept.matrix_entropy_bits, rel=1e-6)

@@ -7,7 +7,7 @@ Every module of this package is imported here, so each registers its estimators
 import importlib
 import pkgutil
 
-from .api import DEFAULT_ESTIMATOR, estimate_mi, estimate_mi_many, estimator_options
+from .api import DEFAULT_MI_ESTIMATOR, estimate_mi, estimate_mi_many, estimator_options
 from .inputs import MIN_SAMPLES, require_samples
 from .registry import estimator_names, get_estimator, register_estimator
 from .result import MIEstimate
@@ -16,7 +16,7 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
-    "DEFAULT_ESTIMATOR",
+    "DEFAULT_MI_ESTIMATOR",
     "MIN_SAMPLES",
     "MIEstimate",
     "estimate_mi",

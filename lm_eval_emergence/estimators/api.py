@@ -20,7 +20,7 @@ from .registry import Outcome, get_estimator
 from .result import LOG2E, MIEstimate
 
 __all__ = [
-    "DEFAULT_ESTIMATOR",
+    "DEFAULT_MI_ESTIMATOR",
     "estimate_mi",
     "estimate_mi_from_moments",
     "estimate_mi_many",
@@ -28,8 +28,9 @@ __all__ = [
     "moments_unsupported",
 ]
 
-#: The estimator of `estimate_mi` when none is named; docs/performance.md gives the evidence.
-DEFAULT_ESTIMATOR = "gaussian"
+#: The estimator of a bare `estimate_mi` call (docs/performance.md gives the evidence); IE's
+#: default is another, `settings.DEFAULT_IE_ESTIMATOR`, the default protocol's.
+DEFAULT_MI_ESTIMATOR = "gaussian"
 
 #: Options that must be integers of at least this value, wherever an estimator takes them.
 _INTEGER_OPTIONS = {"reduce_dim": 1, "steps": 1, "batch_size": 2, "eval_every": 1, "folds": 2}
@@ -75,7 +76,12 @@ def resolve_options(estimator: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def estimate_mi(
-    x: ArrayLike, y: ArrayLike, *, estimator: str = DEFAULT_ESTIMATOR, seed: int = 0, **options: Any
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    estimator: str = DEFAULT_MI_ESTIMATOR,
+    seed: int = 0,
+    **options: Any,
 ) -> MIEstimate:
     """Estimate I(x; y) in bits from paired samples x [n, dx] and y [n, dy] (torch or numpy)."""
     return estimate_mi_many([x], [y], estimator=estimator, seed=seed, **options)[0]
@@ -85,7 +91,7 @@ def estimate_mi_many(
     xs: ArrayLike | Sequence[ArrayLike],
     ys: ArrayLike | Sequence[ArrayLike],
     *,
-    estimator: str = DEFAULT_ESTIMATOR,
+    estimator: str = DEFAULT_MI_ESTIMATOR,
     seed: int = 0,
     **options: Any,
 ) -> list[MIEstimate]:

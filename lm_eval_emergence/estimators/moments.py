@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
+    "DEFAULT_FOLDS",
     "PairMoments",
     "jackknife_bias_corrected",
     "jackknife_fold_ids",
@@ -27,6 +28,9 @@ __all__ = [
     "stack_pairs",
 ]
 
+#: Jackknife folds of the fold-based estimators' stderr and bias correction, and of anything
+#: computed beside an estimate whose estimator has no folds (the spectral baselines).
+DEFAULT_FOLDS = 10
 #: The products of one `add` are built in chunks of at most this many numbers (bounds memory).
 _CHUNK_NUMBERS = 1 << 25
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from .moments import (
+    DEFAULT_FOLDS,
     PairMoments,
     jackknife_bias_corrected,
     jackknife_stderr,
@@ -118,7 +119,7 @@ def gaussian_floor_of_moments(moments: PairMoments, options: dict[str, Any]) -> 
 @register_estimator(
     "gaussian-floor",
     # kappa 0.25: docs/validity.md; bias "none" until the validity study's rule picks a correction
-    options={**UNSPLIT_OPTIONS, "kappa": 0.25, "folds": 10, "bias": "none"},
+    options={**UNSPLIT_OPTIONS, "kappa": 0.25, "folds": DEFAULT_FOLDS, "bias": "none"},
     rows=all_rows,  # a closed form, nothing trained: every row is used
     check=_check,
     moments=gaussian_floor_of_moments,

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .gaussian import sample_covariance
-from .moments import jackknife_bias_corrected, jackknife_fold_ids
+from .moments import DEFAULT_FOLDS, jackknife_bias_corrected, jackknife_fold_ids
 from .registry import (
     COMMON_OPTIONS,
     Outcome,
@@ -102,7 +102,13 @@ def _check(options: dict[str, Any]) -> None:
 @register_estimator(
     "v-linear",
     # bias "none" until the validity study's rule picks the correction
-    options={**COMMON_OPTIONS, "reduce": "none", "kappa": 0.1, "bias": "none", "folds": 10},
+    options={
+        **COMMON_OPTIONS,
+        "reduce": "none",
+        "kappa": 0.1,
+        "bias": "none",
+        "folds": DEFAULT_FOLDS,
+    },
     rows=held_out_rows,
     check=_check,
 )

@@ -36,6 +36,7 @@ from .model import live_model, tokenizer_fingerprint
 
 __all__ = [
     "MAX_SHOTS",
+    "max_shots",
     "icl_documents",
     "natural_documents",
     "shots_documents",
@@ -111,17 +112,23 @@ def icl_documents(**options: Any) -> dict[str, datasets.Dataset]:
     return _dataset(_icl_rows(tokenizer, category, k, options))
 
 
-def shots_documents(**options: Any) -> dict[str, datasets.Dataset]:
-    """Lists of `max_shots` (<= 10) entities; E is read at the end of every shot."""
-    tokenizer = _tokenizer()
-    category = str(options.get("category", "country"))
+def max_shots(options: dict[str, Any]) -> int:
+    """The shots task's `max_shots` option, checked: 2..MAX_SHOTS, default MAX_SHOTS (the task's
+    documents and its metric keys both read it here)."""
     shots = _int_option(options, "max_shots", MAX_SHOTS, 2)
     if shots > MAX_SHOTS:
         raise EmergenceConfigError(
             f"max_shots={shots} is above the {MAX_SHOTS} shots the task reports; use at most "
             f"{MAX_SHOTS}"
         )
-    return _dataset(_icl_rows(tokenizer, category, shots, options))
+    return shots
+
+
+def shots_documents(**options: Any) -> dict[str, datasets.Dataset]:
+    """Lists of `max_shots` (<= 10) entities; E is read at the end of every shot."""
+    tokenizer = _tokenizer()
+    category = str(options.get("category", "country"))
+    return _dataset(_icl_rows(tokenizer, category, max_shots(options), options))
 
 
 def _window_rows(windows: list, tokenizer: Any) -> list[dict]:

@@ -23,8 +23,15 @@ from dataclasses import dataclass
 
 import torch
 
-from ..capture import Capture, CaptureInfo, MomentCapture, TokenTable, merge_tables
-from ..estimators.moments import PairMoments, jackknife_fold_ids
+from ..capture import (
+    Capture,
+    CaptureInfo,
+    MomentCapture,
+    StreamSpec,
+    TokenTable,
+    merge_tables,
+)
+from ..estimators.moments import PairMoments
 
 __all__ = ["OUTCOMES", "EmergenceFeatures", "StreamedMoments", "gather_capture", "gather_moments"]
 
@@ -38,10 +45,7 @@ class StreamedMoments:
     """The moments of the macro states of some documents of one task, captured together."""
 
     macro: list[PairMoments]  # one per block, its pairs the captured positions
-    target: str  # what the y side is: "output" or "update"
-    rows: int  # documents in the task: the jackknife folds are drawn over them
-    folds: int
-    seed: int
+    stream: StreamSpec  # the task's: its documents, their folds, the y side
     doc_ids: tuple[int, ...]  # the documents added (each once)
 
     @property
@@ -136,28 +140,27 @@ def gather_moments(items: Sequence[EmergenceFeatures]) -> MomentCapture:
     if not parts:
         raise RuntimeError(f"task {task}: streamed payloads without moments")
     first = parts[0]
-    _same(items, "stream settings", lambda f: (f.moments.rows, f.moments.folds, f.moments.seed))
+    _same(items, "stream settings", lambda f: f.moments.stream)
     doc_ids = [f.doc_id for f in items]
     added = sorted(d for part in parts for d in part.doc_ids)
-    if added != doc_ids or doc_ids != list(range(first.rows)):
+    stream = first.stream
+    if added != doc_ids or doc_ids != list(range(stream.rows)):
         raise RuntimeError(
             f"task {task}: the streamed moments hold documents {added[:5]}... ({len(added)}), the "
-            f"task has {len(doc_ids)} of {first.rows}; each must be added once (ie_stream=off "
+            f"task has {len(doc_ids)} of {stream.rows}; each must be added once (ie_stream=off "
             "keeps the states instead)"
         )
     macro = [
         moments[0].merged(moments[1:]) for moments in zip(*(p.macro for p in parts), strict=True)
     ]
-    fold_of = jackknife_fold_ids(first.rows, first.folds, first.seed)
     return MomentCapture(
         info=items[0].info,
         token_ids=torch.tensor([f.token_ids for f in items], dtype=torch.long),
         positions=list(items[0].positions),
         macro=macro,
         micro=merge_tables([f.micro for f in items]),
-        target=first.target,
-        folds=fold_of,
-        n_folds=int(fold_of.max()) + 1,
+        stream=stream,
+        folds=stream.fold_ids(),
         seconds_macro=sum(f.seconds for f in items),
         seconds_micro=0.0,
     )

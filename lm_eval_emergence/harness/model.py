@@ -27,6 +27,7 @@ from ..capture import (
     Capture,
     CaptureInfo,
     CapturePlan,
+    StreamSpec,
     TokenTable,
     capture_moments,
     capture_states,
@@ -36,8 +37,8 @@ from ..capture import (
     plan_capture,
 )
 from ..controls import random_weights_copy
-from ..estimators.moments import jackknife_fold_ids
-from ..settings import CaptureSettings, EmergenceConfigError, IESettings
+from ..meta import MODEL_NAME
+from ..settings import DEFAULT_BATCH_SIZE, CaptureSettings, EmergenceConfigError, IESettings
 from .features import EmergenceFeatures, StreamedMoments
 from .registration import claim
 
@@ -116,7 +117,7 @@ class HFEmergenceLM(HFLM):
         --max_batch_size down (halved on out-of-memory, as lm-eval's auto does)."""
         size = settings.batch_size if settings.batch_size is not None else self.batch_size
         if size == "auto" or isinstance(size, str):
-            start = int(self.max_batch_size or 64)
+            start = int(self.max_batch_size or DEFAULT_BATCH_SIZE)
             size = fitting_batch_size(model, seq_len, start)
             logger.info("emergence: --batch_size auto gives %d (from %d)", size, start)
         try:
@@ -148,9 +149,11 @@ class HFEmergenceLM(HFLM):
                         f"not this model's ({own_settings}); load the emergence tasks after the "
                         "model that runs them (or use --cache_requests refresh)"
                     )
+                stream = shared.get("stream")
+                shared["stream"] = None if stream is None else StreamSpec.from_dict(stream)
                 shared_of[text] = (shared, CaptureSettings.from_dict(shared["capture"]))
             shared, settings = shared_of[text]
-            parsed.append(({**spec, "stream": shared.get("stream"), "shared": text}, settings))
+            parsed.append(({**spec, "stream": shared["stream"], "shared": text}, settings))
         return parsed
 
     def emergence(self, requests: list[Instance]) -> list[EmergenceFeatures]:
@@ -261,7 +264,7 @@ class HFEmergenceLM(HFLM):
         plan: CapturePlan,
         table: TokenTable,
         info: CaptureInfo,
-        stream: dict[str, Any],
+        stream: StreamSpec,
     ) -> dict[int, EmergenceFeatures]:
         """Payloads of one task's requests whose states are streamed into shared moments; a
         document sent twice (lm-eval pads a rank's last request) is added once."""
@@ -271,34 +274,25 @@ class HFEmergenceLM(HFLM):
             first_of.setdefault(int(requests[i].doc_id or 0), i)
         unique = list(first_of.values())
         spec = parsed[unique[0]][0]
-        fold_of = jackknife_fold_ids(stream["rows"], stream["folds"], stream["seed"])
         doc_ids = torch.tensor(list(first_of), dtype=torch.long)
-        if int(doc_ids.max()) >= stream["rows"]:
+        if int(doc_ids.max()) >= stream.rows:
             raise EmergenceConfigError(
                 f"task {requests[unique[0]].task_name}: document {int(doc_ids.max())} is beyond "
-                f"the {stream['rows']} the stream was set up for; use ie_stream=off"
+                f"the {stream.rows} the stream was set up for; use ie_stream=off"
             )
         captured = capture_moments(
             model,
             torch.tensor([parsed[i][0]["token_ids"] for i in unique], dtype=torch.long),
             plan,
-            folds=fold_of[doc_ids],
-            n_folds=int(fold_of.max()) + 1,
-            target=stream["target"],
+            stream,
+            rows=doc_ids,
             positions=list(spec["positions"]),
             next_token=bool(spec["next_token"]),
             score_ids=_score_ids(parsed, unique),
             table=table,
             progress=self.rank == 0,
         )
-        moments = StreamedMoments(
-            macro=captured.macro,
-            target=stream["target"],
-            rows=stream["rows"],
-            folds=stream["folds"],
-            seed=stream["seed"],
-            doc_ids=tuple(first_of),
-        )
+        moments = StreamedMoments(macro=captured.macro, stream=stream, doc_ids=tuple(first_of))
         share = (time.perf_counter() - t0) / len(unique)
         greedy = captured.greedy_next_ids
         logprobs = captured.next_logprobs
@@ -380,4 +374,4 @@ def _compact(states: torch.Tensor, info: CaptureInfo) -> torch.Tensor:
 
 
 # after the class exists: a lookup that imports this module through the entry point resolves it
-claim(model_registry, "hf-emergence", HFEmergenceLM)
+claim(model_registry, MODEL_NAME, HFEmergenceLM)

@@ -16,13 +16,13 @@ from typing import Any
 from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
-from ..capture import captured_width
-from ..emergence import streams
+from ..capture import StreamSpec, captured_width
+from ..emergence import stream_spec
 from ..estimators import MIN_SAMPLES
 from ..settings import EmergenceConfigError, IESettings, ie_keys
 from . import metrics as _metrics  # noqa: F401  (registers the metric keys the config names)
 from .aggregate import TaskEstimate, value_keys, with_stderr_keys
-from .documents import MAX_SHOTS
+from .documents import max_shots
 from .features import EmergenceFeatures
 from .model import live_model
 
@@ -83,7 +83,7 @@ class EmergenceTask(ConfigurableTask):
         # multi-GPU padding is keyed on the task's OUTPUT_TYPE (lm_eval/evaluator.py)
         self.OUTPUT_TYPE = self.REQUEST_TYPE
         self._model_settings = None if base is None else base.to_dict()
-        self._stream: dict[str, Any] | None = None  # set per run by build_all_requests
+        self._stream: StreamSpec | None = None  # set per run by build_all_requests
         self._shared: dict[str, str] = {}  # this run's shared request JSON, by tokenizer
         self.estimate = TaskEstimate(
             self.ie_settings.estimation, self.shot_positions, capture=self.ie_settings.capture
@@ -162,33 +162,28 @@ class EmergenceTask(ConfigurableTask):
         self._shared = {}  # built again for this run's stream spec
         super().build_all_requests(limit=limit, **kwargs)
 
-    def _stream_spec(self, used: int, samples: Any) -> dict[str, Any] | None:
-        """What the model needs to stream this run's states into moments, or None to keep them
-        (`ie_stream`: "auto" streams where the moments are the smaller payload)."""
-        mode = self.ie_settings.capture.stream
-        estimation = self.ie_settings.estimation
+    def _stream_spec(self, used: int, samples: Any) -> StreamSpec | None:
+        """How the model streams this run's states into moments, or None to keep them
+        (`emergence.stream_spec`, at the payloads' float16)."""
         why = None
         if not self.CAN_STREAM:
             why = "this task splits its documents by outcome after the forward passes"
         elif samples is not None:
             why = "--samples picks documents by index, and the folds are drawn over 0..N-1"
-        if why is not None:
-            if mode == "on":
-                raise EmergenceConfigError(
-                    f"task {self.config.task}: ie_stream=on, but {why}; use ie_stream=auto or off"
-                )
-            return None
         model = live_model()
         projection = self.ie_settings.capture.projection_dim
         width = captured_width(model.model, projection) if model is not None else projection
         try:
-            stream = streams(mode, used, width or 0, estimation, bytes_per_number=2)
+            return stream_spec(
+                self.ie_settings.capture.stream,
+                used,
+                width or 0,
+                self.ie_settings.estimation,
+                kept_as="payload",
+                blocked_by=why,
+            )
         except EmergenceConfigError as exc:
             raise EmergenceConfigError(f"task {self.config.task}: {exc}") from None
-        if not stream:
-            return None
-        folds = int(estimation.resolved_options().get("folds", 1))
-        return {"rows": used, "folds": folds, "seed": estimation.seed, "target": estimation.target}
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Instance:
         # what every request of this run shares, as one string the model parses once
@@ -199,7 +194,7 @@ class EmergenceTask(ConfigurableTask):
                     "tokenizer": doc["tokenizer"],
                     "capture": self.ie_settings.capture.to_dict(),
                     "model_settings": self._model_settings,  # the model they were built on
-                    "stream": self._stream,
+                    "stream": None if self._stream is None else self._stream.to_dict(),
                 },
                 sort_keys=True,
             )
@@ -259,7 +254,7 @@ class ShotsTask(IclTask):
 
     def value_keys(self, metadata: dict) -> list[str]:
         control = self.ie_settings.capture.control is not None
-        return value_keys(int(metadata.get("max_shots", MAX_SHOTS)), control, outcomes=True)
+        return value_keys(max_shots(metadata), control, outcomes=True)
 
     def process_results(self, doc: dict, results: list) -> dict[str, Any]:
         (features,) = results

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..records import EmergenceResult
-from .runs import SETTING_KEYS, Run
+from .runs import COMPARED_SETTINGS, Run
 from .text import canon, layers_text, num, setting_text
 
 #: A block's macro term this close to the estimator's ceiling is saturated.
@@ -37,7 +37,7 @@ def setting_differences(runs: Sequence[Run], task: str) -> list[str]:
     lines = []
     unknown = [r.label for r in having if "estimator" not in r.settings.get(task, {})]
     known = [r for r in having if r.label not in unknown]
-    for key in SETTING_KEYS:
+    for key in COMPARED_SETTINGS:
         pool = having if key == "n" else known
         values = {
             r.label: r.settings.get(task, {}).get(key)

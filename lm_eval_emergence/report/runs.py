@@ -23,7 +23,7 @@ INTRINSIC_METRICS = ("emergence", "emergence_vs_random", "diff_erank", "erank", 
 #: The protocol of a sidecar written before protocols were recorded.
 UNRECORDED = "unrecorded"
 #: The estimator settings that must agree for IE numbers of one task to be compared.
-SETTING_KEYS = (
+COMPARED_SETTINGS = (
     "protocol",
     "estimator",
     "estimator_options",
@@ -55,7 +55,7 @@ class Run:
     metrics: dict[str, dict[str, float | None]]
     #: task -> the sidecar's task record; None without a sidecar
     sidecar: dict[str, TaskRecord] | None
-    #: task -> estimator settings (SETTING_KEYS; only "n" without a sidecar)
+    #: task -> estimator settings (COMPARED_SETTINGS; only "n" without a sidecar)
     settings: dict[str, dict[str, Any]]
     sidecar_path: Path | None = None
     groups: dict[str, list[str]] = field(default_factory=dict)
@@ -234,7 +234,7 @@ def _load_run(path: Path) -> Run:
     for group, subs in groups.items():
         subs = [s for s in subs if s in settings]
         if subs:
-            keys = SETTING_KEYS if all("estimator" in settings[s] for s in subs) else ("n",)
+            keys = COMPARED_SETTINGS if all("estimator" in settings[s] for s in subs) else ("n",)
             settings[group] = {k: merge({s: settings[s].get(k) for s in subs}) for k in keys}
 
     model = (sidecar_data or {}).get("model") or {}
