@@ -9,7 +9,14 @@ import torch
 
 import lm_eval_emergence
 import lm_eval_emergence.harness  # noqa: F401  (registers the model, metrics and tasks)
-from lm_eval_emergence.harness.aggregate import ESTIMATES, TaskEstimate, metric_value
+from lm_eval_emergence.harness.aggregate import (
+    ESTIMATES,
+    TaskEstimate,
+    metric_keys,
+    metric_value,
+    value_keys,
+    with_stderr_keys,
+)
 from lm_eval_emergence.settings import (
     CaptureSettings,
     EmergenceConfigError,
@@ -40,6 +47,24 @@ def test_every_metric_key_and_the_model_are_registered():
     assert (
         "emergence_shot10" in EMERGENCE_METRICS and "emergence_shot10_stderr" in EMERGENCE_METRICS
     )
+
+
+def test_metric_keys_are_the_values_then_the_stderr_of_each_that_has_one():
+    from lm_eval_emergence.harness.metrics import HIGHER_IS_BETTER
+
+    values = value_keys(2, control=True, outcomes=True)
+    keys = metric_keys(2, control=True, outcomes=True)
+    assert keys == with_stderr_keys(values) and keys[: len(values)] == values
+    stderr = keys[len(values) :]
+    assert stderr[:2] == ["emergence_stderr", "emergence_macro_stderr"]
+    with_stderr = {"diff_erank", "emergence_shot02", "emergence_outcome_other"}
+    assert {f"{k}_stderr" for k in with_stderr} <= set(stderr)
+    no_stderr = {"emergence_flagged_blocks", "emergence_shot02_layer_std"}
+    no_stderr |= {"emergence_outcome_other_docs", "emergence_outcome_used_docs"}
+    assert no_stderr <= set(values) and not {f"{k}_stderr" for k in no_stderr} & set(keys)
+    assert not any(HIGHER_IS_BETTER[k] for k in stderr)
+    with pytest.raises(KeyError, match="unknown emergence metric 'emergence_nope'"):
+        with_stderr_keys(["emergence_nope"])
 
 
 def test_task_manager_finds_the_plugin_tasks():
@@ -116,6 +141,17 @@ def test_payloads_give_the_library_estimate_and_do_not_depend_on_the_rank_split(
     assert estimate.record(halves) is b
     assert estimate.aggregation("emergence")(halves) == b.result.ie_bits
     assert metric_value(b, "emergence_stderr") == b.result.ie_stderr_bits
+    assert b.metrics == {key: metric_value(b, key) for key in metric_keys()}
+    # a key this task does not report says why
+    for key, why in [
+        ("emergence_vs_random_stderr", "task emergence_test has no random-weights control"),
+        ("diff_erank", "task emergence_test has no random-weights control"),
+        ("emergence_shot01", "task emergence_test has 0 shots, no shot 1"),
+        ("emergence_outcome_used_docs", "task emergence_test reports no IE by outcome"),
+        ("emergence_nope", "unknown emergence metric 'emergence_nope'"),
+    ]:
+        with pytest.raises(KeyError, match=why):
+            metric_value(b, key)
     assert ESTIMATES.records()["emergence_test"] is b
     # the library on the same sequences (float32 states; payloads are float16)
     ref = measure_emergence(tiny_lm.model, tok, seqs, micro_bos=None)  # the same default

@@ -3,9 +3,11 @@
 lm-eval calls one aggregation per metric key with that key's per-document values
 (`task.aggregation()[key](items)`). Every key of an emergence task carries the same payloads, so
 each task owns a `TaskEstimate` that computes the estimate once, with the task's estimation
-settings, and hands every key its number. Finished estimates are also written to `ESTIMATES`,
-the one record of this process that the sidecar JSON (`sidecar.py`) is written from: lm-eval
-returns no task objects to the command line that writes it.
+settings, and hands every key its number, read off the estimate by the key's `MetricDef` (one
+table, `metric_definitions`, defines every key, its stderr companion and its arrow). Finished
+estimates are also written to `ESTIMATES`, the one record of this process that the sidecar JSON
+(`sidecar.py`) is written from: lm-eval returns no task objects to the command line that writes
+it.
 """
 
 from __future__ import annotations
@@ -13,16 +15,26 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..capture import Capture, MomentCapture
 from ..emergence import emergence_from_moments, emergence_from_states
 from ..estimators import MIN_SAMPLES
-from ..records import EmergenceResult, OutcomeGroup, SpectralResult, TaskRecord, shot_curve
+from ..records import (
+    EmergenceResult,
+    LayerEmergence,
+    OutcomeGroup,
+    ShotPoint,
+    SpectralResult,
+    TaskRecord,
+    shot_curve,
+)
 from ..settings import CaptureSettings, EmergenceConfigError, EstimationSettings
-from ..spectral import DEFAULT_FOLDS, diff_erank, spectrum
+from ..spectral import diff_erank, spectrum
+from .documents import MAX_SHOTS
 from .features import OUTCOMES, EmergenceFeatures, gather_capture, gather_moments
 
 __all__ = [
@@ -30,10 +42,13 @@ __all__ = [
     "CONTROL_KEYS",
     "SPECTRAL_CONTROL_KEYS",
     "SPECTRAL_KEYS",
+    "EMERGENCE_DEFINITIONS",
     "ESTIMATES",
     "EstimateLog",
+    "MetricDef",
     "OUTCOME_KEYS",
     "TaskEstimate",
+    "metric_definitions",
     "metric_keys",
     "metric_value",
     "value_keys",
@@ -42,49 +57,280 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One number an emergence task reports: its key, how it and its standard error are read off
+    the task's record (no stderr reader: the key has no `<key>_stderr` companion), and the
+    direction of lm-eval's table arrow. A reader raises KeyError naming the task and what its
+    record lacks (no control, no such shot, no outcome groups)."""
+
+    key: str
+    value: Callable[[TaskRecord], float]
+    stderr: Callable[[TaskRecord], float] | None = None
+    higher_is_better: bool = True
+
+    def stderr_companion(self) -> MetricDef | None:
+        """The `<key>_stderr` metric, which lm-eval's table prints as the ± of the value (a
+        standard error, so no direction is better)."""
+        if self.stderr is None:
+            return None
+        return MetricDef(f"{self.key}_stderr", self.stderr, higher_is_better=False)
+
+
+def _lacks(record: TaskRecord, what: str) -> KeyError:
+    return KeyError(f"task {record.task} {what}")
+
+
+def _control_of(record: TaskRecord) -> EmergenceResult:
+    if record.control is None:
+        raise _lacks(record, "has no random-weights control (ie_control)")
+    return record.control
+
+
+def _block_mean(record: TaskRecord, term: Callable[[LayerEmergence], float]) -> float:
+    rows = record.result.per_layer
+    return sum(term(row) for row in rows) / len(rows)
+
+
+def _block_mean_stderr(record: TaskRecord, term_stderr: Callable[[LayerEmergence], float]) -> float:
+    """The stderr of `_block_mean`, the blocks' estimates taken as independent."""
+    rows = record.result.per_layer
+    return math.sqrt(sum(term_stderr(row) ** 2 for row in rows)) / len(rows)
+
+
+def _vs_random_stderr(record: TaskRecord) -> float:
+    control = _control_of(record)
+    return math.sqrt(record.result.ie_stderr_bits**2 + control.ie_stderr_bits**2)
+
+
+def _model_spectrum(record: TaskRecord) -> SpectralResult:
+    if record.spectrum is None:
+        raise _lacks(record, "has no spectral baselines")
+    return record.spectrum
+
+
+def _control_spectrum(record: TaskRecord) -> SpectralResult:
+    _model_spectrum(record)  # a record without spectral baselines says that first
+    if record.control_spectrum is None:
+        raise _lacks(record, "has no random-weights control (ie_control)")
+    return record.control_spectrum
+
+
+def _shot_point(record: TaskRecord, shot: int) -> ShotPoint:
+    curve = record.shot_curve or []
+    if not 1 <= shot <= len(curve):
+        raise _lacks(record, f"has {len(curve)} shots, no shot {shot}")
+    return curve[shot - 1]
+
+
+def _outcome_groups(record: TaskRecord) -> list[OutcomeGroup]:
+    if record.outcomes is None:
+        raise _lacks(record, "reports no IE by outcome (only the shots task does)")
+    return record.outcomes
+
+
+def _outcome_group(record: TaskRecord, outcome: str) -> OutcomeGroup:
+    for group in _outcome_groups(record):
+        if group.outcome == outcome:
+            return group
+    raise _lacks(record, f"has no outcome group {outcome!r}")
+
+
+def _nan_if_unestimated(bits: float | None) -> float:
+    """NaN for a group too small to estimate (its `_docs` key and the sidecar say why; a
+    warning was logged)."""
+    return math.nan if bits is None else bits
+
+
 #: Every emergence task reports these; `emergence_flagged_blocks` counts the blocks whose
 #: estimates diverged or are impossible (0 when the number can be trusted as an estimate).
-BASE_KEYS = (
-    "emergence",
-    "emergence_macro",
-    "emergence_micro",
-    "emergence_sum",
-    "emergence_flagged_blocks",
+_BASE = (
+    MetricDef("emergence", lambda r: r.result.ie_bits, lambda r: r.result.ie_stderr_bits),
+    MetricDef(
+        "emergence_macro",
+        lambda r: _block_mean(r, lambda row: row.macro_bits),
+        lambda r: _block_mean_stderr(r, lambda row: row.macro_stderr_bits),
+    ),
+    MetricDef(
+        "emergence_micro",
+        lambda r: _block_mean(r, lambda row: row.micro_bits),
+        lambda r: _block_mean_stderr(r, lambda row: row.micro_stderr_bits),
+    ),
+    MetricDef(
+        "emergence_sum", lambda r: r.result.ie_sum_bits, lambda r: r.result.ie_sum_stderr_bits
+    ),
+    MetricDef(
+        "emergence_flagged_blocks",
+        lambda r: float(len(r.result.flagged_layers)),
+        higher_is_better=False,
+    ),
 )
 #: With ie_control=random: the control's IE, and the model's IE minus the control's.
-CONTROL_KEYS = ("emergence_random", "emergence_vs_random")
+_CONTROL = (
+    MetricDef(
+        "emergence_random",
+        lambda r: _control_of(r).ie_bits,
+        lambda r: _control_of(r).ie_stderr_bits,
+    ),
+    MetricDef(
+        "emergence_vs_random",
+        lambda r: r.result.ie_bits - _control_of(r).ie_bits,
+        _vs_random_stderr,
+    ),
+)
 #: The spectral baselines of the same states (`spectral.py`): effective rank and matrix entropy
-#: (bits) of the block outputs at the last token, means over blocks.
-SPECTRAL_KEYS = ("erank", "matrix_entropy")
-#: With ie_control=random: the control's, and Diff-eRank = erank(control) - erank(model).
-SPECTRAL_CONTROL_KEYS = ("erank_random", "matrix_entropy_random", "diff_erank")
+#: (bits) of the block outputs at the last token, means over blocks. Their arrows point down:
+#: their papers read a lower value (a trained model's) as the better one.
+_SPECTRAL = (
+    MetricDef(
+        "erank",
+        lambda r: _model_spectrum(r).erank,
+        lambda r: _model_spectrum(r).erank_stderr,
+        higher_is_better=False,
+    ),
+    MetricDef(
+        "matrix_entropy",
+        lambda r: _model_spectrum(r).matrix_entropy_bits,
+        lambda r: _model_spectrum(r).matrix_entropy_stderr_bits,
+        higher_is_better=False,
+    ),
+)
+#: With ie_control=random: the control's, and Diff-eRank = erank(control) - erank(model) with
+#: its paired stderr.
+_SPECTRAL_CONTROL = (
+    MetricDef(
+        "erank_random",
+        lambda r: _control_spectrum(r).erank,
+        lambda r: _control_spectrum(r).erank_stderr,
+        higher_is_better=False,
+    ),
+    MetricDef(
+        "matrix_entropy_random",
+        lambda r: _control_spectrum(r).matrix_entropy_bits,
+        lambda r: _control_spectrum(r).matrix_entropy_stderr_bits,
+        higher_is_better=False,
+    ),
+    MetricDef(
+        "diff_erank",
+        lambda r: diff_erank(_model_spectrum(r), _control_spectrum(r))[0],
+        lambda r: diff_erank(_model_spectrum(r), _control_spectrum(r))[1],
+    ),
+)
+
+
+def _shot_metrics(shot: int) -> tuple[MetricDef, MetricDef]:
+    """E at the end of shot `shot` (1-based), and its spread over blocks."""
+    key = f"emergence_shot{shot:02d}"
+    return (
+        MetricDef(
+            key,
+            lambda r: _shot_point(r, shot).emergence_bits,
+            lambda r: _shot_point(r, shot).stderr_bits,
+        ),
+        MetricDef(
+            f"{key}_layer_std",
+            lambda r: _shot_point(r, shot).layer_std_bits,
+            higher_is_better=False,
+        ),
+    )
+
+
+def _outcome_ie(outcome: str) -> MetricDef:
+    return MetricDef(
+        f"emergence_outcome_{outcome}",
+        lambda r: _nan_if_unestimated(_outcome_group(r, outcome).ie_bits),
+        lambda r: _nan_if_unestimated(_outcome_group(r, outcome).ie_stderr_bits),
+    )
+
+
+def _outcome_docs(outcome: str) -> MetricDef:
+    return MetricDef(
+        f"emergence_outcome_{outcome}_docs",
+        lambda r: float(_outcome_group(r, outcome).n_docs),
+        higher_is_better=False,
+    )
+
+
 #: The shots task's IE by outcome: per group its IE and group size, and the documents each
 #: group's estimate used (the same in every group).
-OUTCOME_KEYS = (
-    *(f"emergence_outcome_{o}" for o in OUTCOMES),
-    *(f"emergence_outcome_{o}_docs" for o in OUTCOMES),
-    "emergence_outcome_used_docs",
+_OUTCOME = (
+    *(_outcome_ie(o) for o in OUTCOMES),
+    *(_outcome_docs(o) for o in OUTCOMES),
+    MetricDef(
+        "emergence_outcome_used_docs",
+        lambda r: float(max(g.n_used for g in _outcome_groups(r))),
+        higher_is_better=False,
+    ),
 )
-_NO_STDERR = ("_layer_std", "_flagged_blocks", "_docs")
+
+
+def _keys(definitions: Iterable[MetricDef]) -> tuple[str, ...]:
+    return tuple(d.key for d in definitions)
+
+
+BASE_KEYS = _keys(_BASE)
+CONTROL_KEYS = _keys(_CONTROL)
+SPECTRAL_KEYS = _keys(_SPECTRAL)
+SPECTRAL_CONTROL_KEYS = _keys(_SPECTRAL_CONTROL)
+OUTCOME_KEYS = _keys(_OUTCOME)
+
+
+def _value_metrics(n_shots: int, control: bool, outcomes: bool) -> list[MetricDef]:
+    metrics = [*_BASE, *(_CONTROL if control else ()), *_SPECTRAL]
+    metrics += _SPECTRAL_CONTROL if control else ()
+    metrics += [m for shot in range(1, n_shots + 1) for m in _shot_metrics(shot)]
+    metrics += _OUTCOME if outcomes else ()
+    return metrics
+
+
+def _with_companions(values: list[MetricDef]) -> list[MetricDef]:
+    """`values` followed by the stderr companion of each that has one, in the same order (value
+    keys first: lm-eval writes "N/A" for a custom stderr, which the plugin's own then replaces)."""
+    companions = (v.stderr_companion() for v in values)
+    return values + [c for c in companions if c is not None]
+
+
+def metric_definitions(
+    n_shots: int = 0, control: bool = False, outcomes: bool = False
+) -> list[MetricDef]:
+    """The metrics of a task with `n_shots` shot-curve points, with or without a random-weights
+    control and IE by outcome: value metrics first, then their stderr companions."""
+    return _with_companions(_value_metrics(n_shots, control, outcomes))
+
+
+#: Every metric an emergence task can report, in `metric_definitions` order (what is registered).
+EMERGENCE_DEFINITIONS: tuple[MetricDef, ...] = tuple(
+    metric_definitions(MAX_SHOTS, control=True, outcomes=True)
+)
+_BY_KEY = {d.key: d for d in EMERGENCE_DEFINITIONS}
+
+
+def _definition(key: str) -> MetricDef:
+    try:
+        return _BY_KEY[key]
+    except KeyError:
+        raise KeyError(f"unknown emergence metric {key!r}") from None
 
 
 def with_stderr_keys(values: list[str]) -> list[str]:
     """`values` followed by the `<key>_stderr` companion of each key that has one."""
-    return list(values) + [f"{k}_stderr" for k in values if not k.endswith(_NO_STDERR)]
+    return list(_keys(_with_companions([_definition(k) for k in values])))
 
 
 def value_keys(n_shots: int = 0, control: bool = False, outcomes: bool = False) -> list[str]:
     """The value keys of a task with `n_shots` shot-curve points (no stderr companions)."""
-    keys = list(BASE_KEYS) + (list(CONTROL_KEYS) if control else []) + list(SPECTRAL_KEYS)
-    keys += list(SPECTRAL_CONTROL_KEYS) if control else []
-    for shot in range(1, n_shots + 1):
-        keys += [f"emergence_shot{shot:02d}", f"emergence_shot{shot:02d}_layer_std"]
-    return keys + (list(OUTCOME_KEYS) if outcomes else [])
+    return list(_keys(_value_metrics(n_shots, control, outcomes)))
 
 
 def metric_keys(n_shots: int = 0, control: bool = False, outcomes: bool = False) -> list[str]:
     """Every metric key of a task with `n_shots` shot-curve points, value keys first."""
-    return with_stderr_keys(value_keys(n_shots, control, outcomes))
+    return list(_keys(metric_definitions(n_shots, control, outcomes)))
+
+
+def metric_value(record: TaskRecord, key: str) -> float:
+    """The number reported under metric `key` (see `metric_definitions`)."""
+    return _definition(key).value(record)
 
 
 class EstimateLog:
@@ -200,10 +446,10 @@ class TaskEstimate:
         if items[0].outcome is not None:
             record.outcomes = self._outcomes(task, items, shots)
             record.seconds_estimation = time.perf_counter() - t0
-        keys = metric_keys(
+        reported = metric_definitions(
             len(shots or []), control=control is not None, outcomes=record.outcomes is not None
         )
-        record.metrics = {k: metric_value(record, k) for k in keys}
+        record.metrics = {m.key: m.value(record) for m in reported}
         return record
 
     def _outcomes(
@@ -239,9 +485,8 @@ class TaskEstimate:
 
     def _spectrum(self, task: str, capture: Capture | MomentCapture) -> SpectralResult:
         """erank and matrix entropy of the same states, on the IE estimate's folds."""
-        folds = int(self.estimation.resolved_options().get("folds", DEFAULT_FOLDS))
         try:
-            return spectrum(capture, folds=folds, seed=self.estimation.seed)
+            return spectrum(capture, folds=self.estimation.folds, seed=self.estimation.seed)
         except ValueError as exc:
             raise EmergenceConfigError(f"task {task}: {exc}") from None
 
@@ -297,81 +542,3 @@ def _checked(items: list) -> list[EmergenceFeatures]:
             f"{MIN_SAMPLES})"
         )
     return items
-
-
-def metric_value(record: TaskRecord, key: str) -> float:
-    """The number reported under metric `key` (see `metric_keys`)."""
-    result = record.result
-    stderr = key.endswith("_stderr")
-    base = key[: -len("_stderr")] if stderr else key
-    if base == "emergence":
-        return result.ie_stderr_bits if stderr else result.ie_bits
-    if base in CONTROL_KEYS:
-        control = record.control
-        if control is None:
-            raise KeyError(f"task {record.task} has no random-weights control (ie_control)")
-        if base == "emergence_random":
-            return control.ie_stderr_bits if stderr else control.ie_bits
-        if stderr:
-            return math.sqrt(result.ie_stderr_bits**2 + control.ie_stderr_bits**2)
-        return result.ie_bits - control.ie_bits
-    if base in SPECTRAL_KEYS or base in SPECTRAL_CONTROL_KEYS:
-        return _spectral_value(record, base, stderr)
-    if base == "emergence_flagged_blocks":
-        return float(len(result.flagged_layers))
-    if base == "emergence_sum":
-        return result.ie_sum_stderr_bits if stderr else result.ie_sum_bits
-    if base in ("emergence_macro", "emergence_micro"):
-        level = base.split("_")[1]
-        rows = result.per_layer
-        mean = sum(getattr(r, f"{level}_bits") for r in rows) / len(rows)
-        se = math.sqrt(sum(getattr(r, f"{level}_stderr_bits") ** 2 for r in rows)) / len(rows)
-        return se if stderr else mean
-    if base.startswith("emergence_outcome_"):
-        return _outcome_value(record, base, stderr)
-    if base.startswith("emergence_shot"):
-        layer_std = base.endswith("_layer_std")
-        shot = int(base[len("emergence_shot") :].removesuffix("_layer_std"))
-        curve = record.shot_curve or []
-        if not 1 <= shot <= len(curve):
-            raise KeyError(f"task {record.task} has {len(curve)} shots, no shot {shot}")
-        point = curve[shot - 1]
-        if layer_std:
-            return point.layer_std_bits
-        return point.stderr_bits if stderr else point.emergence_bits
-    raise KeyError(f"unknown emergence metric {key!r}")
-
-
-def _spectral_value(record: TaskRecord, base: str, stderr: bool) -> float:
-    """A spectral key's number (`spectral.py`): erank, matrix entropy, their control's, or
-    Diff-eRank with its paired stderr."""
-    model, control = record.spectrum, record.control_spectrum
-    if model is None:
-        raise KeyError(f"task {record.task} has no spectral baselines")
-    spec = model
-    if base not in SPECTRAL_KEYS:
-        if control is None:
-            raise KeyError(f"task {record.task} has no random-weights control (ie_control)")
-        if base == "diff_erank":
-            value, se = diff_erank(model, control)
-            return se if stderr else value
-        spec = control
-    if base.startswith("erank"):
-        return spec.erank_stderr if stderr else spec.erank
-    return spec.matrix_entropy_stderr_bits if stderr else spec.matrix_entropy_bits
-
-
-def _outcome_value(record: TaskRecord, base: str, stderr: bool) -> float:
-    """An outcome key's number; NaN for a group too small to estimate (its `_docs` key and the
-    sidecar say why; a warning was logged)."""
-    if record.outcomes is None:
-        raise KeyError(f"task {record.task} reports no IE by outcome (only the shots task does)")
-    groups = {g.outcome: g for g in record.outcomes}
-    if base == "emergence_outcome_used_docs":
-        return float(max(g.n_used for g in record.outcomes))
-    name = base[len("emergence_outcome_") :]
-    if name.endswith("_docs"):
-        return float(groups[name.removesuffix("_docs")].n_docs)
-    group = groups[name]
-    value = group.ie_stderr_bits if stderr else group.ie_bits
-    return math.nan if value is None else value

@@ -32,15 +32,7 @@ from lm_eval.api.registry import (
     metric_registry,
 )
 
-from .aggregate import (
-    BASE_KEYS,
-    CONTROL_KEYS,
-    OUTCOME_KEYS,
-    SPECTRAL_CONTROL_KEYS,
-    SPECTRAL_KEYS,
-    with_stderr_keys,
-)
-from .documents import MAX_SHOTS
+from .aggregate import EMERGENCE_DEFINITIONS
 from .registration import claim
 
 __all__ = [
@@ -52,21 +44,11 @@ __all__ = [
     "passthrough",
 ]
 
-_SHOTS = [f"emergence_shot{j:02d}{s}" for j in range(1, MAX_SHOTS + 1) for s in ("", "_layer_std")]
-
-#: Every metric key an emergence task can return.
-EMERGENCE_METRICS: tuple[str, ...] = tuple(
-    with_stderr_keys(
-        [*BASE_KEYS, *CONTROL_KEYS, *SPECTRAL_KEYS, *SPECTRAL_CONTROL_KEYS, *_SHOTS, *OUTCOME_KEYS]
-    )
-)
-#: IE is a description, not a score: "higher" only sets the table's arrow. erank and matrix
-#: entropy point down: their papers read a lower value (a trained model's) as the better one.
-HIGHER_IS_BETTER = {
-    key: not key.endswith(("_stderr", "_layer_std", "_flagged_blocks", "_docs"))
-    and not key.startswith(("erank", "matrix_entropy"))
-    for key in EMERGENCE_METRICS
-}
+#: Every metric key an emergence task can return (the definitions of `aggregate.py`, in order).
+EMERGENCE_METRICS: tuple[str, ...] = tuple(m.key for m in EMERGENCE_DEFINITIONS)
+#: IE is a description, not a score: "higher" only sets the table's arrow (each definition says
+#: which way; erank and matrix entropy point down).
+HIGHER_IS_BETTER: dict[str, bool] = {m.key: m.higher_is_better for m in EMERGENCE_DEFINITIONS}
 #: The ability an ICL task reports next to its intrinsic metrics, averaged by lm-eval's `mean`:
 #: `acc` (built in) and `logprob_correct`, registered here.
 ABILITY_METRICS = ("acc", "logprob_correct")
@@ -98,13 +80,13 @@ def _aggregation(key: str) -> Callable[[list], float]:
 AGGREGATIONS: dict[str, Callable[[list], float]] = {
     key: _aggregation(key) for key in EMERGENCE_METRICS
 }
+_KEY_OF_ATTRIBUTE = {f"aggregate_{key}": key for key in EMERGENCE_METRICS}
 
 
 def __getattr__(name: str) -> Callable[[list], float]:
     """`aggregate_<key>`: the aggregation of `key` (what the entry points name)."""
-    key = name.removeprefix("aggregate_")
-    if name.startswith("aggregate_") and key in AGGREGATIONS:
-        return AGGREGATIONS[key]
+    if name in _KEY_OF_ATTRIBUTE:
+        return AGGREGATIONS[_KEY_OF_ATTRIBUTE[name]]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
