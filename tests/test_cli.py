@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ENV = {
     **os.environ,
@@ -181,11 +182,15 @@ def test_sidecar_holds_what_the_numbers_need(mixed_runs):
     )
     assert result["estimator"] == "gaussian-floor" and result["seed"] == 0
     assert (result["protocol"], result["target"]) == ("floor-update", "update")
-    assert task["capture"]["payload_bytes_per_doc"] > 0
-    assert task["capture"]["state_dtype"] == "float16"
+    # per document: inputs and outputs of 2 blocks at the last position, 32 wide (the model's
+    # width, under the 64 of the projection) in float16, and its 8 token ids in int64
+    assert task["capture"]["state_dim"] == 32 and task["capture"]["state_dtype"] == "float16"
+    assert task["capture"]["payload_bytes_per_doc"] == 2 * 2 * 1 * 32 * 2 + 8 * 8
 
 
-def test_logged_samples_stay_small_and_readable(mixed_runs):
+def test_logged_samples_stay_small_and_readable(mixed_runs, tiny_gpt2_dir):
+    from transformers import AutoModelForCausalLM
+
     _, _, _, samples = mixed_runs[0]
     icl = next(p for p in samples if "emergence_icl_country" in p.name)
     lines = icl.read_text().splitlines()
@@ -194,7 +199,17 @@ def test_logged_samples_stay_small_and_readable(mixed_runs):
         assert len(line) < 6000
     sample = json.loads(lines[0])
     assert sample["emergence"].startswith("EmergenceFeatures(T=8, layers=2")
-    assert sample["acc"] in (0, 1)
+    # the ability metrics are the model's own next-token numbers on each document
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir).eval()
+    docs = [json.loads(line)["doc"] for line in lines]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([d["token_ids"] for d in docs])).logits[:, -1]
+    logp = torch.log_softmax(logits.double(), -1)
+    for line, doc, row, top in zip(lines, docs, logp, logits.argmax(-1).tolist(), strict=True):
+        sample = json.loads(line)
+        assert sample["acc"] == int(top in doc["next_ok_ids"])
+        want = float(torch.logsumexp(row[doc["next_ok_ids"]], 0))
+        assert sample["logprob_correct"] == pytest.approx(want, abs=1e-4)
 
 
 def test_use_cache_reruns_emergence_and_serves_loglikelihood_from_cache(mixed_runs):

@@ -189,13 +189,33 @@ def test_numpy_input_and_record_fields():
     assert record["options"]["reduce"] == "cca"
 
 
-def test_mine_paper_configuration_runs_and_reads_the_max_over_steps():
+def test_mine_paper_configuration_runs_and_reads_the_max_over_steps(monkeypatch):
+    from lm_eval_emergence.estimators import paper
+
+    scores = []  # the critic's joint and shuffled scores, step by step
+    real_pairs = paper.ConcatCritic.pairs
+
+    def recording_pairs(self, x, y):
+        out = real_pairs(self, x, y)
+        scores.append(out.detach().clone())
+        return out
+
+    monkeypatch.setattr(paper.ConcatCritic, "pairs", recording_pairs)
     case = correlated_gaussian(256, 4, k=1, bits=1.0, seed=33)
     est = estimate_mi(case.x, case.y, estimator="mine-paper", steps=30)
     assert est.estimator == "mine-paper"
     assert est.ceiling_bits == pytest.approx(8.0)  # log2(256): all pairs form the batch
-    assert est.n_train == est.n_test == 256
-    assert math.isfinite(est.bits) and est.steps == 30
+    assert est.n_train == est.n_test == 256 and est.steps == 30
+    # the DV bound at each of the 30 steps; the estimate is its maximum, the stderr its spread
+    dv = torch.stack(
+        [
+            j.mean(-1) - (torch.logsumexp(m, -1) - math.log(256))
+            for j, m in zip(scores[0::2], scores[1::2], strict=True)
+        ]
+    )[:, 0]
+    assert len(dv) == 30 and int(dv.argmax()) < 29  # the last step is not the best here
+    assert est.bits == pytest.approx(float(dv.max()) / math.log(2), rel=1e-6)
+    assert est.stderr_bits == pytest.approx(float(dv.std()) / math.log(2), rel=1e-5)
 
 
 def test_paper_learning_rate_schedule():
