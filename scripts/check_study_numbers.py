@@ -25,7 +25,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from validity_tables import converges, load, table  # noqa: E402
+from validity_tables import converges, gates, load, table  # noqa: E402
 
 VALIDITY = ROOT / "docs" / "validity"
 REPRODUCTION = ROOT / "docs" / "reproduction"
@@ -83,8 +83,11 @@ def validity_quotes() -> Iterator[Quote]:
         for row in _rows(table(record, record_seeds, "")[0]):
             yield doc, row
     # validity round 2 (issue 20): Spearman with logprob_correct is a gate there
+    # (its seed spread, seeds_round2_smollm2.json, gives the selection table's seed CV)
     for path in sorted(VALIDITY.glob("round2_*.json")):
-        for row in _rows(table(load(path), None, "", logprob_gate=True)[0]):
+        seeds_path = VALIDITY / f"seeds_{path.name}"
+        record_seeds = load(seeds_path) if seeds_path.exists() else None
+        for row in _rows(table(load(path), record_seeds, "", logprob_gate=True)[0]):
             yield doc, row
 
     # the models' accuracy and IE tables of the two confirmation series
@@ -180,12 +183,61 @@ def validity_quotes() -> Iterator[Quote]:
     yield doc, "(0, " + ", ".join(str(b) for b in qwen["settings"]["layers"][1:]) + " measured)"
     # validity round 2: the rule's pick and why it is not the default
     round2 = _probe("round2_smollm2")
+    round2_seeds = _probe("seeds_round2_smollm2")
     pick = "gaussian-floor(kappa=0.25,bias=jackknife) on y-x"
-    _, ranking = table(round2, None, "", logprob_gate=True)
+    _, ranking = table(round2, round2_seeds, "", logprob_gate=True)
     candidates = {n: r for n, r in ranking.items() if not n.startswith(("erank", "matrix", "Diff"))}
     best = sorted(candidates.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))[0]
     assert best[0] == pick, best
     yield doc, f"`floor-update` with `bias=jackknife` ({best[1][1]:.1f} se)"
+    ie_cvs = [
+        max(e[side]["cv"] for side in ("trained", "random init"))
+        for e in round2_seeds["seed_spread"]
+        if not e["candidate"].startswith(("erank", "matrix", "Diff"))
+    ]
+    yield doc, f"Every IE candidate's seed CV is {100 * min(ie_cvs):.1f}–{100 * max(ie_cvs):.1f}%"
+    qwen2 = _probe("round2_qwen")
+    on_qwen = next(x for x in qwen2["summary"] if x["candidate"] == pick)
+    yield (
+        doc,
+        f"equal N it fails both Spearman gates ({on_qwen['spearman_with_acc']:.2f} and "
+        f"{on_qwen['spearman_with_logprob']:.2f}: it ranks",
+    )
+    confirmations = ("interp_smollm2", "family", "family2", "qwen", "interp_qwen")
+    ability_fails = [
+        name
+        for name in confirmations
+        if not all(
+            gate
+            for key, gate in gates(
+                next(x for x in _probe(f"round2_{name}")["summary"] if x["candidate"] == pick),
+                _probe(f"round2_{name}")["models"],
+                None,
+                True,
+            ).items()
+            if key.startswith("spearman")
+        )
+    ]
+    assert len(ability_fails) == 5, ability_fails
+    yield "README.md", "fails an ability gate on each of the five confirmation series"
+    interp = _probe("round2_interp_qwen")
+    on_path = next(x for x in interp["summary"] if x["candidate"] == pick)
+    yield (
+        doc,
+        f"it fails Spearman with accuracy ({on_path['spearman_with_acc']:.2f}; with "
+        f"`logprob_correct` it passes, {on_path['spearman_with_logprob']:.2f})",
+    )
+    first, trained_acc = interp["models"][1], interp["models"][0]["acc"]
+    assert first["model"] == "interpolation t=0.1", first["model"]
+    yield doc, f"({first['acc']:.3f} against the trained\nmodel's {trained_acc:.3f})"
+    yield (
+        doc,
+        _minus("(" + ", ".join(f"{m['logprob_correct']:.2f}" for m in interp["models"]) + ")"),
+    )
+    init = next(m for m in qwen2["models"] if m["model"] == "random init")["candidates"]
+    change = init[FLOOR_UPDATE]["value_full_n"] - init[FLOOR_UPDATE]["value"]
+    allowance = max(0.05, 0.02 * abs(init[FLOOR_UPDATE]["value"]))
+    yield doc, _minus(f"random init, {change:.3f} against {allowance:.2f}")
     copy = next(m for m in round2["models"] if m["model"] == "weight noise 0.3")["candidates"][pick]
     yield (
         doc,
