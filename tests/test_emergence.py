@@ -512,6 +512,9 @@ def test_auto_streams_only_where_the_moments_are_smaller():
     assert spec("auto", 10**6, 64, EstimationSettings.of_protocol("infonce")) is None
     assert spec("off", 10**6, 64, floor) is None
     assert spec("on", 100, 64, floor) == StreamSpec(100, 10, 3, "update")
+    # 11 rows in chunks of 2: 6 folds hold rows, counted as fold_ids draws them
+    few = StreamSpec(11, 10, 0, "update")
+    assert few.n_folds == int(few.fold_ids().max()) + 1 == 6
     assert spec("auto", 10**6, 64, floor, blocked_by="the task splits its documents") is None
     with pytest.raises(EmergenceConfigError, match="ie_stream=on, but the task splits"):
         spec("on", 10**6, 64, floor, blocked_by="the task splits its documents")

@@ -4,6 +4,7 @@ states' second moments are kept)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -336,8 +337,10 @@ class StreamSpec:
 
     @property
     def n_folds(self) -> int:
-        """The folds that hold rows (fewer than `folds` when the rows do not fill them)."""
-        return int(self.fold_ids().max()) + 1
+        """The folds that hold rows (fewer than `folds` when the rows do not fill them): the
+        chunks `fold_ids` cuts its permutation into, counted without drawing it."""
+        size = math.ceil(self.rows / min(self.folds, self.rows))
+        return math.ceil(self.rows / size)
 
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "folds": self.folds, "seed": self.seed, "target": self.target}
