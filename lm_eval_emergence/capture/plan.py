@@ -4,7 +4,6 @@ states' second moments are kept)."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -13,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..estimators.moments import PairMoments, jackknife_fold_ids
+from ..estimators.moments import PairMoments, jackknife_fold_count, jackknife_fold_ids
 from ..settings import DEFAULT_BATCH_SIZE, CaptureSettings
 from .blocks import (
     MomentSink,
@@ -337,10 +336,8 @@ class StreamSpec:
 
     @property
     def n_folds(self) -> int:
-        """The folds that hold rows (fewer than `folds` when the rows do not fill them): the
-        chunks `fold_ids` cuts its permutation into, counted without drawing it."""
-        size = math.ceil(self.rows / min(self.folds, self.rows))
-        return math.ceil(self.rows / size)
+        """The folds that hold rows (fewer than `folds` when the rows do not fill them)."""
+        return jackknife_fold_count(self.rows, self.folds)
 
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "folds": self.folds, "seed": self.seed, "target": self.target}

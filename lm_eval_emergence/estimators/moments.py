@@ -13,6 +13,7 @@ products, and everything is kept in float64 (float32 only where the device has n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_FOLDS",
     "PairMoments",
     "jackknife_bias_corrected",
+    "jackknife_fold_count",
     "jackknife_fold_ids",
     "jackknife_stderr",
     "moments_of_samples",
@@ -43,9 +45,19 @@ def jackknife_fold_ids(n: int, folds: int, seed: int) -> torch.Tensor:
     """
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 4))
     ids = torch.empty(n, dtype=torch.long)
-    for fold, chunk in enumerate(order.chunk(min(folds, n))):
-        ids[chunk] = fold
+    ids[order] = torch.arange(n) // _fold_size(n, folds)
     return ids
+
+
+def jackknife_fold_count(n: int, folds: int) -> int:
+    """The folds `jackknife_fold_ids` fills with `n` rows (fewer than `folds` when the rows,
+    cut in equal chunks, do not reach them all), known without drawing the permutation."""
+    return math.ceil(n / _fold_size(n, folds))
+
+
+def _fold_size(n: int, folds: int) -> int:
+    """Rows per fold: `n` cut into at most `folds` chunks of equal size, the last one shorter."""
+    return math.ceil(n / min(folds, n))
 
 
 def jackknife_stderr(left_out: torch.Tensor) -> torch.Tensor:
@@ -284,7 +296,9 @@ def moments_of_samples(x: torch.Tensor, y: torch.Tensor, folds: int, seed: int) 
     """The moments of a [P, n, dx], [P, n, dy] stack in memory (folds: `jackknife_fold_ids`)."""
     n = x.shape[1]
     ids = jackknife_fold_ids(n, folds, seed)
-    moments = PairMoments.empty(int(ids.max()) + 1, x.shape[0], x.shape[-1], y.shape[-1])
+    moments = PairMoments.empty(
+        jackknife_fold_count(n, folds), x.shape[0], x.shape[-1], y.shape[-1]
+    )
     moments.add_rows(x, y, ids)
     return moments
 

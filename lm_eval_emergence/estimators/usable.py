@@ -17,7 +17,12 @@ from typing import Any
 import torch
 
 from .gaussian import sample_covariance
-from .moments import DEFAULT_FOLDS, jackknife_bias_corrected, jackknife_fold_ids
+from .moments import (
+    DEFAULT_FOLDS,
+    jackknife_bias_corrected,
+    jackknife_fold_count,
+    jackknife_fold_ids,
+)
 from .registry import (
     COMMON_OPTIONS,
     Outcome,
@@ -86,7 +91,7 @@ def jackknife_terms(
     x, y = x.double(), y.double()
     full = _terms(x, y, rows.train, rows.test, ridge, kappa)
     fold_of = jackknife_fold_ids(len(rows.train), folds, seed)
-    kept = [rows.train[fold_of != f] for f in range(int(fold_of.max()) + 1)]
+    kept = [rows.train[fold_of != f] for f in range(jackknife_fold_count(len(rows.train), folds))]
     left_out = [_terms(x, y, train, rows.test, ridge, kappa) for train in kept]
     counts = torch.tensor([len(rows.train), *map(len, kept)], dtype=torch.float64)
     return jackknife_bias_corrected(torch.stack([full, *left_out]), counts)
