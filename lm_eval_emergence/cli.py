@@ -9,6 +9,8 @@ Every lm-eval flag passes through. On top of the plain `lm_eval` command it:
 - stops with one message, not a traceback, when an emergence task is run with another model,
   an emergence setting or the model path is wrong, a task name is unknown, or the run is
   interrupted (Ctrl-C); a run that stops leaves no file of its own under `--output_path`;
+- prints each emergence task's evidence (the standard error's parts, N, blocks, the N/2 check,
+  the separation from the control) after lm-eval's table;
 - writes the sidecar JSON next to the results file under `--output_path`;
 - `lm-eval-emergence report RESULTS... --out DIR` writes the report of finished runs
   (`lm_eval_emergence.report`);
@@ -206,6 +208,17 @@ def _model_main(args: list[str]) -> int:
     return 0
 
 
+def _print_evidence() -> None:
+    """The evidence behind each emergence task's IE, after lm-eval's table (on rank 0: the only
+    process that estimated)."""
+    from .harness.aggregate import ESTIMATES
+    from .report.evidence import evidence_lines
+
+    records = ESTIMATES.records()
+    if records:
+        print("\n".join(["", *evidence_lines(records), ""]))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run lm-eval with the plugin; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -247,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = [PROG, *full]
     try:
         cli_evaluate()
+        _print_evidence()
         if output is not None and output[1]:
             from .harness.sidecar import write_sidecars
 

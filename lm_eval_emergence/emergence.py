@@ -6,8 +6,10 @@ Per block l, in bits:
 
 where the macro states are those of the last token of each sequence processed in context and the
 micro states those of each token fed to the model on its own. The scalar IE is the mean of E(l)
-over the blocks. Every MI comes from one batched call to `estimate_mi_many`, so all pairs of a
-profile share one seed-derived split and training run.
+over the blocks, each block's E the mean over its independent random projections. Every MI of a
+profile is estimated in `pairs.py` (all pairs share one seed-derived split of the documents);
+every reported number is a weighted sum of those estimates, and its standard error covers the
+documents and the projections alike (`uncertainty.py`).
 
 Each number is a property of the estimator and the sample as much as of the model
 (docs/method-notes.md): the result therefore carries N, the estimator's ceiling, log2(N), the
@@ -19,10 +21,9 @@ next to every value; an estimate that is impossible (an MI negative beyond its n
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -36,20 +37,20 @@ from .capture import (
     capture_states,
     plan_capture,
 )
-from .capture.blocks import target_states
-from .estimators import estimate_mi_many, require_samples
-from .estimators.api import estimate_mi_from_moments, moments_unsupported
-from .estimators.moments import PairMoments, stack_pairs
+from .estimators import require_samples
 from .meta import __version__
+from .pairs import PairKey, PairTable, estimate_pairs, pairs_from_moments, stream_unsupported
 from .records import EmergenceResult, LayerEmergence, PositionEmergence, PositionLayer
 from .settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_PROJECTION_DIM,
+    DEFAULT_PROJECTIONS,
     CaptureSettings,
     EmergenceConfigError,
     EstimationSettings,
     IESettings,
 )
+from .uncertainty import StandardError, standard_error
 
 __all__ = [
     "emergence_from_moments",
@@ -61,7 +62,11 @@ __all__ = [
     "stream_unsupported",
 ]
 
-_Key = tuple[str, int, int]  # (level, layer slot, token index)
+_Key = PairKey  # (level, block slot, projection, token index)
+
+#: An MI is never negative, nor above its estimator's ceiling: an estimate beyond either by more
+#: than 3 stderr + this many bits is not sampling noise.
+TOLERANCE_BITS = 0.1
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,6 +86,7 @@ def measure_emergence(
     seed: int = 0,
     per_position: bool = False,
     projection_dim: int | None = DEFAULT_PROJECTION_DIM,
+    projections: int = DEFAULT_PROJECTIONS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     truncate_to: int | None = None,
     micro_bos: int | None | str = "auto",
@@ -105,9 +111,9 @@ def measure_emergence(
     `estimator_options`. A thin front of `plan_capture`, `capture_states` and
     `emergence_from_states`, which take the settings objects (`measure` takes them whole).
 
-    Standard errors are propagated assuming the estimates of a profile are independent
-    (stderr(l) = sqrt(se_macro^2 + sum_t se_t^2 / T^2); the mean over layers
-    sqrt(sum_l se_l^2) / L). They share one data split, so this is an approximation.
+    Standard errors are those of the numbers as reported, over the documents (a jackknife over
+    folds of documents, for estimators with folds; else the estimates' own errors in quadrature)
+    and over the projections (`uncertainty.py`).
     """
     estimation = EstimationSettings.choose(
         protocol=protocol,
@@ -120,6 +126,7 @@ def measure_emergence(
     capture = CaptureSettings(
         layers=layers,
         projection_dim=projection_dim,
+        projections=projections,
         seed=seed,
         bos=micro_bos,
         batch_size=batch_size,
@@ -210,48 +217,19 @@ def emergence_from_states(
     """IE from captured states: the estimation half of `measure_emergence`.
 
     `capture.positions` must include the last token. `per_position`: False, True (every captured
-    position) or a list of token indices to report E at. The lm-eval adapter calls this on the
-    states gathered from every rank, the benchmarks on subsets of one capture.
+    position) or a list of token indices to report E at. An estimator that reads second moments
+    reads those of the states (the numbers of a streamed capture of the same states); the others
+    read the samples. The lm-eval adapter calls this on the states gathered from every rank, the
+    benchmarks on subsets of one capture.
     """
-    n, seq_len = capture.token_ids.shape
     report_positions = _report_positions(capture, per_position)
-    require_samples(n)
     if estimation.form == "psi" and report_positions:
         raise EmergenceConfigError(
             "the psi form pairs each token with the last position's output; it has no "
             "per-position profile: use per_position=False or form='ie'"
         )
-    states = capture.as_update() if estimation.target == "update" else capture
-    keys, xs, ys = _pairs(states, psi=estimation.form == "psi")
-    # A side that is the same in every sample (e.g. the separator token of an ICL list, fed
-    # alone) has zero entropy, so the MI is exactly 0: no estimate, recorded as exact.
-    todo = [i for i, (x, y) in enumerate(zip(xs, ys, strict=True)) if not _is_constant(x, y)]
-    if not todo:
-        raise ValueError(
-            "every block input or output is identical across the sequences (all sequences are "
-            "the same?); there is nothing to estimate"
-        )
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=1, desc=f"estimate {len(todo)} MI pairs ({estimation.estimator})")
-    t0 = time.perf_counter()
-    estimates = estimate_mi_many(
-        [xs[i].float() for i in todo],
-        [ys[i].float() for i in todo],
-        estimator=estimation.estimator,
-        seed=estimation.seed,
-        **estimation.options,
-    )
-    seconds = time.perf_counter() - t0
-    if bar is not None:
-        bar.update(1)
-        bar.close()
-    null = 0.0 if estimates[0].null_bits is not None else None
-    by_key: dict[_Key, Any] = {key: _ExactZero(null_bits=null) for key in keys}
-    by_key.update({keys[i]: est for i, est in zip(todo, estimates, strict=True)})
-    return _result(capture, estimation, by_key, report_positions, per_position, seconds)
+    table = estimate_pairs(capture, estimation, progress=progress)
+    return _result(capture, estimation, table, report_positions, per_position)
 
 
 def emergence_from_moments(
@@ -261,73 +239,22 @@ def emergence_from_moments(
     per_position: bool | Sequence[int] = False,
 ) -> EmergenceResult:
     """IE from streamed moments (`capture_moments`): what `emergence_from_states` gives on the
-    states themselves, to float rounding, for a closed-form estimator (`gaussian-floor`)."""
-    n, seq_len = capture.token_ids.shape
+    states themselves, to float rounding, for an estimator that reads second moments."""
     report_positions = _report_positions(capture, per_position)
-    require_samples(n)
     why = stream_unsupported(estimation)
     if why is not None:
         raise EmergenceConfigError(f"{why}; capture the states instead (ie_stream=off)")
-    if capture.target != estimation.target:
-        raise EmergenceConfigError(
-            f"the moments were streamed for target {capture.target!r}, the estimate asks for "
-            f"{estimation.target!r}"
-        )
-    keys: list[_Key] = []
-    parts = []
-    for li, moments in enumerate(capture.macro):
-        keys += [("macro", li, t) for t in capture.positions]
-        parts.append(moments)
-    for t in range(seq_len):
-        keys += [("micro", li, t) for li in range(len(capture.layers))]
-        parts.append(_micro_moments(capture, t))
-    moments = stack_pairs(parts)
-    constant = moments.constant()
-    todo = [i for i in range(len(keys)) if not bool(constant[i])]
-    if not todo:
-        raise ValueError(
-            "every block input or output is identical across the sequences (all sequences are "
-            "the same?); there is nothing to estimate"
-        )
-    t0 = time.perf_counter()
-    estimates = estimate_mi_from_moments(
-        moments.select(todo),
-        estimator=estimation.estimator,
-        seed=estimation.seed,
-        **estimation.options,
-    )
-    seconds = time.perf_counter() - t0
-    by_key: dict[_Key, Any] = {key: _ExactZero(null_bits=None) for key in keys}
-    by_key.update({keys[i]: est for i, est in zip(todo, estimates, strict=True)})
-    return _result(capture, estimation, by_key, report_positions, per_position, seconds)
-
-
-def stream_unsupported(estimation: EstimationSettings) -> str | None:
-    """Why IE under `estimation` cannot be computed from streamed moments, or None if it can."""
-    if estimation.form == "psi":
-        return "the psi form pairs each token alone with the sequence's output row by row"
-    return moments_unsupported(estimation.estimator, estimation.options)
-
-
-def _micro_moments(capture: MomentCapture, t: int) -> PairMoments:
-    """Moments of the micro pairs at token index t of every block: the distinct tokens' states,
-    each counted as often as it stands at t in each fold."""
-    table = capture.micro
-    tokens, where = torch.unique(capture.token_ids[:, t], return_inverse=True)
-    counts = torch.zeros(capture.n_folds, len(tokens), dtype=torch.float64)
-    counts.index_put_((capture.folds, where), torch.ones(len(where), dtype=torch.float64), True)
-    x, y = table.lookup(tokens[None, :])  # [L, 1, U, k]
-    x, y = x[:, 0], target_states(x[:, 0], y[:, 0], capture.target)
-    moments = PairMoments.empty(capture.n_folds, x.shape[0], x.shape[-1], y.shape[-1])
-    moments.add_weighted(x, y, counts)
-    return moments
+    table = pairs_from_moments(capture, estimation)
+    return _result(capture, estimation, table, report_positions, per_position)
 
 
 # --------------------------------------------------------------------------------------------
-# Estimation
+# Assembly: every reported number is a weighted sum of the pairs' estimates
 
 
-def _report_positions(capture: Capture, per_position: bool | Sequence[int]) -> list[int]:
+def _report_positions(
+    capture: Capture | MomentCapture, per_position: bool | Sequence[int]
+) -> list[int]:
     seq_len = capture.token_ids.shape[1]
     captured = capture.positions
     if seq_len - 1 not in captured:
@@ -343,62 +270,201 @@ def _report_positions(capture: Capture, per_position: bool | Sequence[int]) -> l
     return wanted
 
 
-def _pairs(
-    capture: Capture, psi: bool = False
-) -> tuple[list[_Key], list[torch.Tensor], list[torch.Tensor]]:
-    """Every (input, output) pair of the profile: macro at each captured position, micro at
-    every position, keyed by token index (BOS or not). `psi`: each micro input is paired with
-    the macro output at the last position instead of its own output."""
-    micro_in, micro_out = capture.micro_states()
-    seq_len = capture.token_ids.shape[1]
-    keys: list[_Key] = []
-    xs: list[torch.Tensor] = []
-    ys: list[torch.Tensor] = []
-    for li in range(len(capture.layers)):
-        for pi, t in enumerate(capture.positions):
-            xs.append(capture.macro_inputs[li, :, pi])
-            ys.append(capture.macro_outputs[li, :, pi])
-            keys.append(("macro", li, t))
-        last = capture.macro_outputs[li, :, capture.positions.index(seq_len - 1)]
-        for t in range(seq_len):
-            xs.append(micro_in[li, :, t])
-            ys.append(last if psi else micro_out[li, :, t])
-            keys.append(("micro", li, t))
-    return keys, xs, ys
+def _terms(
+    slots: Sequence[int], r_count: int, macro_at: int, micro_upto: int, scale: float
+) -> tuple[dict[_Key, float], dict[_Key, float]]:
+    """The weights of the macro term (at `macro_at`) and of the micro mean over positions
+    0..micro_upto-1, for a mean over `slots` (times `scale`) of the mean over projections."""
+    each = scale / (len(slots) * r_count)
+    macro = {("macro", s, r, macro_at): each for s in slots for r in range(r_count)}
+    micro = {
+        ("micro", s, r, t): each / micro_upto
+        for s in slots
+        for r in range(r_count)
+        for t in range(micro_upto)
+    }
+    return macro, micro
+
+
+def _emergence_weights(
+    table: PairTable, slots: Sequence[int], at: int, scale: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weights of E (macro minus micro mean), of the macro term and of the micro mean, at
+    token index `at`, over `slots` (a mean over blocks and projections, times `scale`)."""
+    macro, micro = _terms(slots, table.projections, at, at + 1, scale)
+    w_macro, w_micro = table.weights(macro), table.weights(micro)
+    return w_macro - w_micro, w_macro, w_micro
+
+
+def _se(table: PairTable, w: torch.Tensor) -> StandardError:
+    return standard_error(table.spread(w))
+
+
+def _pair_flags(table: PairTable, layers: list[int]) -> list[tuple[int, str]]:
+    """(block, message) for each estimate no MI can take (an estimator failure).
+
+    Impossible: not finite; negative beyond 3 standard errors; or, where the estimator has a
+    ceiling (log2 of its held-out rows), beyond it in either direction, whatever the stderr.
+    """
+    out = []
+    ceiling = table.ceiling_bits
+    for (kind, slot, r, t), bits, se, exact in zip(
+        table.keys, table.value.tolist(), table.stderr.tolist(), table.exact.tolist(), strict=True
+    ):
+        if exact:
+            continue
+        slack = 3 * se + TOLERANCE_BITS
+        if not (math.isfinite(bits) and math.isfinite(se)):
+            why = "is not finite"
+        elif bits < -slack:
+            why = "is below 0 by more than 3 standard errors; MI cannot be negative"
+        elif ceiling is not None and not -ceiling <= bits <= ceiling + slack:
+            why = f"lies outside +-{ceiling:.2f} bits, the range this estimator can read"
+        else:
+            continue
+        projection = f" projection {r}" if table.projections > 1 else ""
+        message = (
+            f"block {layers[slot]} {kind} position {t}{projection}: {bits:.4g} ± {se:.4g} bits "
+            f"{why}, so this estimate (and the block's E) is unreliable"
+        )
+        out.append((layers[slot], message))
+    return out
+
+
+def _mean_over_projections(table: PairTable, level: str, slot: int, t: int) -> float:
+    keys = [(level, slot, r, t) for r in range(table.projections)]
+    return sum(float(table.value[table.index[k]]) for k in keys) / table.projections
+
+
+def _per_layer(table: PairTable, layers: list[int], seq_len: int) -> list[LayerEmergence]:
+    """One row per block: macro at the last token against the mean micro term."""
+    rows = []
+    last = seq_len - 1
+    for slot, layer in enumerate(layers):
+        w, w_macro, w_micro = _emergence_weights(table, [slot], last)
+        se, se_macro, se_micro = _se(table, w), _se(table, w_macro), _se(table, w_micro)
+        micro_keys = [
+            [table.index[("micro", slot, r, t)] for r in range(table.projections)]
+            for t in range(seq_len)
+        ]
+        exact = [all(bool(table.exact[i]) for i in idx) for idx in micro_keys]
+        nulls = None
+        if table.null is not None:
+            nulls = [float(table.null[idx].mean()) for idx in micro_keys]
+        macro_idx = [table.index[("macro", slot, r, last)] for r in range(table.projections)]
+        per_pos_se = [
+            float(torch.sqrt((table.stderr[idx] ** 2).sum()) / table.projections)
+            for idx in micro_keys
+        ]
+        rows.append(
+            LayerEmergence(
+                layer=layer,
+                macro_bits=float(w_macro @ table.value),
+                micro_bits=float(w_micro @ table.value),
+                emergence_bits=float(w @ table.value),
+                stderr_bits=se.total,
+                macro_stderr_bits=se_macro.total,
+                micro_stderr_bits=se_micro.total,
+                micro_bits_per_position=[
+                    _mean_over_projections(table, "micro", slot, t) for t in range(seq_len)
+                ],
+                micro_stderr_bits_per_position=per_pos_se,
+                micro_exact_zero_positions=[t for t, e in enumerate(exact) if e],
+                macro_null_bits=None if table.null is None else float(table.null[macro_idx].mean()),
+                micro_null_bits=None if nulls is None else sum(nulls) / seq_len,
+                diverged=bool(table.diverged[macro_idx].any())
+                or any(bool(table.diverged[idx].any()) for idx in micro_keys),
+                emergence_bits_per_projection=_per_projection(table, slot, last),
+                stderr_documents_bits=se.documents,
+                stderr_projections_bits=se.projections,
+            )
+        )
+    return rows
+
+
+def _per_projection(table: PairTable, slot: int, last: int) -> list[float]:
+    """E(l) of block slot `slot` under each of its projections."""
+    out = []
+    for r in range(table.projections):
+        macro = float(table.value[table.index[("macro", slot, r, last)]])
+        micro = [float(table.value[table.index[("micro", slot, r, t)]]) for t in range(last + 1)]
+        out.append(macro - sum(micro) / len(micro))
+    return out
+
+
+def _per_position(
+    table: PairTable, layers: list[int], positions: list[int]
+) -> list[PositionEmergence]:
+    """E(l, t) at each token index t: macro at t against the micro mean over k <= t."""
+    out = []
+    all_slots = list(range(len(layers)))
+    for t in positions:
+        rows = []
+        for slot, layer in enumerate(layers):
+            w, w_macro, w_micro = _emergence_weights(table, [slot], t)
+            idx = [table.index[("macro", slot, r, t)] for r in range(table.projections)]
+            idx += [
+                table.index[("micro", slot, r, k)]
+                for r in range(table.projections)
+                for k in range(t + 1)
+            ]
+            rows.append(
+                PositionLayer(
+                    layer=layer,
+                    macro_bits=float(w_macro @ table.value),
+                    macro_stderr_bits=_se(table, w_macro).total,
+                    micro_bits=float(w_micro @ table.value),
+                    emergence_bits=float(w @ table.value),
+                    stderr_bits=_se(table, w).total,
+                    diverged=bool(table.diverged[idx].any()),
+                )
+            )
+        w_all, _, _ = _emergence_weights(table, all_slots, t)
+        out.append(
+            PositionEmergence(
+                position=t,
+                emergence_bits=float(w_all @ table.value),
+                stderr_bits=_se(table, w_all).total,
+                per_layer=rows,
+            )
+        )
+    return out
 
 
 def _result(
     capture: Capture | MomentCapture,
     estimation: EstimationSettings,
-    by_key: dict[_Key, Any],
+    table: PairTable,
     report_positions: list[int],
     per_position: bool | Sequence[int],
-    seconds_estimation: float,
 ) -> EmergenceResult:
     info, ids = capture.info, capture.token_ids
     n, seq_len = ids.shape
     layers = list(capture.layers)
-    per_layer = _per_layer(by_key, layers, seq_len)
-    e = [row.emergence_bits for row in per_layer]
-    sum_se = math.sqrt(sum(row.stderr_bits**2 for row in per_layer))
-    flagged = _implausible(by_key, layers)
+    slots = list(range(len(layers)))
+    per_layer = _per_layer(table, layers, seq_len)
+    w, w_macro, w_micro = _emergence_weights(table, slots, seq_len - 1)
+    spread = table.spread(w)
+    se = standard_error(spread)
+    check = table.check(w)
+    flagged = _pair_flags(table, layers)
     for row in per_layer:
         row.implausible = any(layer == row.layer for layer, _ in flagged)
-    estimates = [v for v in by_key.values() if not isinstance(v, _ExactZero)]
     diverged_layers = [row.layer for row in per_layer if row.diverged]
     bos = info.bos_token_id
+    ie = float(w @ table.value)
     return EmergenceResult(
-        ie_bits=sum(e) / len(per_layer),
-        ie_sum_bits=sum(e),
-        ie_stderr_bits=sum_se / len(per_layer),
-        ie_sum_stderr_bits=sum_se,
+        ie_bits=ie,
+        ie_sum_bits=ie * len(layers),
+        ie_stderr_bits=se.total,
+        ie_sum_stderr_bits=se.total * len(layers),
         per_layer=per_layer,
         per_position=None
         if per_position is False
-        else _per_position(by_key, layers, report_positions),
+        else _per_position(table, layers, report_positions),
         n=n,
         seq_len=seq_len,
-        ceiling_bits=estimates[0].ceiling_bits,
+        ceiling_bits=table.ceiling_bits,
         log2_n=math.log2(n),
         sequence_entropy_bits=entropy_bits(ids),
         token_entropy_bits=[entropy_bits(ids[:, t]) for t in range(seq_len)],
@@ -406,7 +472,7 @@ def _result(
         bos_token_id=bos,
         micro_input="token alone" if bos is None else f"BOS + token (BOS id {bos})",
         estimator=estimation.estimator,
-        estimator_options=dict(estimates[0].options),
+        estimator_options=dict(table.estimator_options),
         seed=estimation.seed,
         target=estimation.target,
         form=estimation.form,
@@ -418,15 +484,27 @@ def _result(
         diverged_layers=diverged_layers,
         implausible_layers=[row.layer for row in per_layer if row.implausible],
         warnings=[message for _, message in flagged],
-        n_estimates=len(estimates),
-        n_exact_zero=len(by_key) - len(estimates),
+        n_estimates=int((~table.exact).sum()),
+        n_exact_zero=int(table.exact.sum()),
         seconds_capture=capture.seconds_macro + capture.seconds_micro,
         seconds_capture_macro=capture.seconds_macro,
         seconds_capture_micro=capture.seconds_micro,
-        seconds_estimation=seconds_estimation,
+        seconds_estimation=table.seconds,
         model_name=info.model_name,
         n_parameters=info.n_parameters,
         package_version=__version__,
+        projections=table.projections,
+        macro_bits=float(w_macro @ table.value),
+        macro_stderr_bits=_se(table, w_macro).total,
+        micro_bits=float(w_micro @ table.value),
+        micro_stderr_bits=_se(table, w_micro).total,
+        ie_stderr_documents_bits=se.documents,
+        ie_stderr_projections_bits=se.projections,
+        ie_stderr_dof=se.dof,
+        stderr_method=se.method,
+        ie_spread=spread.to_dict(),
+        n_check=None if check is None else asdict(check),
+        n_check_reason=table.half_reason if check is None else None,
     )
 
 
@@ -520,122 +598,3 @@ def _as_token_ids(sequences: Any, tokenizer: Any, truncate_to: int | None) -> to
         )
     require_samples(len(rows))
     return torch.tensor(rows, dtype=torch.long)
-
-
-# --------------------------------------------------------------------------------------------
-# Assembly
-
-
-@dataclass(frozen=True)
-class _ExactZero:
-    """I(x; y) = 0 exactly because one side is constant over the samples (zero entropy)."""
-
-    null_bits: float | None = None
-    bits: float = 0.0
-    stderr_bits: float = 0.0
-    diverged: bool = False
-    exact: bool = True
-
-
-#: An MI is never negative, nor above its estimator's ceiling: an estimate beyond either by more
-#: than 3 stderr + this many bits is not sampling noise.
-TOLERANCE_BITS = 0.1
-
-
-def _implausible(by_key: dict[_Key, Any], layers: list[int]) -> list[tuple[int, str]]:
-    """(block, message) for each estimate no MI can take (an estimator failure).
-
-    Impossible: not finite; negative beyond 3 standard errors; or, where the estimator has a
-    ceiling (log2 of its held-out rows), beyond it in either direction, whatever the stderr.
-    """
-    out = []
-    for (kind, li, t), est in by_key.items():
-        bits, se = est.bits, est.stderr_bits
-        ceiling = getattr(est, "ceiling_bits", None)
-        slack = 3 * se + TOLERANCE_BITS
-        if not (math.isfinite(bits) and math.isfinite(se)):
-            why = "is not finite"
-        elif bits < -slack:
-            why = "is below 0 by more than 3 standard errors; MI cannot be negative"
-        elif ceiling is not None and not -ceiling <= bits <= ceiling + slack:
-            why = f"lies outside +-{ceiling:.2f} bits, the range this estimator can read"
-        else:
-            continue
-        message = (
-            f"block {layers[li]} {kind} position {t}: {bits:.4g} ± {se:.4g} bits {why}, so this "
-            "estimate (and the block's E) is unreliable"
-        )
-        out.append((layers[li], message))
-    return out
-
-
-def _is_constant(x: torch.Tensor, y: torch.Tensor) -> bool:
-    return bool((x == x[:1]).all()) or bool((y == y[:1]).all())
-
-
-def _micro_mean(by_key: dict[_Key, Any], li: int, upto: int) -> tuple[list[Any], float, float]:
-    """Micro estimates of positions 0..upto-1 of layer slot li, their mean and its stderr."""
-    mic = [by_key[("micro", li, t)] for t in range(upto)]
-    mean = sum(m.bits for m in mic) / upto
-    return mic, mean, math.sqrt(sum(m.stderr_bits**2 for m in mic)) / upto
-
-
-def _per_layer(by_key: dict[_Key, Any], layers: list[int], seq_len: int) -> list[LayerEmergence]:
-    """One row per block: macro at the last token against the mean micro term."""
-    rows = []
-    for li, layer in enumerate(layers):
-        mac = by_key[("macro", li, seq_len - 1)]
-        mic, micro_mean, micro_se = _micro_mean(by_key, li, seq_len)
-        nulls = [m.null_bits for m in mic]
-        rows.append(
-            LayerEmergence(
-                layer=layer,
-                macro_bits=mac.bits,
-                micro_bits=micro_mean,
-                emergence_bits=mac.bits - micro_mean,
-                stderr_bits=math.sqrt(mac.stderr_bits**2 + micro_se**2),
-                macro_stderr_bits=mac.stderr_bits,
-                micro_stderr_bits=micro_se,
-                micro_bits_per_position=[m.bits for m in mic],
-                micro_stderr_bits_per_position=[m.stderr_bits for m in mic],
-                micro_exact_zero_positions=[
-                    t for t, m in enumerate(mic) if isinstance(m, _ExactZero)
-                ],
-                macro_null_bits=mac.null_bits,
-                micro_null_bits=None if None in nulls else sum(nulls) / seq_len,
-                diverged=bool(mac.diverged or any(m.diverged for m in mic)),
-            )
-        )
-    return rows
-
-
-def _per_position(
-    by_key: dict[_Key, Any], layers: list[int], positions: list[int]
-) -> list[PositionEmergence]:
-    """E(l, t) at each token index t: macro at t against the micro mean over k <= t."""
-    out = []
-    for t in positions:
-        rows = []
-        for li, layer in enumerate(layers):
-            mac = by_key[("macro", li, t)]
-            mic, micro_mean, micro_se = _micro_mean(by_key, li, t + 1)
-            rows.append(
-                PositionLayer(
-                    layer=layer,
-                    macro_bits=mac.bits,
-                    macro_stderr_bits=mac.stderr_bits,
-                    micro_bits=micro_mean,
-                    emergence_bits=mac.bits - micro_mean,
-                    stderr_bits=math.sqrt(mac.stderr_bits**2 + micro_se**2),
-                    diverged=bool(mac.diverged or any(m.diverged for m in mic)),
-                )
-            )
-        out.append(
-            PositionEmergence(
-                position=t,
-                emergence_bits=sum(r.emergence_bits for r in rows) / len(rows),
-                stderr_bits=math.sqrt(sum(r.stderr_bits**2 for r in rows)) / len(rows),
-                per_layer=rows,
-            )
-        )
-    return out

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .uncertainty import Spread, standard_error
+
 __all__ = [
     "SIDECAR_FORMAT",
     "EmergenceResult",
@@ -68,6 +70,11 @@ class LayerEmergence:
     micro_null_bits: float | None
     diverged: bool
     implausible: bool = False
+    #: E(l) under each of the block's projections (their mean is `emergence_bits`)
+    emergence_bits_per_projection: list[float] = field(default_factory=list)
+    #: the parts of `stderr_bits` (`uncertainty.StandardError`): documents, projections
+    stderr_documents_bits: float | None = None
+    stderr_projections_bits: float | None = None
 
 
 @dataclass
@@ -139,6 +146,25 @@ class EmergenceResult:
     target: str = "output"  # what was read of each block: its output y or its update y - x
     form: str = "ie"  # the micro term: tokens alone in and out ("ie") or "psi" (`protocols.py`)
     protocol: str = ""  # the named protocol of the settings (`protocols.py`), or "custom"
+    projections: int = 1  # independent projections per block, averaged
+    #: the means over blocks of the two terms, with their standard errors
+    macro_bits: float | None = None
+    macro_stderr_bits: float | None = None
+    micro_bits: float | None = None
+    micro_stderr_bits: float | None = None
+    #: the parts of `ie_stderr_bits` (`uncertainty.StandardError`): the documents' (a jackknife
+    #: over folds, or the estimators' own errors in quadrature: `stderr_method`), the
+    #: projections' (None: not measured), and the total's effective degrees of freedom
+    ie_stderr_documents_bits: float | None = None
+    ie_stderr_projections_bits: float | None = None
+    ie_stderr_dof: float | None = None
+    stderr_method: str = ""
+    #: what `ie_stderr_bits` is computed from (`uncertainty.Spread.to_dict`): a paired
+    #: difference against another result on the same documents (the control) is built from it
+    ie_spread: dict[str, Any] | None = None
+    #: IE's change from N/2 to N (`uncertainty.NCheck` as a dict), or None and why not
+    n_check: dict[str, Any] | None = None
+    n_check_reason: str | None = None
 
     @property
     def flagged_layers(self) -> list[int]:
@@ -176,9 +202,10 @@ class SpectralResult:
     """Effective rank and matrix entropy of a model's block outputs on one set of sequences:
     the cheaper intrinsic metrics IE is compared with, from the same captured states.
 
-    `erank` and `matrix_entropy_bits` are means over `per_layer`; their stderr is the
-    delete-a-fold jackknife of that mean, whose leave-one-fold-out values are `erank_folds`
-    and `matrix_entropy_folds` (the paired stderr of Diff-eRank is built from them).
+    `erank` and `matrix_entropy_bits` are means over `per_layer` (each block's value the mean
+    over its projections); their stderr covers the documents (the delete-a-fold jackknife of
+    that mean) and the projections, computed from `erank_spread` and `matrix_entropy_spread`
+    (`uncertainty.Spread` as dicts; the paired stderr of Diff-eRank is built from them).
     """
 
     erank: float
@@ -193,8 +220,9 @@ class SpectralResult:
     state_dim: int  # width of the states (the projection's k when projected)
     projection_dim: int | None
     states: str = "block output at the last token"
-    erank_folds: list[float] = field(default_factory=list)
-    matrix_entropy_folds: list[float] = field(default_factory=list)
+    projections: int = 1
+    erank_spread: dict[str, Any] | None = None
+    matrix_entropy_spread: dict[str, Any] | None = None
     seconds: float = 0.0
 
     @property
@@ -276,6 +304,36 @@ class TaskRecord:
     outcomes: list[OutcomeGroup] | None = None  # IE by what the model did next (shots task)
     spectrum: SpectralResult | None = None  # erank and matrix entropy of the same states
     control_spectrum: SpectralResult | None = None  # the same of the random-weights copy
+
+    def evidence(self) -> dict[str, Any]:
+        """What a reader needs beside IE to trust it, carried in every result (the results
+        JSON's task metadata, the sidecar, the printed table): the documents and blocks it was
+        read on, its standard error with its parts and degrees of freedom, its change from N/2
+        to N (flagged beyond the allowance plus two standard errors), and with the control the
+        separation from it in standard errors."""
+        r = self.result
+        out: dict[str, Any] = {
+            "n_docs": self.n_docs,
+            "n_blocks": len(r.layers),
+            "projections": r.projections,
+            "ie_bits": r.ie_bits,
+            "ie_stderr_bits": r.ie_stderr_bits,
+            "stderr_documents_bits": r.ie_stderr_documents_bits,
+            "stderr_projections_bits": r.ie_stderr_projections_bits,
+            "stderr_dof": r.ie_stderr_dof,
+            "stderr_method": r.stderr_method,
+            "n_check": r.n_check,
+            "n_check_reason": r.n_check_reason,
+        }
+        if self.control is not None and r.ie_spread and self.control.ie_spread:
+            difference = Spread.from_dict(r.ie_spread).minus(
+                Spread.from_dict(self.control.ie_spread)
+            )
+            se = standard_error(difference).total
+            out["vs_random_bits"] = difference.value
+            out["vs_random_stderr_bits"] = se
+            out["separation_se"] = difference.value / se if se > 0 else None
+        return json_ready(out)
 
     def to_dict(self) -> dict[str, Any]:
         out = {

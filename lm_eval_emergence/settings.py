@@ -18,6 +18,8 @@ from the `ie_*` keys of `--model_args` and task metadata:
                        are comma-separated), default all
     ie_projection_dim  seeded random projection width while capturing; "none" keeps the full
                        hidden size, default 64
+    ie_projections     independent projections per block, averaged, whose spread enters every
+                       standard error (`uncertainty.py`); default DEFAULT_PROJECTIONS
     ie_seed            seed of the projection, the data split and the critic, default 0
     ie_bos             BOS before each token alone and each sequence: "auto" (the tokenizer's
                        rule, `capture.model_bos_token_id`), "none" or a token id
@@ -54,6 +56,7 @@ __all__ = [
     "DEFAULT_IE_ESTIMATOR",
     "DEFAULT_IE_PROTOCOL",
     "DEFAULT_PROJECTION_DIM",
+    "DEFAULT_PROJECTIONS",
     "SETTING_KEYS",
     "CaptureSettings",
     "EmergenceConfigError",
@@ -73,6 +76,10 @@ DEFAULT_IE_ESTIMATOR = _DEFAULT.estimator
 #: Width of the seeded random projection applied while capturing: bounds memory and makes the
 #: 30-block SmolLM2 profile fit in 5 minutes on 2 cores (docs/performance.md).
 DEFAULT_PROJECTION_DIM = 64
+#: Independent random projections of every block, captured in the same forward passes: IE is
+#: the mean over them, and their spread is part of its standard error (docs/method-notes.md;
+#: the number is chosen from the estimation's cost in docs/performance.md).
+DEFAULT_PROJECTIONS = 4
 #: Forward-pass batch size where the caller sets none (the library and the profile command).
 DEFAULT_BATCH_SIZE = 64
 #: The controls an lm-eval run can carry next to the model (`controls.py`).
@@ -87,6 +94,7 @@ SETTING_KEYS = (
     "ie_form",
     "ie_layers",
     "ie_projection_dim",
+    "ie_projections",
     "ie_seed",
     "ie_bos",
     "ie_batch_size",
@@ -290,7 +298,11 @@ class CaptureSettings:
 
     layers: tuple[int, ...] | None = None  # None: every block
     projection_dim: int | None = DEFAULT_PROJECTION_DIM  # None: the full hidden size
+    projections: int = DEFAULT_PROJECTIONS  # independent projections per block (1 unprojected)
     seed: int = 0  # of the projection
+    #: mixed into the projections' seeds, so that measurements under one seed that are meant to
+    #: be independent (each lm-eval task) draw independent projections; 0 in the library
+    salt: int = 0
     bos: int | str | None = "auto"  # "auto": the tokenizer's rule; None: no BOS
     batch_size: int | str | None = None  # None: the caller's default; "auto": lm-eval's
     control: str | None = None  # "random": also capture a random-weights copy (lm-eval)
@@ -302,14 +314,20 @@ class CaptureSettings:
         set_ = object.__setattr__
         set_(self, "layers", parse_layers(self.layers))
         set_(self, "projection_dim", _parse_projection_dim(self.projection_dim))
+        projections = parse_int(
+            "projections (ie_projections)", self.projections, 1, allow_none=False
+        )
+        set_(self, "projections", projections)
         set_(self, "seed", parse_int("seed (ie_seed)", self.seed, 0, allow_none=False))
+        set_(self, "salt", parse_int("salt", self.salt, 0, allow_none=False))
         set_(self, "bos", _parse_bos(self.bos))
         set_(self, "batch_size", _parse_batch_size(self.batch_size))
         set_(self, "stream", _parse_stream(self.stream))
         set_(self, "control", _parse_control(self.control))
 
     def to_dict(self) -> dict[str, Any]:
-        names = ("projection_dim", "seed", "bos", "batch_size", "control", "stream")
+        names = ("projection_dim", "projections", "seed", "salt", "bos", "batch_size", "control")
+        names += ("stream",)
         out = {k: getattr(self, k) for k in names}
         return {"layers": None if self.layers is None else list(self.layers), **out}
 
@@ -436,6 +454,7 @@ class IESettings:
         fields = {
             "ie_layers": "layers",
             "ie_projection_dim": "projection_dim",
+            "ie_projections": "projections",
             "ie_seed": "seed",
             "ie_bos": "bos",
             "ie_batch_size": "batch_size",

@@ -22,9 +22,11 @@ centred row); and the states are those captured, so under the default seeded pro
 channels both metrics describe the projected states (docs/validity.md measures how far that
 moves them; `ie_projection_dim=none` keeps the full width).
 
-Standard errors: the delete-a-fold jackknife over the same seeded folds as the IE estimate,
-applied to the mean over blocks (the blocks share the documents, so no independence is assumed)
-and, paired fold by fold, to Diff-eRank.
+Each block's value is the mean over its independent projections, and a model's the mean over
+blocks. Standard errors, as for IE (`uncertainty.py`): the delete-a-fold jackknife over the same
+seeded folds as the IE estimate, applied to the mean over blocks (the blocks share the
+documents, so no independence is assumed), plus the spread over the projections; paired fold by
+fold and projection by projection for Diff-eRank.
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ import time
 import torch
 
 from .capture import Capture, MomentCapture
+from .capture.blocks import by_replicate
 from .estimators.moments import (
     DEFAULT_FOLDS,
     PairMoments,
-    jackknife_stderr,
     moments_of_samples,
     stack_pairs,
 )
 from .records import LayerSpectrum, SpectralResult
+from .uncertainty import Spread, standard_error
 
 __all__ = [
     "diff_erank",
@@ -92,13 +95,28 @@ def _output_moments(moments: PairMoments, target: str) -> tuple[torch.Tensor, to
 
 
 def _last_position_moments(capture: Capture | MomentCapture, folds: int, seed: int) -> PairMoments:
-    """Moments at the last token, one pair per block: streamed, those of (input, target);
-    kept, those of the output alone (an empty x side: only y's moments are read)."""
+    """Moments at the last token, one pair per block and projection (pair l * R + r): streamed,
+    those of (input, target); kept, those of the output alone (an empty x side: only y's
+    moments are read)."""
     last = capture.positions.index(capture.token_ids.shape[1] - 1)
+    r_count = capture.projections
     if isinstance(capture, MomentCapture):
-        return stack_pairs([m.select([last]) for m in capture.macro])
-    y = capture.macro_outputs[:, :, last].float()
+        picked = [m.select([last * r_count + r for r in range(r_count)]) for m in capture.macro]
+        return stack_pairs(picked)
+    y = by_replicate(capture.macro_outputs[:, :, last].float(), r_count)  # [L, N, R, k]
+    y = y.transpose(1, 2).flatten(0, 1)  # [L * R, N, k]
     return moments_of_samples(y[..., :0], y, folds, seed)
+
+
+def _spread(values: torch.Tensor) -> Spread:
+    """The spread of the mean over blocks of the mean over projections of `values` [1 + G, L, R]
+    (all rows, then each fold left out)."""
+    blocks = values.shape[1]
+    return Spread(
+        value=float(values[0].mean()),
+        left_out=tuple(values[1:].mean((1, 2)).tolist()),
+        projections=tuple(tuple(row) for row in (values[0] / blocks).tolist()),
+    )
 
 
 def spectrum(
@@ -116,32 +134,38 @@ def spectrum(
     """
     t0 = time.perf_counter()
     n = capture.token_ids.shape[0]
+    r_count = capture.projections
     moments = _last_position_moments(capture, folds, seed)
     target = capture.target if isinstance(capture, MomentCapture) else "output"
-    cov, mean = _output_moments(moments, target)  # [1 + F, L, D, D], [1 + F, L, D]
+    cov, mean = _output_moments(moments, target)  # [1 + F, L * R, D, D], [1 + F, L * R, D]
     # the raw rows' second moment: (n-1)/n of the covariance plus the mean's outer product
     counts = moments.row_counts()  # [1 + F]
     scale = ((counts - 1) / counts)[:, None, None, None]
     raw = cov * scale + mean[..., :, None] * mean[..., None, :]
-    erank = effective_rank(cov)  # [1 + F, L]
-    entropy = matrix_entropy_bits(raw, alpha)
-    rows = [
-        LayerSpectrum(
-            layer=layer,
-            erank=float(erank[0, i]),
-            erank_stderr=float(jackknife_stderr(erank[1:, i])),
-            matrix_entropy_bits=float(entropy[0, i]),
-            matrix_entropy_stderr_bits=float(jackknife_stderr(entropy[1:, i])),
+    shape = (len(counts), len(capture.layers), r_count)
+    erank = effective_rank(cov).reshape(shape)  # [1 + F, L, R]
+    entropy = matrix_entropy_bits(raw, alpha).reshape(shape)
+    rows = []
+    for i, layer in enumerate(capture.layers):
+        block_erank = standard_error(_spread(erank[:, i : i + 1]))
+        block_entropy = standard_error(_spread(entropy[:, i : i + 1]))
+        rows.append(
+            LayerSpectrum(
+                layer=layer,
+                erank=float(erank[0, i].mean()),
+                erank_stderr=block_erank.total,
+                matrix_entropy_bits=float(entropy[0, i].mean()),
+                matrix_entropy_stderr_bits=block_entropy.total,
+            )
         )
-        for i, layer in enumerate(capture.layers)
-    ]
-    erank_mean, entropy_mean = erank.mean(1), entropy.mean(1)  # [1 + F]
+    erank_spread, entropy_spread = _spread(erank), _spread(entropy)
+    erank_se, entropy_se = standard_error(erank_spread), standard_error(entropy_spread)
     projection = capture.info.settings.projection_dim
     return SpectralResult(
-        erank=float(erank_mean[0]),
-        erank_stderr=float(jackknife_stderr(erank_mean[1:])),
-        matrix_entropy_bits=float(entropy_mean[0]),
-        matrix_entropy_stderr_bits=float(jackknife_stderr(entropy_mean[1:])),
+        erank=erank_spread.value,
+        erank_stderr=erank_se.total,
+        matrix_entropy_bits=entropy_spread.value,
+        matrix_entropy_stderr_bits=entropy_se.total,
         per_layer=rows,
         n=n,
         n_folds=len(counts) - 1,
@@ -149,21 +173,26 @@ def spectrum(
         alpha=float(alpha),
         state_dim=capture.info.state_dim,
         projection_dim=None if capture.info.state_dim == capture.info.hidden_dim else projection,
-        erank_folds=erank_mean[1:].tolist(),
-        matrix_entropy_folds=entropy_mean[1:].tolist(),
+        projections=r_count,
+        erank_spread=erank_spread.to_dict(),
+        matrix_entropy_spread=entropy_spread.to_dict(),
         seconds=time.perf_counter() - t0,
     )
 
 
 def diff_erank(model: SpectralResult, control: SpectralResult) -> tuple[float, float]:
-    """Diff-eRank = erank(control) - erank(model) and its paired jackknife stderr (the two were
-    measured on the same documents and folds)."""
-    if (model.n, model.n_folds, model.layers) != (control.n, control.n_folds, control.layers):
+    """Diff-eRank = erank(control) - erank(model) and its paired stderr (the two were measured
+    on the same documents, folds and projections)."""
+    if (model.n, model.n_folds, model.layers, model.projections) != (
+        control.n,
+        control.n_folds,
+        control.layers,
+        control.projections,
+    ):
         raise ValueError(
-            "Diff-eRank needs the model and its control measured on the same documents, folds "
-            f"and blocks; got n={model.n}/{control.n}, folds={model.n_folds}/{control.n_folds}"
+            "Diff-eRank needs the model and its control measured on the same documents, folds, "
+            f"blocks and projections; got n={model.n}/{control.n}, "
+            f"folds={model.n_folds}/{control.n_folds}"
         )
-    left_out = torch.tensor(control.erank_folds, dtype=torch.float64) - torch.tensor(
-        model.erank_folds, dtype=torch.float64
-    )
-    return control.erank - model.erank, float(jackknife_stderr(left_out))
+    difference = Spread.from_dict(control.erank_spread).minus(Spread.from_dict(model.erank_spread))
+    return difference.value, standard_error(difference).total

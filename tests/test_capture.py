@@ -283,27 +283,38 @@ def test_micro_first_position_matches_macro(tiny_gpt2):
 
 def test_random_projection(tiny_gpt2):
     ids = torch.randint(0, 128, (3, 5), generator=torch.Generator().manual_seed(8))
-    proj = RandomProjection(32, 8, seed=123)
-    assert proj.seed == 123 and proj.matrix.shape == (32, 8)
-    assert torch.equal(proj.matrix, RandomProjection(32, 8, 123).matrix)
-    assert not torch.equal(proj.matrix, RandomProjection(32, 8, 124).matrix)
+    proj = RandomProjection(32, 8, seed=123, blocks=[0, 1, 2], replicates=2)
+    assert proj.seed == 123 and [m.shape for m in proj.matrices] == [(32, 16)] * 3
+    again = RandomProjection(32, 8, 123, blocks=[0, 1, 2], replicates=2)
+    assert all(torch.equal(a, b) for a, b in zip(proj.matrices, again.matrices, strict=True))
+    other_seed = RandomProjection(32, 8, 124, blocks=[0, 1, 2], replicates=2)
+    salted = RandomProjection(32, 8, 123, blocks=[0, 1, 2], replicates=2, salt=7)
+    # every block, projection, seed and salt draws its own matrix
+    halves = [m[:, h * 8 : (h + 1) * 8] for p in (proj, other_seed, salted) for m in p.matrices
+              for h in range(2)]  # fmt: skip
+    assert len({tuple(h.flatten().tolist()) for h in halves}) == len(halves) == 18
     # columns scaled by 1/sqrt(k): squared norms preserved on average
-    assert abs(float(proj.matrix.pow(2).sum(0).mean()) * 8 / 32 - 1) < 0.3
-    plan = plan_for(tiny_gpt2, projection_dim=8, seed=123)
-    assert plan.projection is not None and torch.equal(plan.projection.matrix, proj.matrix)
-    assert (plan.info.state_dim, plan.info.hidden_dim) == (8, 32)
+    assert abs(float(proj.matrices[0].pow(2).sum(0).mean()) * 8 / 32 - 1) < 0.3
+    plan = plan_capture(
+        tiny_gpt2, None, CaptureSettings(projection_dim=8, projections=2, seed=123, bos=None)
+    )
+    assert all(
+        torch.equal(a, b) for a, b in zip(plan.projection.matrices, proj.matrices, strict=True)
+    )
+    assert (plan.info.state_dim, plan.info.hidden_dim, plan.info.projections) == (8, 32, 2)
     raw = captured(tiny_gpt2, ids, positions="all")
     projected = capture_states(tiny_gpt2, ids, plan, positions="all")
-    assert projected.macro_inputs.shape == (3, 3, 5, 8) == projected.macro_outputs.shape
-    assert_states_close(projected.macro_inputs, raw.macro_inputs @ proj.matrix)
-    assert_states_close(projected.macro_outputs, raw.macro_outputs @ proj.matrix)
-    again = captured(tiny_gpt2, ids, positions="all", projection_dim=8, seed=123)
-    assert torch.equal(again.macro_inputs, projected.macro_inputs)
+    assert projected.macro_inputs.shape == (3, 3, 5, 16) == projected.macro_outputs.shape
     micro_raw_in, micro_raw_out = raw.micro_states()
     micro_in, micro_out = projected.micro_states()
-    assert micro_in.shape == (3, 3, 5, 8) == micro_out.shape
-    assert_states_close(micro_in, micro_raw_in @ proj.matrix)
-    assert_states_close(micro_out, micro_raw_out @ proj.matrix)
+    assert micro_in.shape == (3, 3, 5, 16) == micro_out.shape
+    for slot, matrix in enumerate(proj.matrices):  # block slot l's own matrices, side by side
+        assert_states_close(projected.macro_inputs[slot], raw.macro_inputs[slot] @ matrix)
+        assert_states_close(projected.macro_outputs[slot], raw.macro_outputs[slot] @ matrix)
+        assert_states_close(micro_in[slot], micro_raw_in[slot] @ matrix)
+        assert_states_close(micro_out[slot], micro_raw_out[slot] @ matrix)
+    unprojected = plan_for(tiny_gpt2, projection_dim=None)
+    assert unprojected.projection is None and unprojected.info.projections == 1
     with pytest.raises(ValueError, match="expects 16 channels"):
         RandomProjection(16, 8)(torch.zeros(2, 32))
 
@@ -595,7 +606,7 @@ def test_capture_states_is_macro_and_micro_under_one_bos_rule(tiny_gpt2):
     pairs = torch.stack([torch.full_like(distinct, 7), distinct], dim=1)
     alone = captured(tiny_gpt2, pairs, positions=[1], projection_dim=8, seed=3)
     ref_micro = alone.macro_inputs[:, :, 0][:, torch.searchsorted(distinct, ids)]
-    assert ref_micro.shape == micro_in.shape == (3, 9, 4, 8)
+    assert ref_micro.shape == micro_in.shape == (3, 9, 4, 4 * 8)  # 4 projections side by side
     assert_states_close(micro_in, ref_micro)
     # a shared table is reused, not recaptured; a subset keeps the rows and blocks asked for
     table = capture_token_table(tiny_gpt2, ids, plan)

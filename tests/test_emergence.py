@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import lm_eval_emergence.emergence as emergence_mod
+import lm_eval_emergence.pairs as pairs_mod
 from lm_eval_emergence.capture import BlocksNotFoundError
 from lm_eval_emergence.emergence import entropy_bits, measure_emergence
 from lm_eval_emergence.estimators import (
@@ -160,13 +161,13 @@ def test_token_entropy_and_constant_positions(tiny_gpt2):
 
 def test_one_estimator_call_with_all_pairs(tiny_gpt2, monkeypatch):
     calls = []
-    real = emergence_mod.estimate_mi_many
+    real = pairs_mod.estimate_mi_many
 
     def spy(xs, ys, **kw):
         calls.append((len(xs), kw))
         return real(xs, ys, **kw)
 
-    monkeypatch.setattr(emergence_mod, "estimate_mi_many", spy)
+    monkeypatch.setattr(pairs_mod, "estimate_mi_many", spy)
     measure_emergence(tiny_gpt2, None, random_ids(), layers=[0, 2], seed=5, **FAST)
     assert len(calls) == 1
     assert calls[0][0] == 2 * (1 + T)
@@ -177,14 +178,14 @@ def test_one_estimator_call_with_all_pairs(tiny_gpt2, monkeypatch):
 
 
 def test_diverged_estimates_are_flagged(tiny_gpt2, monkeypatch):
-    real = emergence_mod.estimate_mi_many
+    real = pairs_mod.estimate_mi_many
 
     def diverge_one(xs, ys, **kw):
         out = real(xs, ys, **kw)
         out[T + 1] = dataclasses.replace(out[T + 1], diverged=True)  # layer 1, macro
         return out
 
-    monkeypatch.setattr(emergence_mod, "estimate_mi_many", diverge_one)
+    monkeypatch.setattr(pairs_mod, "estimate_mi_many", diverge_one)
     result = measure_emergence(tiny_gpt2, None, random_ids(), **FAST)
     assert [row.diverged for row in result.per_layer] == [False, True, False]
     assert result.any_diverged and result.diverged_layers == [1]
@@ -193,14 +194,14 @@ def test_diverged_estimates_are_flagged(tiny_gpt2, monkeypatch):
 
 
 def test_negative_estimates_are_flagged(tiny_gpt2, monkeypatch):
-    real = emergence_mod.estimate_mi_many
+    real = pairs_mod.estimate_mi_many
 
     def negative(xs, ys, **kw):
         out = real(xs, ys, **kw)
         out[2 * (1 + T) + 3] = dataclasses.replace(out[2 * (1 + T) + 3], bits=-5.0, stderr_bits=0.5)
         return out
 
-    monkeypatch.setattr(emergence_mod, "estimate_mi_many", negative)
+    monkeypatch.setattr(pairs_mod, "estimate_mi_many", negative)
     result = measure_emergence(tiny_gpt2, None, random_ids(), **FAST)
     assert [row.implausible for row in result.per_layer] == [False, False, True]
     assert result.implausible_layers == [2] and len(result.warnings) == 1
@@ -433,26 +434,34 @@ def test_protocol_sets_estimator_options_and_target(tiny_gpt2):
 def test_psi_form_pairs_each_token_with_the_sequence_output(tiny_gpt2, monkeypatch):
     # the psi form keeps the macro pairs and replaces each micro pair (token alone in, token
     # alone out) by (token alone in, last position's output in context)
+    from lm_eval_emergence.capture import capture_states, plan_capture
+    from lm_eval_emergence.settings import CaptureSettings
+
     seen = {}
 
     def record(xs, ys, **kwargs):
         seen.setdefault("pairs", []).append((xs, ys))
         return real(xs, ys, **kwargs)
 
-    real = emergence_mod.estimate_mi_many
-    monkeypatch.setattr(emergence_mod, "estimate_mi_many", record)
-    ie = measure_emergence(tiny_gpt2, None, random_ids(), layers=[1], estimator="gaussian-floor")
-    psi = measure_emergence(
-        tiny_gpt2, None, random_ids(), layers=[1], estimator="gaussian-floor", form="psi"
-    )
-    (xs_ie, ys_ie), (xs_psi, ys_psi) = seen["pairs"]
-    macro_out = ys_ie[0]
-    for x_ie, x_psi in zip(xs_ie, xs_psi, strict=True):
-        assert torch.equal(x_ie, x_psi)  # the same inputs
+    real = pairs_mod.estimate_mi_many
+    monkeypatch.setattr(pairs_mod, "estimate_mi_many", record)
+    ids = random_ids()
+    options = {"layers": [1], "estimator": "gaussian-floor", "target": "output"}
+    ie = measure_emergence(tiny_gpt2, None, ids, **options)  # from moments: no sample call
+    psi = measure_emergence(tiny_gpt2, None, ids, form="psi", **options)
+    ((xs_psi, ys_psi),) = seen["pairs"]
+    plan = plan_capture(tiny_gpt2, None, CaptureSettings(layers=(1,)))
+    captured = capture_states(tiny_gpt2, ids, plan)
+    micro_in, _ = captured.micro_states()
+    macro_out = captured.macro_outputs[0, :, 0]
+    assert torch.equal(xs_psi[0], captured.macro_inputs[0, :, 0])
     assert torch.equal(ys_psi[0], macro_out)
-    for y in ys_psi[1:]:
-        assert torch.equal(y, macro_out)  # every micro input against the sequence's output
-    assert psi.form == "psi" and psi.per_layer[0].macro_bits == ie.per_layer[0].macro_bits
+    for t, (x, y) in enumerate(zip(xs_psi[1:], ys_psi[1:], strict=True)):
+        assert torch.equal(x, micro_in[0, :, t])  # each token alone ...
+        assert torch.equal(y, macro_out)  # ... against the sequence's output
+    assert psi.form == "psi"
+    # the same macro pairs, from the samples and from their moments: equal to float rounding
+    assert psi.per_layer[0].macro_bits == pytest.approx(ie.per_layer[0].macro_bits, rel=1e-4)
     assert psi.per_layer[0].micro_bits != ie.per_layer[0].micro_bits
     with pytest.raises(ValueError, match="psi form .* no per-position profile"):
         measure_emergence(tiny_gpt2, None, random_ids(), form="psi", per_position=True, **FAST)

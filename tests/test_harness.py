@@ -168,9 +168,10 @@ def test_requests_carry_the_capture_settings(tiny_lm):
     capture = CaptureSettings(layers=(1,), projection_dim=8)
     out = tiny_lm.emergence([_Request(s, i, fp, capture=capture) for i, s in enumerate(seqs)])
     assert out[0].info.layers == [1]
-    assert out[0].macro_inputs.shape == (1, 1, 8)
+    assert out[0].macro_inputs.shape == (1, 1, 4 * 8)  # the block's 4 projections side by side
     assert out[0].info.settings == capture
     assert out[0].info.state_dim == 8 and out[0].info.state_dtype == "float16"
+    assert out[0].info.projections == 4
     with pytest.raises(EmergenceConfigError, match="out of range"):
         tiny_lm.emergence([_Request(seqs[0], 0, fp, capture=CaptureSettings(layers=(5,)))])
     # a task resolved against another model's ie_* arguments is refused, not run silently
@@ -274,8 +275,19 @@ def test_random_control_is_reported_next_to_the_model(tiny_gpt2_dir):
     model_ie, control_ie = done.result.ie_bits, done.control.ie_bits
     assert row["emergence_random,none"] == control_ie != model_ie
     assert row["emergence_vs_random,none"] == pytest.approx(model_ie - control_ie, abs=1e-12)
-    se = (done.result.ie_stderr_bits**2 + done.control.ie_stderr_bits**2) ** 0.5
-    assert row["emergence_vs_random_stderr,none"] == pytest.approx(se, rel=1e-12)
+    # paired: the jackknife of the fold-by-fold differences (the same documents and folds; the
+    # tiny model is not projected), not the two errors combined as if independent
+    model_folds = done.result.ie_spread["left_out"]
+    control_folds = done.control.ie_spread["left_out"]
+    differences = [a - b for a, b in zip(model_folds, control_folds, strict=True)]
+    mean = sum(differences) / len(differences)
+    paired = (0.9 * sum((d - mean) ** 2 for d in differences)) ** 0.5
+    assert len(differences) == 10 and done.result.projections == 1
+    assert row["emergence_vs_random_stderr,none"] == pytest.approx(paired, rel=1e-9)
+    evidence = done.evidence()  # carried into the results JSON's task metadata
+    assert out["configs"]["emergence_icl_color"]["metadata"]["emergence_evidence"] == evidence
+    assert evidence["separation_se"] == pytest.approx((model_ie - control_ie) / paired, rel=1e-9)
+    assert (evidence["n_docs"], evidence["n_blocks"], evidence["projections"]) == (128, 2, 1)
     assert done.control.n == done.result.n == 128
     # the spectral baselines of the same states, and Diff-eRank = control minus model
     spec, control_spec = done.spectrum, done.control_spectrum

@@ -709,3 +709,27 @@ def test_series_against_training_step_reads_the_checkpoint_from_the_model(tmp_pa
     assert "Left out (no training step in its model name): other." in series
     assert "![metrics against training step](series_step.png)" in series
     assert (out / "series_step.png").is_file()
+
+
+def test_ranking_marks_runs_within_two_standard_errors_as_not_separated(tmp_path):
+    # IE 2.0, 2.1 and 3.0, each ± 0.05: 2.1 vs 2.0 is 1.4 combined se (not separated); 3.0 vs
+    # 2.1 is 12.7 se (separated); only a run's seed differs, which the ± covers
+    for name, e, seed in (("a", 2.0, 0), ("b", 2.1, 1), ("c", 3.0, 2)):
+        make_run(tmp_path, name, model=f"org/{name}", layers_e=(e, e), seed=seed)
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
+    ranking = section(md, "Ranking")
+    rows = [line for line in ranking.splitlines() if line.startswith("| ") and "rank" not in line]
+    assert [row.split(" | ")[1] for row in rows] == ["c", "b", "a"]
+    assert "yes (12.7 se)" in rows[0] and "**not separated** (1.4 se)" in rows[1]
+    assert "Not ranked" not in ranking
+
+
+def test_ranking_refuses_runs_of_different_n_unless_told(tmp_path):
+    make_run(tmp_path, "a", model="org/a", layers_e=(2.0, 2.0), n=200)
+    make_run(tmp_path, "b", model="org/b", layers_e=(3.0, 3.0), n=500)
+    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
+    ranking = section(md, "Ranking")
+    assert "Not ranked: `n` differs: 200 (a); 500 (b)" in ranking and "| 1 |" not in ranking
+    mixed = build_report([tmp_path], tmp_path / "mixed", bootstrap=100, rank_mixed=True)
+    ranking = section(mixed.read_text(), "Ranking")
+    assert "**Warning:** ranked although `n` differs" in ranking and "| 1 | b |" in ranking

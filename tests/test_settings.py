@@ -8,6 +8,7 @@ from lm_eval_emergence.settings import (
     DEFAULT_IE_ESTIMATOR,
     DEFAULT_IE_PROTOCOL,
     DEFAULT_PROJECTION_DIM,
+    DEFAULT_PROJECTIONS,
     CaptureSettings,
     EmergenceConfigError,
     EstimationSettings,
@@ -83,10 +84,17 @@ def test_the_default_settings_are_the_default_protocol():
 
 def test_defaults_live_in_one_place():
     s = IESettings()
-    assert s.capture == CaptureSettings(None, DEFAULT_PROJECTION_DIM, 0, "auto", None)
+    assert s.capture == CaptureSettings(
+        layers=None, projection_dim=DEFAULT_PROJECTION_DIM, projections=DEFAULT_PROJECTIONS
+    )
+    assert (s.capture.seed, s.capture.salt, s.capture.bos, s.capture.batch_size) == (
+        0, 0, "auto", None
+    )  # fmt: skip
     assert s.estimation == EstimationSettings(DEFAULT_IE_ESTIMATOR, {"kappa": 0.25}, 0)
     assert (DEFAULT_IE_PROTOCOL, DEFAULT_IE_ESTIMATOR) == ("floor-update", "gaussian-floor")
-    assert (s.estimation.target, DEFAULT_PROJECTION_DIM) == ("update", 64)
+    assert (s.estimation.target, DEFAULT_PROJECTION_DIM, DEFAULT_PROJECTIONS) == ("update", 64, 4)
+    # the default protocol is bias-corrected (its estimator's default)
+    assert s.estimation.resolved_options()["bias"] == "jackknife"
     # the profile command's repeated --option and the ie_options text give the same options
     assert (
         parse_options(["steps=500", "null=true", "reduce=pca"])

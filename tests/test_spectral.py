@@ -75,6 +75,7 @@ def synthetic_capture(x: torch.Tensor, y: torch.Tensor) -> Capture:
         bos_token_id=None,
         hidden_dim=k,
         state_dim=k,
+        projections=1,
         model_name="synthetic",
         n_parameters=0,
         model_dtype="float32",
@@ -142,7 +143,12 @@ def test_streamed_moments_give_the_spectrum_of_the_kept_states(tiny_gpt2):
         assert streamed.erank == pytest.approx(kept.erank, rel=1e-7)
         assert streamed.erank_stderr == pytest.approx(kept.erank_stderr, rel=1e-5)
         assert streamed.matrix_entropy_bits == pytest.approx(kept.matrix_entropy_bits, rel=1e-6)
-        assert streamed.erank_folds == pytest.approx(kept.erank_folds, rel=1e-7)
+        for name in ("erank_spread", "matrix_entropy_spread"):
+            a, b = getattr(kept, name), getattr(streamed, name)
+            assert b["left_out"] == pytest.approx(a["left_out"], rel=1e-6)
+            flat = lambda rows: [v for row in rows for v in row]  # noqa: E731
+            assert flat(b["projections"]) == pytest.approx(flat(a["projections"]), rel=1e-6)
+        assert kept.projections == 4 and len(kept.erank_spread["projections"][0]) == 4
 
 
 def test_diff_erank_is_control_minus_model_with_a_paired_stderr():
@@ -155,12 +161,13 @@ def test_diff_erank_is_control_minus_model_with_a_paired_stderr():
     assert value == pytest.approx(control.erank - model.erank, abs=1e-12)
     assert value > 0  # the paper's sign: training (here: the model) has the lower rank
     assert value == pytest.approx(4.0 - math.exp(shannon([0.75, 1 / 12, 1 / 12, 1 / 12])), abs=0.1)
-    folds = torch.tensor(control.erank_folds, dtype=torch.float64) - torch.tensor(
-        model.erank_folds, dtype=torch.float64
+    folds = torch.tensor(control.erank_spread["left_out"], dtype=torch.float64) - torch.tensor(
+        model.erank_spread["left_out"], dtype=torch.float64
     )
+    # one block, not projected: the paired jackknife of the differences alone
     assert se == pytest.approx(math.sqrt(0.9 * ((folds - folds.mean()) ** 2).sum()), rel=1e-9)
     other = spectrum(synthetic_capture(torch.zeros_like(y[:, :1000]), y[:, :1000]))
-    with pytest.raises(ValueError, match="same documents, folds and blocks"):
+    with pytest.raises(ValueError, match="same documents, folds, blocks and projections"):
         diff_erank(other, control)
 
 

@@ -23,9 +23,11 @@ from ..estimators.moments import PairMoments
 __all__ = [
     "BlocksNotFoundError",
     "RandomProjection",
+    "by_replicate",
     "find_blocks",
     "hidden_size",
     "num_layers",
+    "projection_seed",
     "resolve_indices",
     "target_states",
 ]
@@ -104,40 +106,74 @@ def num_layers(model: nn.Module) -> int:
 # Projection and results
 
 
-class RandomProjection:
-    """Seeded Gaussian random projection from d to k channels, scaled by 1/sqrt(k).
+def projection_seed(seed: int, salt: int, block: int, replicate: int) -> int:
+    """The seed of one block's one projection: independent streams for every (seed, salt,
+    block, replicate), the same on every machine (numpy's `SeedSequence` mixing)."""
+    import numpy as np
 
-    Applied to hidden states as they are captured, so memory holds n*k numbers, never n*d. The
-    matrix is drawn on the CPU from `torch.Generator().manual_seed(seed)`: the same (d, k, seed)
-    gives the same matrix on every machine. Distances are preserved in expectation
-    (Johnson-Lindenstrauss), and for k >= d the map is almost surely injective.
+    state = np.random.SeedSequence([seed, salt, block, replicate]).generate_state(2)
+    return int(state[0]) << 32 | int(state[1])
+
+
+class RandomProjection:
+    """Seeded Gaussian random projections from d to k channels, scaled by 1/sqrt(k): `replicates`
+    independent matrices for every captured block, side by side ([d, replicates * k] a block).
+
+    Applied to hidden states as they are captured, so memory holds n*R*k numbers, never n*d.
+    Every block and replicate draws its own matrix (`projection_seed`), so the projections'
+    effects on a block's value are independent across blocks and replicates: they average out in
+    a mean over blocks, and their spread over the replicates is measured (`uncertainty.py`).
+    Each matrix is drawn on the CPU from a `torch.Generator`: the same (d, k, seed, salt, block,
+    replicate) gives the same matrix on every machine. Distances are preserved in expectation
+    (Johnson-Lindenstrauss).
     """
 
-    def __init__(self, d: int, k: int, seed: int = 0) -> None:
-        if d <= 0 or k <= 0:
-            raise ValueError(f"RandomProjection needs d > 0 and k > 0, got d={d}, k={k}")
-        self.d = int(d)
-        self.k = int(k)
-        self.seed = int(seed)
-        gen = torch.Generator().manual_seed(self.seed)
-        self.matrix = torch.randn(self.d, self.k, generator=gen, dtype=torch.float32)
-        self.matrix /= math.sqrt(self.k)
-        self._on_device: dict[torch.device, torch.Tensor] = {}
+    def __init__(
+        self,
+        d: int,
+        k: int,
+        seed: int = 0,
+        *,
+        blocks: Sequence[int] = (0,),
+        replicates: int = 1,
+        salt: int = 0,
+    ) -> None:
+        if d <= 0 or k <= 0 or replicates <= 0:
+            raise ValueError(
+                f"RandomProjection needs d, k and replicates > 0, got d={d}, k={k}, "
+                f"replicates={replicates}"
+            )
+        self.d, self.k, self.seed, self.salt = int(d), int(k), int(seed), int(salt)
+        self.blocks = [int(b) for b in blocks]
+        self.replicates = int(replicates)
+        self.matrices = [
+            torch.cat([self._draw(block, r) for r in range(self.replicates)], dim=1)
+            for block in self.blocks
+        ]  # one [d, R * k] per block slot
+        self._on_device: dict[tuple[int, torch.device], torch.Tensor] = {}
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Project the last dimension of `x` (computed in float32 on `x`'s device)."""
+    def _draw(self, block: int, replicate: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(projection_seed(self.seed, self.salt, block, replicate))
+        return torch.randn(self.d, self.k, generator=gen, dtype=torch.float32) / math.sqrt(self.k)
+
+    def __call__(self, x: torch.Tensor, slot: int = 0) -> torch.Tensor:
+        """Project the last dimension of `x` with block slot `slot`'s matrices: [..., R * k]
+        (computed in float32 on `x`'s device)."""
         if x.shape[-1] != self.d:
             raise ValueError(
                 f"RandomProjection expects {self.d} channels, got a tensor of shape "
                 f"{tuple(x.shape)}; build it with d = the model's hidden size"
             )
-        matrix = self._on_device.get(x.device)
+        matrix = self._on_device.get((slot, x.device))
         if matrix is None:
-            matrix = self._on_device[x.device] = self.matrix.to(x.device)
+            matrix = self._on_device[(slot, x.device)] = self.matrices[slot].to(x.device)
         return x.float() @ matrix
 
     def __repr__(self) -> str:
-        return f"RandomProjection(d={self.d}, k={self.k}, seed={self.seed})"
+        return (
+            f"RandomProjection(d={self.d}, k={self.k}, seed={self.seed}, salt={self.salt}, "
+            f"blocks={len(self.blocks)}, replicates={self.replicates})"
+        )
 
 
 def hidden_size(model: nn.Module) -> int:
@@ -174,6 +210,11 @@ def resolve_indices(values: int | Sequence[int] | None, size: int, name: str, of
     if not out:
         raise ValueError(f"{name}s is empty; pass None for all of them")
     return sorted(out)
+
+
+def by_replicate(states: torch.Tensor, replicates: int) -> torch.Tensor:
+    """States [..., R * k] of R projections side by side as [..., R, k]."""
+    return states.unflatten(-1, (replicates, states.shape[-1] // replicates))
 
 
 def target_states(x: torch.Tensor, y: torch.Tensor, target: str) -> torch.Tensor:
@@ -249,17 +290,22 @@ class StateBuffers:
 
 class MomentSink:
     """Where the hooks write when streaming: one `PairMoments` per block (its pairs are the
-    positions), accumulated on the block's device; the states themselves are dropped."""
+    positions times the projections, pair p * R + r), accumulated on the block's device; the
+    states themselves are dropped."""
 
-    def __init__(self, n_layers: int, folds: torch.Tensor, n_folds: int, target: str) -> None:
+    def __init__(
+        self, n_layers: int, folds: torch.Tensor, n_folds: int, target: str, replicates: int = 1
+    ) -> None:
         self.folds = folds  # [n] the fold of each row
         self.n_folds = n_folds
         self.target = target
+        self.replicates = replicates
         self.moments: list[PairMoments | None] = [None] * n_layers
 
     def write(self, slot: int, rows: slice, x_in: torch.Tensor, x_out: torch.Tensor) -> None:
-        x = x_in.transpose(0, 1)  # [P, B, k]
-        y = target_states(x, x_out.transpose(0, 1), self.target)
+        pairs = lambda t: by_replicate(t, self.replicates).flatten(1, 2).transpose(0, 1)  # noqa: E731
+        x = pairs(x_in)  # [P * R, B, k]
+        y = target_states(x, pairs(x_out), self.target)
         moments = self.moments[slot]
         if moments is None:
             moments = self.moments[slot] = PairMoments.empty(
@@ -322,8 +368,9 @@ class Recorder:
         if missing:
             raise RuntimeError(f"decoder blocks {missing} did not run during the forward pass")
 
-    def _select(self, x: torch.Tensor) -> torch.Tensor:
-        """The states at the kept positions, projected, float32, still on the model's device."""
+    def _select(self, x: torch.Tensor, slot: int) -> torch.Tensor:
+        """The states at the kept positions, projected with block slot `slot`'s matrices,
+        float32, still on the model's device."""
         batch = self.rows.stop - self.rows.start
         if x.dim() != 3 or x.shape[0] != batch or x.shape[1] != self.seq_len:
             raise RuntimeError(
@@ -334,7 +381,7 @@ class Recorder:
         if index is None:
             index = self._pos_index[x.device] = torch.tensor(self.positions, device=x.device)
         x = x.index_select(1, index)
-        return self.projection(x) if self.projection is not None else x.float()
+        return self.projection(x, slot) if self.projection is not None else x.float()
 
     def _make_hook(self, slot: int, stop: bool) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -343,8 +390,8 @@ class Recorder:
                     f"decoder block {self.layers[slot]} ran twice in one forward pass "
                     "(shared blocks are not supported)"
                 )
-            x_in = self._select(_block_input(args, kwargs))
-            x_out = self._select(_block_output(output))
+            x_in = self._select(_block_input(args, kwargs), slot)
+            x_out = self._select(_block_output(output), slot)
             self.sink.write(slot, self.rows, x_in, x_out)
             self.seen[slot] = True
             if stop:

@@ -90,7 +90,8 @@ class CaptureInfo:
     layers: list[int]
     bos_token_id: int | None
     hidden_dim: int  # the model's width
-    state_dim: int  # the width of the captured states (the projection's, when projected)
+    state_dim: int  # the width of one projection's states (k; the hidden size unprojected)
+    projections: int  # independent projections per block (R), side by side in the states
     model_name: str
     n_parameters: int
     model_dtype: str
@@ -125,7 +126,16 @@ def plan_capture(
     bos = model_bos_token_id(model, tokenizer) if settings.bos == "auto" else settings.bos
     hidden = hidden_size(model)
     width = captured_width(model, settings.projection_dim)
-    projection = None if width == hidden else RandomProjection(hidden, width, settings.seed)
+    projection = None
+    if width < hidden:
+        projection = RandomProjection(
+            hidden,
+            width,
+            settings.seed,
+            blocks=layers,
+            replicates=settings.projections,
+            salt=settings.salt,
+        )
     batch = settings.batch_size if isinstance(settings.batch_size, int) else batch_size
     config = getattr(model, "config", None)
     name = getattr(config, "_name_or_path", "") if config is not None else ""
@@ -135,6 +145,7 @@ def plan_capture(
         bos_token_id=bos,
         hidden_dim=hidden,
         state_dim=width,
+        projections=1 if projection is None else settings.projections,
         model_name=str(name) if name else type(model).__name__,
         n_parameters=sum(p.numel() for p in model.parameters()),
         model_dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
@@ -152,15 +163,16 @@ class Capture:
     """Everything IE is computed from: the states of N sequences, in context and token alone.
 
     `positions` are token indices of `token_ids` (BOS, when used, is not counted), and the macro
-    states are kept at those positions only: [L, N, P, k]. The micro states are a table of the
-    distinct tokens, looked up per (sequence, position) by `micro_states()`.
+    states are kept at those positions only: [L, N, P, R * k], the R projections of a block side
+    by side (`blocks.by_replicate` splits them). The micro states are a table of the distinct
+    tokens, looked up per (sequence, position) by `micro_states()`.
     """
 
     info: CaptureInfo
     token_ids: torch.Tensor  # [N, T] int64, without BOS
     positions: list[int]
-    macro_inputs: torch.Tensor  # [L, N, P, k]
-    macro_outputs: torch.Tensor  # [L, N, P, k]
+    macro_inputs: torch.Tensor  # [L, N, P, R * k]
+    macro_outputs: torch.Tensor  # [L, N, P, R * k]
     micro: TokenTable
     greedy_next_ids: torch.Tensor | None = None  # [N], with next_token=True
     next_logprobs: torch.Tensor | None = None  # [N] float64 nats, with score_ids
@@ -171,8 +183,12 @@ class Capture:
     def layers(self) -> list[int]:
         return self.info.layers
 
+    @property
+    def projections(self) -> int:
+        return self.info.projections
+
     def micro_states(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """float32 micro states [L, N, T, k] of every (sequence, position)."""
+        """float32 micro states [L, N, T, R * k] of every (sequence, position)."""
         return self.micro.lookup(self.token_ids)
 
     def as_update(self) -> Capture:
@@ -352,9 +368,9 @@ class MomentCapture:
     """A `Capture` whose macro states were reduced to their second moments as they were
     computed (`capture_moments`): memory O(blocks x positions x folds x k^2), not O(N).
 
-    `macro[slot]` holds block slot `slot`'s pairs (input, target) at each of `positions`;
-    `stream.target` says what the y side is (the block's "output" or its "update", output -
-    input); `folds` is each sequence's jackknife fold.
+    `macro[slot]` holds block slot `slot`'s pairs (input, target) at each of `positions` under
+    each projection (pair p * R + r); `stream.target` says what the y side is (the block's
+    "output" or its "update", output - input); `folds` is each sequence's jackknife fold.
     """
 
     info: CaptureInfo
@@ -372,6 +388,10 @@ class MomentCapture:
     @property
     def layers(self) -> list[int]:
         return self.info.layers
+
+    @property
+    def projections(self) -> int:
+        return self.info.projections
 
     @property
     def target(self) -> str:
@@ -410,7 +430,9 @@ def capture_moments(
             f"{stream.rows} rows; got {index.tolist()[:5]}..."
         )
     folds = stream.fold_ids()[index]
-    sink = MomentSink(len(plan.info.layers), folds, stream.n_folds, stream.target)
+    sink = MomentSink(
+        len(plan.info.layers), folds, stream.n_folds, stream.target, plan.info.projections
+    )
     passes = _in_context(
         model, token_ids, plan, positions, next_token, score_ids, table, progress, sink
     )

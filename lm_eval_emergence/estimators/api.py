@@ -26,6 +26,7 @@ __all__ = [
     "estimate_mi_many",
     "estimator_options",
     "moments_unsupported",
+    "outcome_from_moments",
 ]
 
 #: The estimator of a bare `estimate_mi` call (docs/performance.md gives the evidence); IE's
@@ -176,6 +177,7 @@ def _records(
             stacklevel=4,
         )
     records = []
+    left_out = None if out.fold_nats is None else (out.fold_nats[1:] * LOG2E).tolist()
     for p in range(n_pairs):
         null_bits = float(out.nats[p + n_pairs] * LOG2E) if opts["null"] else None
         # a diverged null makes the pair's record untrustworthy too: flag it, never a silent 0
@@ -195,6 +197,7 @@ def _records(
                 steps=int(out.steps[p]),
                 null_bits=null_bits,
                 options=dict(opts),
+                left_out_bits=None if left_out is None else tuple(row[p] for row in left_out),
             )
         )
     return records
@@ -216,17 +219,24 @@ def moments_unsupported(estimator: str, options: dict[str, Any]) -> str | None:
     return None
 
 
+def outcome_from_moments(moments: PairMoments, estimator: str, options: dict[str, Any]) -> Outcome:
+    """The estimator's `Outcome` (nats, tensors over the pairs) from second moments: what
+    `estimate_mi_from_moments` turns into records, for callers that combine many pairs."""
+    opts = resolve_options(estimator, options)
+    why = moments_unsupported(estimator, opts)
+    if why is not None:
+        raise ValueError(f"{why}; estimate from the samples (ie_stream=off) instead.")
+    require_samples(moments.n)
+    return get_estimator(estimator).moments(moments, opts)  # type: ignore[misc]
+
+
 def estimate_mi_from_moments(
     moments: PairMoments, *, estimator: str, seed: int = 0, **options: Any
 ) -> list[MIEstimate]:
     """I(x; y) in bits of every pair whose second moments `moments` holds: the estimate that
     `estimate_mi_many` gives on the samples (to float rounding), from O(D^2) numbers a pair."""
     opts = resolve_options(estimator, options)
-    why = moments_unsupported(estimator, opts)
-    if why is not None:
-        raise ValueError(f"{why}; estimate from the samples (ie_stream=off) instead.")
-    require_samples(moments.n)
     start = time.perf_counter()
-    out = get_estimator(estimator).moments(moments, opts)  # type: ignore[misc]
+    out = outcome_from_moments(moments, estimator, opts)
     seconds = (time.perf_counter() - start) / moments.n_pairs
     return _records(out, estimator, moments.n, moments.n, moments.n, seed, seconds, opts)

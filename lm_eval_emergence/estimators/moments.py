@@ -134,29 +134,36 @@ class PairMoments:
         return round(float(self.count.sum()))
 
     def add_rows(self, x: torch.Tensor, y: torch.Tensor, folds: torch.Tensor) -> None:
-        """Add rows x [P, B, dx] and y [P, B, dy], row b in fold `folds[b]`."""
-        one_hot = torch.nn.functional.one_hot(folds.to(x.device), self.n_folds)
-        self.add_weighted(x, y, one_hot.T)
+        """Add rows x [P, B, dx] and y [P, B, dy], row b in fold `folds[b]` (each row's
+        products go to its own fold only: B * D^2 multiply-adds a pair, whatever the folds)."""
+        z = self._shifted(x, y, torch.ones(x.shape[1], dtype=self.sums.dtype))
+        if z is None:
+            return
+        folds = folds.to(z.device)
+        self.count.index_add_(0, folds, torch.ones_like(folds, dtype=self.count.dtype))
+        self.sums.index_add_(0, folds, z.transpose(0, 1))
+        sizes = torch.bincount(folds, minlength=self.n_folds).tolist()
+        parts = torch.split(z[:, torch.argsort(folds, stable=True)], sizes, dim=1)
+        for fold, part in enumerate(parts):  # [P, b, D], the rows of one fold
+            if part.shape[1]:
+                self.cross[fold].add_(part.mT @ part)
 
-    def add_weighted(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> None:
-        """Add rows x [P, B, dx], y [P, B, dy], each counted `weights[f, b]` times in fold f
-        (distinct rows with their counts: the micro states of the distinct tokens)."""
+    def _shifted(
+        self, x: torch.Tensor, y: torch.Tensor, total: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Rows z = [x, y] [P, B, D] in the accumulator's dtype, minus the fixed shift (set from
+        the first rows, weighted by `total` [B]); the constant flags updated. None: no rows."""
         if x.shape[-1] != self.dx or y.shape[-1] != self.dy or x.shape[:2] != y.shape[:2]:
             raise ValueError(
                 f"expected x [P, B, {self.dx}] and y [P, B, {self.dy}], got {tuple(x.shape)} "
                 f"and {tuple(y.shape)}"
             )
-        dtype = self.sums.dtype
+        if x.shape[1] == 0:
+            return None
         device = self.sums.device
-        z = torch.cat([x, y], dim=-1).to(device, dtype)
-        w = weights.to(device, dtype)
-        used = w.sum(0) > 0
-        if not bool(used.all()):
-            z, w = z[:, used], w[:, used]
-        if z.shape[1] == 0:
-            return
+        z = torch.cat([x, y], dim=-1).to(device, self.sums.dtype)
         if self.shift is None:
-            total = w.sum(0)
+            total = total.to(device, z.dtype)
             self.shift = (z * total[None, :, None]).sum(1) / total.sum()
             self.first = z[:, 0].clone()
             self.varies_x = torch.zeros(z.shape[0], dtype=torch.bool, device=device)
@@ -164,7 +171,18 @@ class PairMoments:
         same = z == self.first[:, None]  # type: ignore[index]
         self.varies_x |= ~same[..., : self.dx].flatten(1).all(-1)
         self.varies_y |= ~same[..., self.dx :].flatten(1).all(-1)
-        z = z - self.shift[:, None]
+        return z - self.shift[:, None]
+
+    def add_weighted(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> None:
+        """Add rows x [P, B, dx], y [P, B, dy], each counted `weights[f, b]` times in fold f
+        (distinct rows with their counts: the micro states of the distinct tokens)."""
+        w = weights.to(self.sums.device, self.sums.dtype)
+        used = w.sum(0) > 0
+        if not bool(used.all()):
+            x, y, w = x[:, used.to(x.device)], y[:, used.to(y.device)], w[:, used]
+        z = self._shifted(x, y, w.sum(0))
+        if z is None:
+            return
         self.count += w.sum(1)
         self.sums += torch.einsum("fb,pbd->fpd", w, z)
         folds, pairs, rows, width = w.shape[0], z.shape[0], z.shape[1], z.shape[2]
@@ -222,9 +240,11 @@ class PairMoments:
         """`count`, `sums` or `cross` (float64, CPU) summed over all rows, then over the rows
         of every fold but one, for each fold with rows: [1 + F', ...]."""
         per_fold = getattr(self, name).to("cpu", torch.float64)
-        total = per_fold.sum(0)
-        kept = self.count.cpu() > 0
-        return torch.cat([total[None], total[None] - per_fold[kept]])
+        kept = per_fold[self.count.cpu() > 0]
+        out = torch.empty((1 + len(kept), *per_fold.shape[1:]), dtype=torch.float64)
+        torch.sum(per_fold, 0, out=out[0])
+        torch.sub(out[0].expand_as(kept), kept, out=out[1:])
+        return out
 
     def row_counts(self) -> torch.Tensor:
         """Rows behind each entry of `covariances` and `means`: [1 + F'] float64."""
@@ -245,6 +265,27 @@ class PairMoments:
             raise ValueError("no rows were added to these moments")
         shift = self.shift.to("cpu", torch.float64)
         return shift + self._left_out("sums") / self.row_counts()[:, None, None]
+
+    def grouped_folds(self, groups: Sequence[Sequence[int]]) -> PairMoments:
+        """The moments of the rows of the folds in `groups`, each group one fold (folds counted
+        among those that hold rows; a fold in no group is dropped): the N/2 check reads each
+        half of the folds, and the whole with pairs of folds left out, from the same moments."""
+        held = torch.nonzero(self.count.cpu() > 0).flatten().tolist()
+        pick = lambda t: torch.stack(  # noqa: E731
+            [t.index_select(0, torch.tensor([held[i] for i in g], device=t.device)).sum(0)
+             for g in groups]
+        )  # fmt: skip
+        return PairMoments(
+            dx=self.dx,
+            dy=self.dy,
+            count=pick(self.count),
+            sums=pick(self.sums),
+            cross=pick(self.cross),
+            shift=self.shift,
+            first=self.first,
+            varies_x=self.varies_x,
+            varies_y=self.varies_y,
+        )
 
     def select(self, pairs: Sequence[int]) -> PairMoments:
         """The moments of the pairs `pairs` only."""
@@ -289,7 +330,9 @@ class PairMoments:
 
 
 def _covariance(n: torch.Tensor, sums: torch.Tensor, cross: torch.Tensor) -> torch.Tensor:
-    return (cross - sums[..., :, None] * sums[..., None, :] / n) / (n - 1)
+    """(cross - sums sums^T / n) / (n - 1), written into `cross` (the caller's fresh tensor)."""
+    cross.sub_((sums / n[..., 0])[..., :, None] * sums[..., None, :])
+    return cross.div_(n - 1)
 
 
 def moments_of_samples(x: torch.Tensor, y: torch.Tensor, folds: int, seed: int) -> PairMoments:

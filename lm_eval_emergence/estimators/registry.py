@@ -80,6 +80,10 @@ class Outcome:
     diverged: torch.Tensor
     steps: torch.Tensor
     ceiling_bits: float | None  # what bounds the estimator (None: no ceiling)
+    #: [1 + G, P]: each pair's plug-in value on all rows, then with each jackknife fold left out
+    #: (estimators with folds only; `stderr_nats` is the jackknife of the left-out rows): a
+    #: statistic of many pairs (IE) takes its own jackknife from these (`uncertainty.py`)
+    fold_nats: torch.Tensor | None = None
 
 
 RowsRule = Callable[[int, dict[str, Any], int], Rows]

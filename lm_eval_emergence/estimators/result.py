@@ -20,6 +20,7 @@ class MIEstimate:
     then the best finite value seen (possibly the 0 of an untrained critic) and must not be trusted.
     ``n_train`` counts every row used to fit anything (reduction, critic, validation) and
     ``n_test`` the held-out rows the value is read on; ``mine-paper`` uses all n for both.
+    ``left_out_bits``: see the field.
     """
 
     bits: float
@@ -35,6 +36,10 @@ class MIEstimate:
     steps: int = 0
     null_bits: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: the plug-in estimate with each jackknife fold of rows left out (estimators with folds):
+    #: what `stderr_bits` is the jackknife of, kept so that a statistic of several estimates on
+    #: the same rows gets its own jackknife instead of assuming them independent
+    left_out_bits: tuple[float, ...] | None = None
 
     @property
     def nats(self) -> float:

@@ -25,7 +25,6 @@ from ..emergence import emergence_from_moments, emergence_from_states
 from ..estimators import MIN_SAMPLES
 from ..records import (
     EmergenceResult,
-    LayerEmergence,
     OutcomeGroup,
     ShotPoint,
     SpectralResult,
@@ -34,6 +33,7 @@ from ..records import (
 )
 from ..settings import CaptureSettings, EmergenceConfigError, EstimationSettings
 from ..spectral import diff_erank, spectrum
+from ..uncertainty import Spread, standard_error
 from .documents import MAX_SHOTS
 from .features import OUTCOMES, EmergenceFeatures, gather_capture, gather_moments
 
@@ -88,20 +88,16 @@ def _control_of(record: TaskRecord) -> EmergenceResult:
     return record.control
 
 
-def _block_mean(record: TaskRecord, term: Callable[[LayerEmergence], float]) -> float:
-    rows = record.result.per_layer
-    return sum(term(row) for row in rows) / len(rows)
-
-
-def _block_mean_stderr(record: TaskRecord, term_stderr: Callable[[LayerEmergence], float]) -> float:
-    """The stderr of `_block_mean`, the blocks' estimates taken as independent."""
-    rows = record.result.per_layer
-    return math.sqrt(sum(term_stderr(row) ** 2 for row in rows)) / len(rows)
-
-
-def _vs_random_stderr(record: TaskRecord) -> float:
+def _vs_random(record: TaskRecord) -> Spread:
+    """The model's IE minus its control's, paired: the same documents, folds and projections."""
     control = _control_of(record)
-    return math.sqrt(record.result.ie_stderr_bits**2 + control.ie_stderr_bits**2)
+    return _ie_spread(record.result).minus(_ie_spread(control))
+
+
+def _ie_spread(result: EmergenceResult) -> Spread:
+    if result.ie_spread is None:
+        raise KeyError(f"an IE result of {result.model_name} records no spread")
+    return Spread.from_dict(result.ie_spread)
 
 
 def _model_spectrum(record: TaskRecord) -> SpectralResult:
@@ -148,14 +144,10 @@ def _nan_if_unestimated(bits: float | None) -> float:
 _BASE = (
     MetricDef("emergence", lambda r: r.result.ie_bits, lambda r: r.result.ie_stderr_bits),
     MetricDef(
-        "emergence_macro",
-        lambda r: _block_mean(r, lambda row: row.macro_bits),
-        lambda r: _block_mean_stderr(r, lambda row: row.macro_stderr_bits),
+        "emergence_macro", lambda r: r.result.macro_bits, lambda r: r.result.macro_stderr_bits
     ),
     MetricDef(
-        "emergence_micro",
-        lambda r: _block_mean(r, lambda row: row.micro_bits),
-        lambda r: _block_mean_stderr(r, lambda row: row.micro_stderr_bits),
+        "emergence_micro", lambda r: r.result.micro_bits, lambda r: r.result.micro_stderr_bits
     ),
     MetricDef(
         "emergence_sum", lambda r: r.result.ie_sum_bits, lambda r: r.result.ie_sum_stderr_bits
@@ -175,8 +167,8 @@ _CONTROL = (
     ),
     MetricDef(
         "emergence_vs_random",
-        lambda r: r.result.ie_bits - _control_of(r).ie_bits,
-        _vs_random_stderr,
+        lambda r: _vs_random(r).value,
+        lambda r: standard_error(_vs_random(r)).total,
     ),
 )
 #: The spectral baselines of the same states (`spectral.py`): effective rank and matrix entropy
@@ -361,11 +353,15 @@ class TaskEstimate:
         shot_positions: Callable[[int], list[int] | None] = lambda seq_len: None,
         log: EstimateLog = ESTIMATES,
         capture: CaptureSettings | None = None,
+        metadata: dict | None = None,
     ) -> None:
         self.estimation = estimation
         self.shot_positions = shot_positions
         self.log = log
         self.capture = capture  # what the payloads must have been captured with, if known
+        #: the task config's metadata, where each estimate's evidence is written (lm-eval dumps
+        #: the config into the results JSON after the aggregations)
+        self.metadata = metadata
         self._items: list[EmergenceFeatures] | None = None
         self._record: TaskRecord | None = None
 
@@ -391,6 +387,8 @@ class TaskEstimate:
         record = self._estimate(_checked(items))
         self._items, self._record = list(items), record
         self.log.add(record)
+        if self.metadata is not None:
+            self.metadata["emergence_evidence"] = record.evidence()
         return record
 
     def _estimate(self, items: list[EmergenceFeatures]) -> TaskRecord:
@@ -423,6 +421,7 @@ class TaskEstimate:
                 "projection_dim": info.settings.projection_dim,
                 "hidden_dim": info.hidden_dim,
                 "state_dim": info.state_dim,
+                "projections": info.projections,
                 "state_dtype": info.state_dtype,
                 "model_dtype": info.model_dtype,
                 "bos_token_id": info.bos_token_id,

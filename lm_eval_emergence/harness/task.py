@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
+from dataclasses import replace
 from typing import Any
 
 from lm_eval.api.instance import Instance
@@ -71,7 +73,11 @@ class EmergenceTask(ConfigurableTask):
         model = live_model()
         base = model.ie_settings if model is not None else None
         # bad settings fail here, before the data is built
-        self.ie_settings = IESettings.from_mapping(overrides, base=base)
+        settings = IESettings.from_mapping(overrides, base=base)
+        # each task draws its own projections, so that a group's subtasks are independent
+        # measurements (lm-eval's group stderr assumes it)
+        salt = zlib.crc32(str(config.get("task", "")).encode())
+        self.ie_settings = replace(settings, capture=replace(settings.capture, salt=salt))
         # recorded in the results JSON's task config, next to the numbers it names
         config["metadata"] = {
             **(metadata if isinstance(metadata, dict) else {}),
@@ -86,7 +92,10 @@ class EmergenceTask(ConfigurableTask):
         self._stream: StreamSpec | None = None  # set per run by build_all_requests
         self._shared: dict[str, str] = {}  # this run's shared request JSON, by tokenizer
         self.estimate = TaskEstimate(
-            self.ie_settings.estimation, self.shot_positions, capture=self.ie_settings.capture
+            self.ie_settings.estimation,
+            self.shot_positions,
+            capture=self.ie_settings.capture,
+            metadata=self.config.metadata if isinstance(self.config.metadata, dict) else None,
         )
         for key in self.all_keys():
             self._aggregation_list[key] = self.estimate.aggregation(key)

@@ -84,10 +84,21 @@ def main(argv: list[str] | None = None) -> int:
         help="the series' axis: log parameters (default) or the training step that each run's "
         "model arguments (revision=stepN) or path (checkpoint-N, stepN) name",
     )
+    parser.add_argument(
+        "--rank-mixed",
+        action="store_true",
+        help="rank runs of one task whose N, blocks, projection width or protocol differ "
+        "(refused by default: their IE values are different quantities)",
+    )
     args = parser.parse_args(argv)
     try:
         path = build_report(
-            args.results, args.out, bootstrap=args.bootstrap, seed=args.seed, x=args.x
+            args.results,
+            args.out,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+            x=args.x,
+            rank_mixed=args.rank_mixed,
         )
     except ReportInputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

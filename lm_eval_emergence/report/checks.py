@@ -25,8 +25,11 @@ def grouped_by_value(shown: dict[str, str]) -> str:
     return "; ".join(f"{text} ({', '.join(labels)})" for text, labels in by_value.items())
 
 
-def setting_differences(runs: Sequence[Run], task: str) -> list[str]:
-    """Differences in estimator settings / N between the runs that have `task`, one line each.
+def setting_differences(
+    runs: Sequence[Run], task: str, keys: Sequence[str] = COMPARED_SETTINGS
+) -> list[str]:
+    """Differences in the settings `keys` (estimator settings, N) between the runs that have
+    `task`, one line each.
 
     Runs without a sidecar have only N; they are named as "settings unknown". For dict-valued
     settings (estimator_options) only the options that differ are shown.
@@ -37,7 +40,7 @@ def setting_differences(runs: Sequence[Run], task: str) -> list[str]:
     lines = []
     unknown = [r.label for r in having if "estimator" not in r.settings.get(task, {})]
     known = [r for r in having if r.label not in unknown]
-    for key in COMPARED_SETTINGS:
+    for key in keys:
         pool = having if key == "n" else known
         values = {
             r.label: r.settings.get(task, {}).get(key)

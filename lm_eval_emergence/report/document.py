@@ -20,6 +20,7 @@ from .runs import (
     ABILITY_METRICS,
     ACCURACY_METRICS,
     INTRINSIC_METRICS,
+    RANKING_SETTINGS,
     UNRECORDED,
     Run,
     load_runs,
@@ -58,11 +59,13 @@ def build_report(
     bootstrap: int = 2000,
     seed: int = 0,
     x: str = "params",
+    rank_mixed: bool = False,
 ) -> Path:
     """Write `report.md` and its PNG figures into `out_dir`; return the Markdown file's path.
 
     `x`: the series section's axis, "params" (log10 of the parameter count) or "step" (log10
-    of 1 + the training step the runs' model arguments or paths name). Raises
+    of 1 + the training step the runs' model arguments or paths name). `rank_mixed`: rank runs
+    whose N, blocks, projection or protocol differ (refused by default). Raises
     ReportInputError for an input that is not an lm-eval results file.
     """
     if x not in X_AXES:
@@ -90,6 +93,7 @@ def build_report(
     md += _comparability_section(differs)
     md += _reliability_section(runs, subtasks)
     md += _results_section(runs, etasks, differs)
+    md += _ranking_section(runs, etasks, rank_mixed)
     md += _layers_section(runs, etasks, out)
     md += _curves_section(runs, etasks, out)
     md += _outcomes_section(runs, etasks, out)
@@ -263,6 +267,62 @@ def _results_section(
     if others:
         md += ["", "### Other tasks", ""]
         md += table(["run", "model", "task", "metric", "value", "N"], others)
+    return md
+
+
+#: Two IE values are separated when they differ by more than this many combined standard errors.
+SEPARATION_SE = 2.0
+
+
+def _ranking_rows(ranked: list[tuple[Run, float, float | None]]) -> list[list[str]]:
+    rows = []
+    for i, (run, value, se) in enumerate(ranked):
+        if i + 1 < len(ranked):
+            _, below, below_se = ranked[i + 1]
+            combined = math.hypot(se or 0.0, below_se or 0.0)
+            gap = (value - below) / combined if combined > 0 else math.inf
+            verdict = (
+                f"yes ({gap:.1f} se)"
+                if gap > SEPARATION_SE
+                else f"**not separated** ({gap:.1f} se)"
+            )
+        else:
+            verdict = "—"
+        rows.append([str(i + 1), run.label, run.model, plus_minus(value, se), verdict])
+    return rows
+
+
+def _ranking_section(runs: Sequence[Run], etasks: list[str], rank_mixed: bool) -> list[str]:
+    md = ["", "## Ranking", ""]
+    md.append(
+        f"Runs ordered by IE on each task. A run is separated from the next only when their IE "
+        f"differ by more than {SEPARATION_SE:g} combined standard errors (each ± covers the "
+        "documents and the projections); runs of different N, blocks, projection width or "
+        "protocol are not ranked together unless `--rank-mixed` is given."
+    )
+    ranked_any = False
+    for task in etasks:
+        having = [r for r in runs if r.value(task, IE_KEY) is not None]
+        if len(having) < 2:
+            continue
+        ranked_any = True
+        md += ["", f"### {task}", ""]
+        differs = setting_differences(having, task, RANKING_SETTINGS)
+        if differs and not rank_mixed:
+            md.append("Not ranked: " + "; ".join(differs) + ". `--rank-mixed` ranks them anyway.")
+            continue
+        if differs:
+            md += [f"{WARN} ranked although " + "; ".join(differs) + ".", ""]
+        ranked = sorted(
+            ((r, r.value(task, IE_KEY), r.value(task, "emergence_stderr,none")) for r in having),
+            key=lambda item: -item[1],
+        )
+        md += table(
+            ["rank", "run", "model", "IE", "separated from the next"], _ranking_rows(ranked)
+        )
+    if not ranked_any:
+        md.append("")
+        md.append("No task has IE from two or more runs.")
     return md
 
 

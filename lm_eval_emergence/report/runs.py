@@ -22,18 +22,20 @@ ABILITY_METRICS = (*ACCURACY_METRICS, "logprob_correct")
 INTRINSIC_METRICS = ("emergence", "emergence_vs_random", "diff_erank", "erank", "matrix_entropy")
 #: The protocol of a sidecar written before protocols were recorded.
 UNRECORDED = "unrecorded"
-#: The estimator settings that must agree for IE numbers of one task to be compared.
-COMPARED_SETTINGS = (
+#: The settings that must agree for IE numbers of one task to be put on one ranking: the seed
+#: is not among them (the standard error covers the projections and folds it draws).
+RANKING_SETTINGS = (
     "protocol",
     "estimator",
     "estimator_options",
     "target",
     "form",
     "projection_dim",
-    "seed",
     "layers",
     "n",
 )
+#: The estimator settings listed when they differ between runs of one task.
+COMPARED_SETTINGS = (*RANKING_SETTINGS, "seed")
 
 
 class ReportInputError(ValueError):
