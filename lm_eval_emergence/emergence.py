@@ -505,6 +505,7 @@ def _result(
         ie_spread=spread.to_dict(),
         n_check=None if check is None else asdict(check),
         n_check_reason=table.half_reason if check is None else None,
+        moments_bytes=table.moments_bytes,
     )
 
 

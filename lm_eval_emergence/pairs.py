@@ -81,6 +81,8 @@ class PairTable:
     ceiling_bits: float | None
     seconds: float
     half_reason: str | None = None
+    #: second moments held at once while estimating (streamed ones included; None: samples)
+    moments_bytes: int | None = None
     index: dict[PairKey, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -208,20 +210,19 @@ def pairs_from_moments(
         folds = jackknife_fold_ids(n, estimation.folds, estimation.seed)
     counts = [_fold_counts(capture.token_ids, folds, n_folds, t) for t in range(seq_len)]
     held = int((torch.bincount(folds, minlength=n_folds) > 0).sum())
-    m = held // 2
-    halves = [list(range(m)), list(range(m, 2 * m))]  # an odd last fold is in neither
+    m = held // 2  # folds 0..m-1 and m..2m-1 are the halves; an odd last fold is in neither
     sizes = torch.bincount(folds, minlength=n_folds)
-    n_half = min(int(sizes[which].sum()) for which in halves) if m else 0
+    n_half = min(int(sizes[:m].sum()), int(sizes[m : 2 * m].sum())) if m else 0
     half_reason = None
     if m < 2 or n_half < MIN_SAMPLES:
         half_reason = (
             f"half of the folds hold {n_half} documents, below the {MIN_SAMPLES} an estimate "
             "needs (or too few folds)"
         )
-    options = dict(estimation.options)
     keys: list[PairKey] = []
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("value", "stderr", "diverged")}
-    parts |= {"exact": [], "left_out": [], "half": [], "pair_left_out": [], "half_left_out": []}
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in _BLOCK_ARRAYS}
+    streamed = sum(p.nbytes for p in capture.macro) if isinstance(capture, MomentCapture) else 0
+    peak = 0
     t0 = time.perf_counter()
     for slot in range(len(capture.layers)):
         if isinstance(capture, MomentCapture):
@@ -234,45 +235,14 @@ def pairs_from_moments(
         keys += [("macro", slot, r, t) for t in capture.positions for r in range(r_count)]
         keys += [("micro", slot, r, t) for t in range(seq_len) for r in range(r_count)]
         moments = stack_pairs([macro, *micro])
-        exact = moments.constant()
-        todo = torch.nonzero(~exact).flatten().tolist()
-        width = moments.n_pairs
-        value = torch.zeros(width, dtype=torch.float64)
-        stderr = torch.zeros(width, dtype=torch.float64)
-        diverged = torch.zeros(width, dtype=torch.bool)
-        left_out = torch.zeros(held, width, dtype=torch.float64)
-        half = torch.zeros(width, dtype=torch.float64)
-        pair_left_out = torch.zeros(m, width, dtype=torch.float64)
-        half_left_out = torch.zeros(m, width, dtype=torch.float64)
-        if todo:
-            chosen = moments.select(todo)
-            full = outcome_from_moments(chosen, estimation.estimator, options)
-            value[todo] = full.nats.double() * LOG2E
-            stderr[todo] = full.stderr_nats.double() * LOG2E
-            diverged[todo] = full.diverged.cpu()
-            left_out[:, todo] = full.fold_nats[1:].double() * LOG2E  # type: ignore[index]
-            if half_reason is None:
-                odd = [[2 * m]] if held % 2 else []  # kept in the whole, in neither half
-                paired = chosen.grouped_folds([[j, m + j] for j in range(m)] + odd)
-                whole = outcome_from_moments(paired, estimation.estimator, options)
-                pair_left_out[:, todo] = whole.fold_nats[1 : 1 + m].double() * LOG2E  # type: ignore[index]
-                for which in halves:
-                    part = outcome_from_moments(
-                        chosen.grouped_folds([[j] for j in which]), estimation.estimator, options
-                    )
-                    half[todo] += part.nats.double() * LOG2E / 2
-                    half_left_out[:, todo] += part.fold_nats[1:].double() * LOG2E / 2  # type: ignore[index]
-        for name, tensor in (
-            ("value", value),
-            ("stderr", stderr),
-            ("diverged", diverged),
-            ("exact", exact),
-            ("left_out", left_out),
-            ("half", half),
-            ("pair_left_out", pair_left_out),
-            ("half_left_out", half_left_out),
-        ):
-            parts[name].append(tensor)
+        del macro, micro  # the stack holds their numbers
+        arrays, held_bytes = _estimate_block(
+            moments, estimation, held, m if half_reason is None else 0
+        )
+        del moments
+        peak = max(peak, held_bytes)
+        for name in _BLOCK_ARRAYS:
+            parts[name].append(arrays[name])
     exact_all = torch.cat(parts["exact"])
     if bool(exact_all.all()):
         raise ValueError(
@@ -300,7 +270,65 @@ def pairs_from_moments(
         ceiling_bits=None,
         seconds=time.perf_counter() - t0,
         half_reason=half_reason,
+        moments_bytes=streamed + peak,
     )
+
+
+#: What `_estimate_block` gives for every pair of one block.
+_BLOCK_ARRAYS = (
+    "value",
+    "stderr",
+    "diverged",
+    "exact",
+    "left_out",
+    "half",
+    "pair_left_out",
+    "half_left_out",
+)
+
+
+def _estimate_block(
+    moments: PairMoments, estimation: EstimationSettings, held: int, m: int
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Every pair of one block (`moments`, on `held` folds with rows) estimated: the arrays of
+    `PairTable` for its pairs and the bytes of second moments held at once. `m` > 0: also the
+    N/2 check's values, from the halves (folds 0..m-1, m..2m-1) and the pairs (j, m + j)."""
+    exact = moments.constant()
+    todo = torch.nonzero(~exact).flatten().tolist()
+    width = moments.n_pairs
+    out = {
+        "value": torch.zeros(width, dtype=torch.float64),
+        "stderr": torch.zeros(width, dtype=torch.float64),
+        "diverged": torch.zeros(width, dtype=torch.bool),
+        "exact": exact,
+        "left_out": torch.zeros(held, width, dtype=torch.float64),
+        "half": torch.zeros(width, dtype=torch.float64),
+        "pair_left_out": torch.zeros(m, width, dtype=torch.float64),
+        "half_left_out": torch.zeros(m, width, dtype=torch.float64),
+    }
+    if not todo:
+        return out, moments.nbytes
+    options = dict(estimation.options)
+    bits = lambda t: t.double() * LOG2E  # noqa: E731
+    chosen = moments.select(todo)
+    full = outcome_from_moments(chosen, estimation.estimator, options)
+    out["value"][todo] = bits(full.nats)
+    out["stderr"][todo] = bits(full.stderr_nats)
+    out["diverged"][todo] = full.diverged.cpu()
+    out["left_out"][:, todo] = bits(full.fold_nats[1:])  # type: ignore[index]
+    held_bytes = moments.nbytes + chosen.nbytes
+    if m:
+        odd = [[2 * m]] if held % 2 else []  # kept in the whole, in neither half
+        paired = chosen.grouped_folds([[j, m + j] for j in range(m)] + odd)
+        whole = outcome_from_moments(paired, estimation.estimator, options)
+        out["pair_left_out"][:, todo] = bits(whole.fold_nats[1 : 1 + m])  # type: ignore[index]
+        for which in (range(m), range(m, 2 * m)):
+            half = chosen.grouped_folds([[j] for j in which])
+            part = outcome_from_moments(half, estimation.estimator, options)
+            out["half"][todo] += bits(part.nats) / 2
+            out["half_left_out"][:, todo] += bits(part.fold_nats[1:]) / 2  # type: ignore[index]
+        held_bytes += paired.nbytes + half.nbytes
+    return out, held_bytes
 
 
 # ------------------------------------------------------------------------------- from samples

@@ -165,6 +165,8 @@ class EmergenceResult:
     #: IE's change from N/2 to N (`uncertainty.NCheck` as a dict), or None and why not
     n_check: dict[str, Any] | None = None
     n_check_reason: str | None = None
+    #: second moments held at once while estimating, streamed ones included (None: samples)
+    moments_bytes: int | None = None
 
     @property
     def flagged_layers(self) -> list[int]:
@@ -324,6 +326,7 @@ class TaskRecord:
             "stderr_method": r.stderr_method,
             "n_check": r.n_check,
             "n_check_reason": r.n_check_reason,
+            "moments_bytes": r.moments_bytes,
         }
         if self.control is not None and r.ie_spread and self.control.ie_spread:
             difference = Spread.from_dict(r.ie_spread).minus(

@@ -72,7 +72,23 @@ def evidence_lines(records: Mapping[str, TaskRecord]) -> list[str]:
         )
     note = (
         "Each ± is the standard error over documents and projections (dof: its degrees of "
-        "freedom); N/2 → N is IE's change when half of the documents' folds are left out, "
-        "allowed max(0.05 bit, 2%) plus two of its standard errors (docs/method-notes.md)."
+        "freedom); N/2 → N is IE's change from the mean over the two halves of the documents' "
+        "folds to all of them, allowed max(0.05 bit, 2%) plus two of its standard errors "
+        "(docs/method-notes.md)."
     )
-    return ["emergence evidence", *table(HEADER, rows), note]
+    lines = ["emergence evidence", *table(HEADER, rows), note]
+    held = moments_held(records)
+    if held is not None:
+        lines.append(f"Second moments held at once: at most {held / 2**20:.0f} MB.")
+    return lines
+
+
+def moments_held(records: Mapping[str, TaskRecord]) -> int | None:
+    """Bytes of second moments held at once over a run's tasks (estimated one at a time): the
+    largest task's peak while it estimates, plus the streamed moments the other tasks hold."""
+    peaks = {name: r.result.moments_bytes for name, r in records.items()}
+    if all(v is None for v in peaks.values()):
+        return None
+    streamed = {name: int(r.capture.get("moments_bytes") or 0) for name, r in records.items()}
+    total = sum(streamed.values())
+    return max((v or 0) + total - streamed[name] for name, v in peaks.items())
