@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from lm_eval_emergence.data import make_icl_sequences  # noqa: E402
 from lm_eval_emergence.default_model import load_default_model  # noqa: E402
-from lm_eval_emergence.emergence import measure  # noqa: E402
+from lm_eval_emergence.metrics.emergence import measure  # noqa: E402
 from lm_eval_emergence.profile import (  # noqa: E402
     add_settings_arguments,
     format_result,

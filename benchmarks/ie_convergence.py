@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from lm_eval_emergence.capture import capture_states, plan_capture  # noqa: E402
 from lm_eval_emergence.data import make_icl_sequences  # noqa: E402
-from lm_eval_emergence.emergence import emergence_from_states  # noqa: E402
+from lm_eval_emergence.metrics.emergence import emergence_from_states  # noqa: E402
 from lm_eval_emergence.profile import load_model  # noqa: E402
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings  # noqa: E402
 

@@ -25,9 +25,9 @@ import torch  # noqa: E402
 from lm_eval_emergence.capture import capture_states, plan_capture  # noqa: E402
 from lm_eval_emergence.data.icl import build_icl_lists  # noqa: E402
 from lm_eval_emergence.default_model import load_default_model  # noqa: E402
-from lm_eval_emergence.emergence import emergence_from_states  # noqa: E402
+from lm_eval_emergence.metrics.emergence import emergence_from_states  # noqa: E402
+from lm_eval_emergence.metrics.spectral import erank, matrix_entropy  # noqa: E402
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings  # noqa: E402
-from lm_eval_emergence.spectral import spectrum  # noqa: E402
 
 
 def measure(model, tok, ids: torch.Tensor, projections: int, seed: int) -> dict:
@@ -38,7 +38,8 @@ def measure(model, tok, ids: torch.Tensor, projections: int, seed: int) -> dict:
     estimation = EstimationSettings.of_protocol("floor-update", seed=seed)
     result = emergence_from_states(captured, estimation)
     t2 = time.perf_counter()
-    spec = spectrum(captured, folds=estimation.folds, seed=seed)
+    rank = erank(captured, folds=estimation.folds, seed=seed)
+    entropy = matrix_entropy(captured, folds=estimation.folds, seed=seed)
     t3 = time.perf_counter()
     return {
         "projections": projections,
@@ -51,8 +52,8 @@ def measure(model, tok, ids: torch.Tensor, projections: int, seed: int) -> dict:
         "ie_stderr_documents": result.ie_stderr_documents_bits,
         "ie_stderr_projections": result.ie_stderr_projections_bits,
         "ie_stderr_dof": result.ie_stderr_dof,
-        "erank_stderr": spec.erank_stderr,
-        "matrix_entropy_stderr": spec.matrix_entropy_stderr_bits,
+        "erank_stderr": rank.stderr,
+        "matrix_entropy_stderr": entropy.stderr,
     }
 
 
@@ -72,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         proj = r["ie_stderr_projections"]
         print(
-            f"{r['projections']:>3} {r['seconds_forward']:>9.1f} {r['seconds_estimation_ie']:>9.1f} "
-            f"{r['seconds_estimation_spectral']:>10.1f} {r['moments_bytes'] / 2**20:>10.0f} "
+            f"{r['projections']:>3} {r['seconds_forward']:>9.1f} "
+            f"{r['seconds_estimation_ie']:>9.1f} {r['seconds_estimation_spectral']:>10.1f} "
+            f"{r['moments_bytes'] / 2**20:>10.0f} "
             f"{r['ie']:>8.3f} {r['ie_stderr']:>7.3f} {r['ie_stderr_documents']:>7.3f} "
             f"{'n/a' if proj is None else f'{proj:.3f}':>7} {r['ie_stderr_dof']:>5.0f}"
         )

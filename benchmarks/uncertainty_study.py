@@ -46,14 +46,14 @@ from validity_probe import (  # noqa: E402
 from lm_eval_emergence.capture import capture_states, plan_capture  # noqa: E402
 from lm_eval_emergence.controls import random_weights_copy  # noqa: E402
 from lm_eval_emergence.default_model import load_shipped_model, shipped_model_dir  # noqa: E402
-from lm_eval_emergence.emergence import emergence_from_states  # noqa: E402
 from lm_eval_emergence.family import (  # noqa: E402
     build_family_model,
     list_data_from_icl,
     train_checkpoints,
 )
+from lm_eval_emergence.metrics.emergence import emergence_from_states  # noqa: E402
+from lm_eval_emergence.metrics.table import STATE_STATISTICS  # noqa: E402
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings  # noqa: E402
-from lm_eval_emergence.spectral import spectrum  # noqa: E402
 
 #: The replicate draws: whole repeats, lists only, projections and folds only.
 WHOLE = list(range(1, 9))
@@ -83,17 +83,17 @@ def _draws() -> list[tuple[str, int, int]]:
 
 def _record_numbers(record) -> dict:
     """IE, erank and matrix entropy of one task record, each with its reported ±."""
-    spec = record.spectrum
+    rank, entropy = record.statistics["erank"], record.statistics["matrix_entropy"]
     return {
         "emergence": record.result.ie_bits,
         "emergence_stderr": record.result.ie_stderr_bits,
         "emergence_stderr_documents": record.result.ie_stderr_documents_bits,
         "emergence_stderr_projections": record.result.ie_stderr_projections_bits,
         "emergence_stderr_dof": record.result.ie_stderr_dof,
-        "erank": spec.erank,
-        "erank_stderr": spec.erank_stderr,
-        "matrix_entropy": spec.matrix_entropy_bits,
-        "matrix_entropy_stderr": spec.matrix_entropy_stderr_bits,
+        "erank": rank.value,
+        "erank_stderr": rank.stderr,
+        "matrix_entropy": entropy.value,
+        "matrix_entropy_stderr": entropy.stderr,
         "n_check": record.result.n_check,
         "n": record.result.n,
     }
@@ -125,8 +125,8 @@ def lm_eval_run(model_dir: Path, data_seed: int, ie_seed: int, n: int) -> dict:
 class _Record:
     """The parts of a task record `_record_numbers` reads, from the library path."""
 
-    def __init__(self, result, spec) -> None:
-        self.result, self.spectrum = result, spec
+    def __init__(self, result, statistics) -> None:
+        self.result, self.statistics = result, statistics
 
 
 def library_run(model, ids: torch.Tensor, ie_seed: int) -> dict:
@@ -136,8 +136,11 @@ def library_run(model, ids: torch.Tensor, ie_seed: int) -> dict:
     captured = capture_states(model, ids, plan)
     estimation = EstimationSettings.of_protocol("floor-update", seed=ie_seed)
     result = emergence_from_states(captured, estimation)
-    spec = spectrum(captured, folds=estimation.folds, seed=ie_seed)
-    return _record_numbers(_Record(result, spec))
+    statistics = {
+        name: compute(captured, folds=estimation.folds, seed=ie_seed)
+        for name, compute in STATE_STATISTICS.items()
+    }
+    return _record_numbers(_Record(result, statistics))
 
 
 def _family_args(data_seed: int, n: int) -> argparse.Namespace:

@@ -57,16 +57,17 @@ from lm_eval_emergence.default_model import (  # noqa: E402
     load_gguf_model,
     load_shipped_model,
 )
-from lm_eval_emergence.emergence import emergence_from_states  # noqa: E402
-from lm_eval_emergence.estimators.moments import jackknife_stderr  # noqa: E402
 from lm_eval_emergence.family import (  # noqa: E402
     ListData,
     build_family_model,
     list_data_from_icl,
     train_checkpoints,
 )
+from lm_eval_emergence.metrics.emergence import emergence_from_states  # noqa: E402
+from lm_eval_emergence.metrics.spectral import erank, matrix_entropy  # noqa: E402
+from lm_eval_emergence.metrics.table import direction  # noqa: E402
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings  # noqa: E402
-from lm_eval_emergence.spectral import spectrum  # noqa: E402
+from lm_eval_emergence.uncertainty import Spread, standard_error  # noqa: E402
 
 #: (estimator, options, target, form) of every candidate; "update" is the block's update y - x,
 #: "psi" pairs each token alone with the sequence's output (`protocols.FORMS`).
@@ -136,7 +137,7 @@ DIFF_ERANK = "Diff-eRank"
 #: The sign with which each metric is read as ability, fixed before the baselines' results
 #: (docs/validity.md, "Intrinsic baselines"): IE higher; erank and matrix entropy lower, as
 #: their papers read a trained model's; Diff-eRank higher. Gates use value * direction.
-DIRECTION = {"erank on y": -1, "matrix entropy on y": -1}
+DIRECTION = {"erank on y": direction("erank"), "matrix entropy on y": direction("matrix_entropy")}
 
 
 def _ie_entry(result) -> dict:
@@ -155,30 +156,30 @@ def _ie_entry(result) -> dict:
     }
 
 
-def _spectral_entries(spec) -> dict[str, dict]:
-    """The baselines' numbers of one `SpectralResult`; the ceiling is what k channels allow
-    (erank <= k, entropy <= log2 k bits)."""
-    rows = spec.per_layer
-    common = {"n": spec.n, "seconds_estimation": spec.seconds}
-    erank = {
-        "value": spec.erank,
-        "stderr": spec.erank_stderr,
-        "folds": spec.erank_folds,
-        "max_block_value": max(r.erank for r in rows),
-        "ceiling": float(spec.state_dim),
-        "per_block": {r.layer: r.erank for r in rows},
-        "per_block_stderr": {r.layer: r.erank_stderr for r in rows},
+def _statistic_entry(stat, ceiling: float) -> dict:
+    """One state statistic's numbers (`StateStatistic`); `ceiling` is what k channels allow."""
+    rows = stat.per_layer
+    return {
+        "n": stat.n,
+        "seconds_estimation": stat.seconds,
+        "value": stat.value,
+        "stderr": stat.stderr,
+        "spread": stat.spread,
+        "max_block_value": max(r.value for r in rows),
+        "ceiling": ceiling,
+        "per_block": {r.layer: r.value for r in rows},
+        "per_block_stderr": {r.layer: r.stderr for r in rows},
     }
-    entropy = {
-        "value": spec.matrix_entropy_bits,
-        "stderr": spec.matrix_entropy_stderr_bits,
-        "folds": spec.matrix_entropy_folds,
-        "max_block_value": max(r.matrix_entropy_bits for r in rows),
-        "ceiling": math.log2(spec.state_dim),
-        "per_block": {r.layer: r.matrix_entropy_bits for r in rows},
-        "per_block_stderr": {r.layer: r.matrix_entropy_stderr_bits for r in rows},
+
+
+def _spectral_entries(captured, seed: int) -> dict[str, dict]:
+    """The baselines' numbers on one capture (erank <= k, entropy <= log2 k bits)."""
+    rank = erank(captured, seed=seed)
+    entropy = matrix_entropy(captured, seed=seed)
+    return {
+        BASELINES[0]: _statistic_entry(rank, float(rank.state_dim)),
+        BASELINES[1]: _statistic_entry(entropy, math.log2(entropy.state_dim)),
     }
-    return {BASELINES[0]: common | erank, BASELINES[1]: common | entropy}
 
 
 def measure_candidates(captured, args, seed: int) -> dict[str, dict]:
@@ -192,7 +193,7 @@ def measure_candidates(captured, args, seed: int) -> dict[str, dict]:
         }
     if args.baselines:
         # the spectrum's default folds are the default protocol's
-        out |= _spectral_entries(spectrum(captured, seed=seed))
+        out |= _spectral_entries(captured, seed)
     return out
 
 
@@ -233,20 +234,18 @@ def probe_model(label: str, model, tok, ids, correct_next, settings, args) -> di
 
 def add_diff_erank(rows: list[dict], control_of: dict[str, str]) -> None:
     """Diff-eRank of every model against its control (`control_of[label]`), at each N; its
-    stderr is the paired delete-a-fold jackknife (the same lists and folds)."""
+    stderr is the paired one (the same lists, folds and projections)."""
     by_label = {r["model"]: r for r in rows}
     for row in rows:
         own = row["candidates"].get(BASELINES[0])
         if own is None:
             return
         ctrl = by_label[control_of[row["model"]]]["candidates"][BASELINES[0]]
-        folds = torch.tensor(ctrl["folds"], dtype=torch.float64) - torch.tensor(
-            own["folds"], dtype=torch.float64
-        )
+        difference = Spread.from_dict(ctrl["spread"]).minus(Spread.from_dict(own["spread"]))
         row["candidates"][DIFF_ERANK] = {
             "n": own["n"],
-            "value": ctrl["value"] - own["value"],
-            "stderr": float(jackknife_stderr(folds)),
+            "value": difference.value,
+            "stderr": standard_error(difference).total,
             "value_quarter_n": ctrl["value_quarter_n"] - own["value_quarter_n"],
             "value_full_n": ctrl["value_full_n"] - own["value_full_n"],
             "max_block_value": None,

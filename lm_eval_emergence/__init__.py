@@ -7,7 +7,6 @@ adapter) -> ``report``. Importing this package loads the core only, not lm-eval;
 """
 
 from .data import make_icl_sequences, single_token_entities
-from .emergence import measure_emergence
 from .estimators import (
     DEFAULT_MI_ESTIMATOR,
     MIEstimate,
@@ -18,6 +17,7 @@ from .estimators import (
     register_estimator,
 )
 from .meta import __version__, tasks_dir
+from .metrics.emergence import measure_emergence
 from .records import EmergenceResult
 from .settings import CaptureSettings, EstimationSettings, IESettings
 

@@ -19,8 +19,8 @@ from typing import Any, TextIO
 
 from .data.entities import entity_list
 from .data.icl import DEFAULT_MIN_ENTITIES, list_format, make_icl_sequences
-from .emergence import measure
 from .estimators import estimator_names
+from .metrics.emergence import measure
 from .protocols import TARGETS, protocol_names
 from .records import EmergenceResult
 from .settings import (

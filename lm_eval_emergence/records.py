@@ -21,13 +21,13 @@ __all__ = [
     "SIDECAR_FORMAT",
     "EmergenceResult",
     "LayerEmergence",
-    "LayerSpectrum",
+    "LayerStatistic",
     "OutcomeGroup",
     "PositionEmergence",
     "PositionLayer",
     "ShotPoint",
     "Sidecar",
-    "SpectralResult",
+    "StateStatistic",
     "TaskRecord",
     "json_ready",
     "shot_curve",
@@ -189,42 +189,35 @@ class EmergenceResult:
 
 
 @dataclass
-class LayerSpectrum:
-    """The spectral baselines of one block's output states (`spectral.py`)."""
+class LayerStatistic:
+    """One block's value of a state statistic (the mean over its projections) and its stderr."""
 
     layer: int
-    erank: float
-    erank_stderr: float
-    matrix_entropy_bits: float
-    matrix_entropy_stderr_bits: float
+    value: float
+    stderr: float
 
 
 @dataclass
-class SpectralResult:
-    """Effective rank and matrix entropy of a model's block outputs on one set of sequences:
-    the cheaper intrinsic metrics IE is compared with, from the same captured states.
+class StateStatistic:
+    """One intrinsic metric read from a model's captured states block by block, beside IE (the
+    cheaper baselines: erank, matrix entropy, representation dispersion; `metrics/`): the mean
+    over blocks of each block's mean over its projections, its standard error over documents
+    and projections, and the `Spread` (`uncertainty.py`, as a dict) it is computed from, from
+    which a paired difference against the control (Diff-eRank) is built."""
 
-    `erank` and `matrix_entropy_bits` are means over `per_layer` (each block's value the mean
-    over its projections); their stderr covers the documents (the delete-a-fold jackknife of
-    that mean) and the projections, computed from `erank_spread` and `matrix_entropy_spread`
-    (`uncertainty.Spread` as dicts; the paired stderr of Diff-eRank is built from them).
-    """
-
-    erank: float
-    erank_stderr: float
-    matrix_entropy_bits: float
-    matrix_entropy_stderr_bits: float
-    per_layer: list[LayerSpectrum]
+    name: str  # the metric's key (`metrics.table`)
+    value: float
+    stderr: float
+    per_layer: list[LayerStatistic]
+    spread: dict[str, Any]
     n: int
     n_folds: int
     seed: int
-    alpha: float
     state_dim: int  # width of the states (the projection's k when projected)
     projection_dim: int | None
-    states: str = "block output at the last token"
     projections: int = 1
-    erank_spread: dict[str, Any] | None = None
-    matrix_entropy_spread: dict[str, Any] | None = None
+    states: str = "block output at the last token"
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. the matrix entropy's alpha
     seconds: float = 0.0
 
     @property
@@ -235,9 +228,35 @@ class SpectralResult:
         return json_ready(asdict(self))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SpectralResult:
-        rows = [_build(LayerSpectrum, r) for r in data.get("per_layer") or []]
+    def from_dict(cls, data: dict[str, Any]) -> StateStatistic:
+        rows = [_build(LayerStatistic, r) for r in data.get("per_layer") or []]
         return _build(cls, data, per_layer=rows)
+
+
+def _statistics(data: dict[str, Any] | None, old: dict[str, Any] | None) -> dict[str, Any]:
+    """A record's state statistics by name: the `statistics` of this version, or the
+    `spectrum` of sidecars written before it (erank and matrix entropy, read back as two)."""
+    if data:
+        return {name: StateStatistic.from_dict(entry) for name, entry in data.items()}
+    if not old:
+        return {}
+    common = {k: old.get(k) for k in ("n", "n_folds", "seed", "state_dim", "projection_dim")}
+    out = {}
+    for name, value, stderr in (
+        ("erank", "erank", "erank_stderr"),
+        ("matrix_entropy", "matrix_entropy_bits", "matrix_entropy_stderr_bits"),
+    ):
+        rows = [
+            LayerStatistic(r["layer"], r.get(value), r.get(stderr))
+            for r in old.get("per_layer") or []
+        ]
+        left_out = old.get(f"{name}_folds") or None  # the oldest sidecars kept these
+        spread = old.get(f"{name}_spread") or Spread(old.get(value), left_out, None).to_dict()
+        out[name] = StateStatistic(
+            name, old.get(value), old.get(stderr), rows, spread, **common,
+            projections=int(old.get("projections") or 1),
+        )  # fmt: skip
+    return out
 
 
 @dataclass
@@ -304,8 +323,9 @@ class TaskRecord:
     result: EmergenceResult
     control: EmergenceResult | None = None  # the random-weights copy (ie_control=random)
     outcomes: list[OutcomeGroup] | None = None  # IE by what the model did next (shots task)
-    spectrum: SpectralResult | None = None  # erank and matrix entropy of the same states
-    control_spectrum: SpectralResult | None = None  # the same of the random-weights copy
+    #: the state statistics of the same states (erank, matrix entropy, dispersion), by name
+    statistics: dict[str, StateStatistic] = field(default_factory=dict)
+    control_statistics: dict[str, StateStatistic] = field(default_factory=dict)  # the control's
 
     def evidence(self) -> dict[str, Any]:
         """What a reader needs beside IE to trust it, carried in every result (the results
@@ -351,10 +371,8 @@ class TaskRecord:
             "result": self.result.to_dict(),
             "control": None if self.control is None else self.control.to_dict(),
             "outcomes": None if self.outcomes is None else [asdict(g) for g in self.outcomes],
-            "spectrum": None if self.spectrum is None else self.spectrum.to_dict(),
-            "control_spectrum": None
-            if self.control_spectrum is None
-            else self.control_spectrum.to_dict(),
+            "statistics": {k: v.to_dict() for k, v in self.statistics.items()},
+            "control_statistics": {k: v.to_dict() for k, v in self.control_statistics.items()},
         }
         return json_ready(out)
 
@@ -375,13 +393,11 @@ class TaskRecord:
             outcomes=None
             if data.get("outcomes") is None
             else [_build(OutcomeGroup, g) for g in data["outcomes"]],
-            spectrum=_spectrum(data.get("spectrum")),
-            control_spectrum=_spectrum(data.get("control_spectrum")),
+            statistics=_statistics(data.get("statistics"), data.get("spectrum")),
+            control_statistics=_statistics(
+                data.get("control_statistics"), data.get("control_spectrum")
+            ),
         )
-
-
-def _spectrum(data: dict[str, Any] | None) -> SpectralResult | None:
-    return None if not data else SpectralResult.from_dict(data)
 
 
 @dataclass

@@ -691,7 +691,7 @@ def test_bfloat16_capture_gives_the_float32_numbers_within_half_a_bit(smollm2):
     import copy
 
     from lm_eval_emergence import make_icl_sequences
-    from lm_eval_emergence.emergence import measure
+    from lm_eval_emergence.metrics.emergence import measure
     from lm_eval_emergence.settings import IESettings
 
     model, tok = smollm2

@@ -10,16 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-import lm_eval_emergence.emergence as emergence_mod
+import lm_eval_emergence.metrics.emergence as emergence_mod
 import lm_eval_emergence.pairs as pairs_mod
 from lm_eval_emergence.capture import BlocksNotFoundError
-from lm_eval_emergence.emergence import entropy_bits, measure_emergence
 from lm_eval_emergence.estimators import (
     DEFAULT_MI_ESTIMATOR,
     MIN_SAMPLES,
     estimator_names,
     estimator_options,
 )
+from lm_eval_emergence.metrics.emergence import entropy_bits, measure_emergence
 from lm_eval_emergence.records import EmergenceResult
 
 N, T, VOCAB = 256, 6, 128
@@ -391,7 +391,7 @@ def test_update_target_estimates_the_blocks_update(tiny_gpt2):
     # target="update" is the estimator on (x, y - x): the same numbers as a capture whose
     # outputs were replaced by their updates by hand
     from lm_eval_emergence.capture import capture_states, plan_capture
-    from lm_eval_emergence.emergence import emergence_from_states
+    from lm_eval_emergence.metrics.emergence import emergence_from_states
     from lm_eval_emergence.settings import CaptureSettings, EstimationSettings
 
     ids = random_ids()

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from lm_eval_emergence.capture import capture_states, plan_capture
-from lm_eval_emergence.emergence import emergence_from_states
 from lm_eval_emergence.family import (
     ListData,
     build_family_model,
@@ -15,6 +14,7 @@ from lm_eval_emergence.family import (
     synthetic_list_data,
     train_checkpoints,
 )
+from lm_eval_emergence.metrics.emergence import emergence_from_states
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings
 
 

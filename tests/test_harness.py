@@ -9,9 +9,8 @@ import torch
 
 import lm_eval_emergence
 import lm_eval_emergence.harness  # noqa: F401  (registers the model, metrics and tasks)
-from lm_eval_emergence.harness.aggregate import (
-    ESTIMATES,
-    TaskEstimate,
+from lm_eval_emergence.harness.aggregate import ESTIMATES, TaskEstimate
+from lm_eval_emergence.metrics.table import (
     metric_keys,
     metric_value,
     value_keys,
@@ -25,7 +24,10 @@ from lm_eval_emergence.settings import (
 )
 
 
-def test_every_metric_key_and_the_model_are_registered():
+def test_every_key_a_task_returns_is_registered_with_its_own_aggregation(tiny_lm):
+    """The keys a real task returns for a document (process_results), looked up in lm-eval's
+    registries: each is there, aggregated by the plugin's own function (never by a hub metric)
+    with the arrow spelled out here; and the model resolves to the plugin's class."""
     from lm_eval.api.registry import (
         get_aggregation,
         get_metric,
@@ -33,24 +35,32 @@ def test_every_metric_key_and_the_model_are_registered():
         get_model,
         is_higher_better,
     )
+    from lm_eval.tasks import TaskManager
 
-    from lm_eval_emergence.harness.metrics import EMERGENCE_METRICS
-    from lm_eval_emergence.harness.model import HFEmergenceLM
+    from lm_eval_emergence.harness.model import HFEmergenceLM, tokenizer_fingerprint
+    from lm_eval_emergence.harness.task import IclTask
 
     assert get_model("hf-emergence") is HFEmergenceLM
     assert get_model("hf") is not HFEmergenceLM  # built-in models are still there
-    for key in EMERGENCE_METRICS:
+    manager = TaskManager(include_path=lm_eval_emergence.TASKS_DIR)
+    task = manager.load(["emergence_icl_country"])["tasks"]["emergence_icl_country"]
+    assert isinstance(task, IclTask)
+    doc = task.eval_docs[0]
+    fp = tokenizer_fingerprint(tiny_lm.tokenizer)
+    (features,) = tiny_lm.emergence([_Request(doc["token_ids"], 0, fp)])
+    returned = task.process_results(doc, [features])
+    assert {"emergence", "emergence_stderr", "erank", "dispersion", "acc"} <= set(returned)
+    for key in returned:
         assert get_metric(key) is not None, key
-        assert get_metric_aggregation(key) is get_aggregation(key), key
-    assert is_higher_better("emergence") is True
-    assert is_higher_better("emergence_stderr") is False
-    assert (
-        "emergence_shot10" in EMERGENCE_METRICS and "emergence_shot10_stderr" in EMERGENCE_METRICS
-    )
+        if key not in ("acc", "logprob_correct"):  # averaged per document by lm-eval's mean
+            assert get_metric_aggregation(key) is get_aggregation(key), key
+            assert get_aggregation(key).__name__ == f"aggregate_{key}", key
+    arrows = {k: is_higher_better(k) for k in ("emergence", "erank", "emergence_stderr")}
+    assert arrows == {"emergence": True, "erank": False, "emergence_stderr": None}
 
 
 def test_metric_keys_are_the_values_then_the_stderr_of_each_that_has_one():
-    from lm_eval_emergence.harness.metrics import HIGHER_IS_BETTER
+    from lm_eval_emergence.metrics.table import definition
 
     values = value_keys(2, control=True, outcomes=True)
     keys = metric_keys(2, control=True, outcomes=True)
@@ -62,7 +72,7 @@ def test_metric_keys_are_the_values_then_the_stderr_of_each_that_has_one():
     no_stderr = {"emergence_flagged_blocks", "emergence_shot02_layer_std"}
     no_stderr |= {"emergence_outcome_other_docs", "emergence_outcome_used_docs"}
     assert no_stderr <= set(values) and not {f"{k}_stderr" for k in no_stderr} & set(keys)
-    assert not any(HIGHER_IS_BETTER[k] for k in stderr)
+    assert all(definition(k).higher_is_better is None for k in stderr)  # no arrow on a ±
     with pytest.raises(KeyError, match="unknown emergence metric 'emergence_nope'"):
         with_stderr_keys(["emergence_nope"])
 
@@ -289,22 +299,26 @@ def test_random_control_is_reported_next_to_the_model(tiny_gpt2_dir):
     assert evidence["separation_se"] == pytest.approx((model_ie - control_ie) / paired, rel=1e-9)
     assert (evidence["n_docs"], evidence["n_blocks"], evidence["projections"]) == (128, 2, 1)
     assert done.control.n == done.result.n == 128
-    # the spectral baselines of the same states, and Diff-eRank = control minus model
-    spec, control_spec = done.spectrum, done.control_spectrum
-    assert row["erank,none"] == spec.erank and row["erank_random,none"] == control_spec.erank
-    assert row["diff_erank,none"] == pytest.approx(control_spec.erank - spec.erank, abs=1e-12)
-    assert row["matrix_entropy,none"] == spec.matrix_entropy_bits
-    assert row["matrix_entropy_random,none"] == control_spec.matrix_entropy_bits
-    assert row["diff_erank_stderr,none"] > 0 and row["erank_stderr,none"] > 0
-    assert [r.layer for r in spec.per_layer] == done.result.layers
-    assert spec.erank == pytest.approx(sum(r.erank for r in spec.per_layer) / 2, rel=1e-12)
-    assert 1 <= spec.erank <= spec.state_dim and spec.n == 128
+    # the state statistics of the same states, and Diff-eRank = control minus model
+    stats, control_stats = done.statistics, done.control_statistics
+    assert set(stats) == set(control_stats) == {"erank", "matrix_entropy", "dispersion"}
+    for name, stat in stats.items():
+        assert row[f"{name},none"] == stat.value
+        assert row[f"{name}_random,none"] == control_stats[name].value != stat.value
+        assert row[f"{name}_stderr,none"] == stat.stderr > 0
+        assert [r.layer for r in stat.per_layer] == done.result.layers
+        assert stat.value == pytest.approx(sum(r.value for r in stat.per_layer) / 2, rel=1e-12)
+        assert stat.n == 128
+    rank = stats["erank"]
+    assert row["diff_erank,none"] == pytest.approx(control_stats["erank"].value - rank.value)
+    assert row["diff_erank_stderr,none"] > 0 and 1 <= rank.value <= rank.state_dim
+    assert 0 < stats["dispersion"].value < 2
     # the sidecar's copy reads back as the same record
     from lm_eval_emergence.records import TaskRecord
 
     again = TaskRecord.from_dict(done.to_dict())
     assert again.control.ie_bits == control_ie
-    assert again.spectrum == spec and again.control_spectrum == control_spec
+    assert again.statistics == stats and again.control_statistics == control_stats
 
 
 def test_psi_form_on_a_per_position_task_fails_before_any_forward_pass(tiny_gpt2_dir):
@@ -404,12 +418,12 @@ def test_streamed_payloads_hold_no_states_and_give_the_kept_states_estimate(tiny
     assert b.result.ie_bits == pytest.approx(a.result.ie_bits, abs=0.02)
     assert b.result.ie_stderr_bits == pytest.approx(a.result.ie_stderr_bits, rel=0.05)
     assert abs(a.result.ie_bits) > 0.5
-    # the spectral baselines: the same from the ranks' moments as from one rank's, and from
-    # the float16 payloads to their rounding
-    assert c.spectrum.erank == pytest.approx(b.spectrum.erank, rel=1e-9)
-    assert c.spectrum.matrix_entropy_bits == pytest.approx(b.spectrum.matrix_entropy_bits, rel=1e-9)
-    assert b.spectrum.erank == pytest.approx(a.spectrum.erank, rel=1e-3)
-    assert b.spectrum.erank_stderr == pytest.approx(a.spectrum.erank_stderr, rel=0.02)
+    # the state statistics: the same from the ranks' moments (and unit sums) as from one
+    # rank's, and from the float16 payloads to their rounding
+    for name in ("erank", "matrix_entropy", "dispersion"):
+        assert c.statistics[name].value == pytest.approx(b.statistics[name].value, rel=1e-9)
+        assert b.statistics[name].value == pytest.approx(a.statistics[name].value, rel=1e-3)
+        assert b.statistics[name].stderr == pytest.approx(a.statistics[name].stderr, rel=0.02)
     # a document missing from the moments is an error, not a silently smaller N
     with pytest.raises(RuntimeError, match="each must be added once"):
         TaskEstimate(EstimationSettings()).record(first + second[:-1])

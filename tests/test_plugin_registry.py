@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from lm_eval_emergence.cli import plugin_task_names
-from lm_eval_emergence.harness.metrics import EMERGENCE_METRICS, HIGHER_IS_BETTER, PLUGIN_METRICS
+from lm_eval_emergence.harness.metrics import EMERGENCE_METRICS
+from lm_eval_emergence.metrics.table import definition, registered
+
+PLUGIN_METRICS = [row.key for row in registered()]
 
 PROBE = Path(__file__).with_name("registry_probe.py")
 
@@ -60,6 +63,10 @@ def test_each_entry_point_loads_alone_with_what_the_evaluator_needs(probe):
     assert loaded.pop("lm_eval.models:hf-emergence") == {"class": "HFEmergenceLM", "is_lm": True}
     tasks = loaded.pop("lm_eval.tasks:emergence")["tasks"]
     assert set(tasks) == plugin_task_names() | {"emergence_cloze"}
+    # the arrows the registry hands out, spelled out for a few keys
+    arrow = {k: loaded[f"lm_eval.metrics:{k}"]["higher_is_better"] for k in ("emergence", "erank")}
+    assert arrow == {"emergence": True, "erank": False}
+    assert loaded["lm_eval.metrics:emergence_stderr"]["higher_is_better"] is None
     for key in PLUGIN_METRICS:
         metric = loaded.pop(f"lm_eval.metrics:{key}")
         assert metric["passes_through"], key
@@ -67,13 +74,10 @@ def test_each_entry_point_loads_alone_with_what_the_evaluator_needs(probe):
             assert (metric["aggregation"], metric["higher_is_better"]) == ("mean", True)
         else:
             assert metric["aggregation"] == f"aggregate_{key}", key
-            assert metric["higher_is_better"] is HIGHER_IS_BETTER[key], key
+            assert metric["higher_is_better"] is definition(key).higher_is_better, key
     for key in EMERGENCE_METRICS:
         assert loaded.pop(f"lm_eval.aggregations:{key}") == {"aggregation": f"aggregate_{key}"}
     assert loaded == {}  # nothing declared beyond what is checked above
-    # the table arrows the registry hands out, spelled out for a few keys
-    assert HIGHER_IS_BETTER["emergence"] and not HIGHER_IS_BETTER["erank"]
-    assert not HIGHER_IS_BETTER["emergence_stderr"] and not HIGHER_IS_BETTER["matrix_entropy"]
 
 
 def test_no_name_clashes_with_lm_evals_own(probe):

@@ -81,18 +81,18 @@ def numbers(model: torch.nn.Module, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def spectral_numbers(model: torch.nn.Module) -> dict[str, float]:
+    """The state statistics (erank, matrix entropy, dispersion) with their standard errors."""
     from lm_eval_emergence.capture import capture_states, plan_capture
+    from lm_eval_emergence.metrics.table import STATE_STATISTICS
     from lm_eval_emergence.settings import CaptureSettings
-    from lm_eval_emergence.spectral import spectrum
 
     plan = plan_capture(model, None, CaptureSettings(projection_dim=8, seed=3, bos=None))
-    spec = spectrum(capture_states(model, _ids(), plan), seed=3)
-    return {
-        "erank": spec.erank,
-        "erank_stderr": spec.erank_stderr,
-        "matrix_entropy": spec.matrix_entropy_bits,
-        "matrix_entropy_stderr": spec.matrix_entropy_stderr_bits,
-    }
+    captured = capture_states(model, _ids(), plan)
+    out = {}
+    for name, compute in STATE_STATISTICS.items():
+        statistic = compute(captured, seed=3)
+        out |= {name: statistic.value, f"{name}_stderr": statistic.stderr}
+    return out
 
 
 def snapshot() -> dict[str, Any]:

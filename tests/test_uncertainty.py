@@ -16,9 +16,9 @@ import torch
 from scipy import stats
 
 from lm_eval_emergence.capture import Capture, CaptureInfo, RandomProjection, TokenTable
-from lm_eval_emergence.emergence import emergence_from_moments, emergence_from_states
 from lm_eval_emergence.estimators.api import outcome_from_moments
 from lm_eval_emergence.estimators.moments import jackknife_fold_ids, moments_of_samples
+from lm_eval_emergence.metrics.emergence import emergence_from_moments, emergence_from_states
 from lm_eval_emergence.pairs import PairTable
 from lm_eval_emergence.settings import CaptureSettings, EstimationSettings
 from lm_eval_emergence.uncertainty import Spread, jackknife_stderr, n_check, standard_error

@@ -30,6 +30,7 @@ __all__ = [
     "projection_seed",
     "resolve_indices",
     "target_states",
+    "unit_rows",
 ]
 
 _LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
@@ -288,10 +289,17 @@ class StateBuffers:
         self.outputs[slot, rows] = x_out.to("cpu", torch.float32)  # type: ignore[index]
 
 
+def unit_rows(states: torch.Tensor) -> torch.Tensor:
+    """Each row of `states` [..., k] scaled to length 1 (a zero row stays zero)."""
+    norm = states.norm(dim=-1, keepdim=True)
+    return states / norm.clamp_min(torch.finfo(states.dtype).tiny)
+
+
 class MomentSink:
     """Where the hooks write when streaming: one `PairMoments` per block (its pairs are the
-    positions times the projections, pair p * R + r), accumulated on the block's device; the
-    states themselves are dropped."""
+    positions times the projections, pair p * R + r), and per block the per-fold sums of the
+    block outputs scaled to unit length ([F, P * R, k]: what representation dispersion reads),
+    accumulated on the block's device; the states themselves are dropped."""
 
     def __init__(
         self, n_layers: int, folds: torch.Tensor, n_folds: int, target: str, replicates: int = 1
@@ -301,6 +309,7 @@ class MomentSink:
         self.target = target
         self.replicates = replicates
         self.moments: list[PairMoments | None] = [None] * n_layers
+        self.unit_sums: list[torch.Tensor | None] = [None] * n_layers
 
     def write(self, slot: int, rows: slice, x_in: torch.Tensor, x_out: torch.Tensor) -> None:
         pairs = lambda t: by_replicate(t, self.replicates).flatten(1, 2).transpose(0, 1)  # noqa: E731
@@ -312,6 +321,10 @@ class MomentSink:
                 self.n_folds, x.shape[0], x.shape[-1], y.shape[-1], x.device
             )
         moments.add_rows(x, y, self.folds[rows])
+        units = unit_rows(pairs(x_out).double()).transpose(0, 1)  # [B, P * R, k]
+        if self.unit_sums[slot] is None:
+            self.unit_sums[slot] = units.new_zeros((self.n_folds, *units.shape[1:]))
+        self.unit_sums[slot].index_add_(0, self.folds[rows].to(units.device), units)  # type: ignore[union-attr]
 
 
 class Recorder:

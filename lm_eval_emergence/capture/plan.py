@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -380,6 +380,9 @@ class MomentCapture:
     micro: TokenTable
     stream: StreamSpec
     folds: torch.Tensor  # [N] int64
+    #: per block, per fold: the sum of its outputs scaled to unit length at each position and
+    #: projection, [F, P * R, k] float64 (`blocks.MomentSink`)
+    unit_sums: list[torch.Tensor] = field(default_factory=list)
     greedy_next_ids: torch.Tensor | None = None
     next_logprobs: torch.Tensor | None = None
     seconds_macro: float = 0.0
@@ -441,6 +444,7 @@ def capture_moments(
         token_ids=passes.token_ids,
         positions=passes.positions,
         macro=[m.to("cpu") for m in sink.moments if m is not None],
+        unit_sums=[u.cpu() for u in sink.unit_sums if u is not None],
         micro=passes.table,
         stream=stream,
         folds=folds,

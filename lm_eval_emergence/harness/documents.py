@@ -31,6 +31,7 @@ from ..data.windows import (
     sample_windows,
     windows_from_texts,
 )
+from ..metrics.table import MAX_SHOTS
 from ..settings import EmergenceConfigError, parse_int
 from .model import live_model, tokenizer_fingerprint
 
@@ -48,8 +49,6 @@ DEFAULT_N_DOCS = 2000
 DEFAULT_NATURAL_DOCS = 4000
 DEFAULT_DATA_SEED = 1234
 DEFAULT_WINDOW = 8
-#: The shot curve reports E at the end of each of at most this many shots (registered keys).
-MAX_SHOTS = 10
 
 MODEL_REQUIRED = (
     "the emergence tasks are served by the 'hf-emergence' model, which captures hidden states; "

@@ -33,11 +33,7 @@ from ..capture import (
 )
 from ..estimators.moments import PairMoments
 
-__all__ = ["OUTCOMES", "EmergenceFeatures", "StreamedMoments", "gather_capture", "gather_moments"]
-
-#: What a model does after a list: names an unlisted entity of the category (the ICL `acc`),
-#: repeats a listed one (the hallucination-like error), or anything else.
-OUTCOMES = ("correct", "repeat", "other")
+__all__ = ["EmergenceFeatures", "StreamedMoments", "gather_capture", "gather_moments"]
 
 
 @dataclass(eq=False)
@@ -47,10 +43,12 @@ class StreamedMoments:
     macro: list[PairMoments]  # one per block, its pairs the captured positions
     stream: StreamSpec  # the task's: its documents, their folds, the y side
     doc_ids: tuple[int, ...]  # the documents added (each once)
+    unit_sums: list[torch.Tensor]  # one per block: the unit-length outputs' sums per fold
 
     @property
     def nbytes(self) -> int:
-        return sum(m.nbytes for m in self.macro)
+        units = sum(u.numel() * u.element_size() for u in self.unit_sums)
+        return sum(m.nbytes for m in self.macro) + units
 
 
 @dataclass(eq=False)
@@ -70,7 +68,7 @@ class EmergenceFeatures:
     next_logprob: float | None = None  # ln of the next-token probability of the correct ids
     seconds: float = 0.0  # this document's share of its forward passes (macro batch + micro)
     control: EmergenceFeatures | None = None  # the same document on the random-weights copy
-    outcome: str | None = None  # what the model did next (OUTCOMES), set by the shots task
+    outcome: str | None = None  # what the model did next (`metrics.table.OUTCOMES`)
     moments: StreamedMoments | None = None  # streamed: shared by the documents captured with it
 
     @property
@@ -153,6 +151,7 @@ def gather_moments(items: Sequence[EmergenceFeatures]) -> MomentCapture:
     macro = [
         moments[0].merged(moments[1:]) for moments in zip(*(p.macro for p in parts), strict=True)
     ]
+    unit_sums = [sum(sums) for sums in zip(*(p.unit_sums for p in parts), strict=True)]
     return MomentCapture(
         info=items[0].info,
         token_ids=torch.tensor([f.token_ids for f in items], dtype=torch.long),
@@ -161,6 +160,7 @@ def gather_moments(items: Sequence[EmergenceFeatures]) -> MomentCapture:
         micro=merge_tables([f.micro for f in items]),
         stream=stream,
         folds=stream.fold_ids(),
+        unit_sums=unit_sums,  # type: ignore[arg-type]
         seconds_macro=sum(f.seconds for f in items),
         seconds_micro=0.0,
     )

@@ -1,23 +1,11 @@
 """The emergence metrics, registered with lm-eval so that no key is ever looked up on the hub.
 
-Keys (bits): `emergence` (IE, mean of E(l) over blocks), `emergence_macro`, `emergence_micro`
-(means over blocks of the two MI terms), `emergence_sum` (sum of E(l)),
-`emergence_flagged_blocks` (blocks whose estimates diverged or are impossible); with
-`ie_control=random`, `emergence_random` (IE of a random-weights copy) and `emergence_vs_random`
-(the model's IE minus the copy's, with the combined stderr); for the shots
-task `emergence_shotNN` (E at the end of shot NN = 01..10) and `emergence_shotNN_layer_std` (its
-spread over blocks), and `emergence_outcome_{correct,repeat,other}` (IE of the documents after
-which the model names an unlisted entity, repeats a listed one, or does anything else; each
-group on `emergence_outcome_used_docs` documents, `_docs` the group's size, NaN when a group is
-below the estimator's 64); `erank`, `matrix_entropy` (the spectral baselines of the same states,
-`spectral.py`) and, with the control, `erank_random`, `matrix_entropy_random` and `diff_erank`
-(Diff-eRank, erank(control) - erank(model)). Each value has a `<key>_stderr` companion: lm-eval
-computes no stderr for a custom aggregation (it writes "N/A"), so the plugin reports its own
-propagated standard error under the key lm-eval's table reads for the ± column. The task returns
-value keys before stderr keys, so the number overwrites the "N/A".
-
-`logprob_correct` (ICL tasks) is a per-document number averaged by lm-eval's own `mean`, with
-lm-eval's stderr: the natural log of the next-token probability mass on the correct entities.
+Every key and its meaning, direction and stderr companion come from the metric table
+(`metrics/table.py`). lm-eval computes no stderr for a custom aggregation (it writes "N/A"), so
+each value key has a `<key>_stderr` companion under which the plugin reports its own standard
+error, the key lm-eval's table reads for the ± column; a task returns value keys before stderr
+keys, so the number overwrites the "N/A". `logprob_correct` (ICL tasks) is a per-document number
+averaged by lm-eval's own `mean`, with lm-eval's stderr.
 """
 
 from __future__ import annotations
@@ -32,28 +20,17 @@ from lm_eval.api.registry import (
     metric_registry,
 )
 
-from .aggregate import EMERGENCE_DEFINITIONS
+from ..metrics.table import registered
 from .registration import claim
 
-__all__ = [
-    "ABILITY_METRICS",
-    "AGGREGATIONS",
-    "EMERGENCE_METRICS",
-    "HIGHER_IS_BETTER",
-    "PLUGIN_METRICS",
-    "passthrough",
-]
+__all__ = ["AGGREGATIONS", "EMERGENCE_METRICS", "PER_DOCUMENT_METRICS", "passthrough"]
 
-#: Every metric key an emergence task can return (the definitions of `aggregate.py`, in order).
-EMERGENCE_METRICS: tuple[str, ...] = tuple(m.key for m in EMERGENCE_DEFINITIONS)
-#: IE is a description, not a score: "higher" only sets the table's arrow (each definition says
-#: which way; erank and matrix entropy point down).
-HIGHER_IS_BETTER: dict[str, bool] = {m.key: m.higher_is_better for m in EMERGENCE_DEFINITIONS}
-#: The ability an ICL task reports next to its intrinsic metrics, averaged by lm-eval's `mean`:
-#: `acc` (built in) and `logprob_correct`, registered here.
-ABILITY_METRICS = ("acc", "logprob_correct")
-#: Every metric name the plugin registers, each with an `lm_eval.metrics` entry point.
-PLUGIN_METRICS: tuple[str, ...] = (*EMERGENCE_METRICS, "logprob_correct")
+_REGISTERED = registered()
+#: Every metric key the plugin aggregates itself (an `lm_eval.aggregations` entry point each).
+EMERGENCE_METRICS: tuple[str, ...] = tuple(m.key for m in _REGISTERED if m.value is not None)
+#: The plugin's per-document keys, averaged by lm-eval's `mean`.
+PER_DOCUMENT_METRICS: tuple[str, ...] = tuple(m.key for m in _REGISTERED if m.value is None)
+_HIGHER_IS_BETTER = {m.key: m.higher_is_better for m in _REGISTERED}
 
 
 def passthrough(items: list) -> list:
@@ -90,7 +67,9 @@ def __getattr__(name: str) -> Callable[[list], float]:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _register(key: str, higher_is_better: bool, aggregation: Callable[[list], float]) -> None:
+def _register(
+    key: str, higher_is_better: bool | None, aggregation: Callable[[list], float]
+) -> None:
     """What lm-eval's `register_metric` records, claimed name by name (registration.py)."""
     claim(metric_registry, key, passthrough)
     claim(higher_is_better_registry, key, higher_is_better)
@@ -101,5 +80,6 @@ def _register(key: str, higher_is_better: bool, aggregation: Callable[[list], fl
 # one of them can resolve the placeholders of the others while the loop below runs.
 for _key in EMERGENCE_METRICS:
     AGGREGATIONS[_key] = claim(aggregation_registry, _key, AGGREGATIONS[_key])
-    _register(_key, HIGHER_IS_BETTER[_key], AGGREGATIONS[_key])
-_register("logprob_correct", True, aggregation_registry.get("mean"))
+    _register(_key, _HIGHER_IS_BETTER[_key], AGGREGATIONS[_key])
+for _key in PER_DOCUMENT_METRICS:
+    _register(_key, _HIGHER_IS_BETTER[_key], aggregation_registry.get("mean"))

@@ -292,7 +292,12 @@ class HFEmergenceLM(HFLM):
             table=table,
             progress=self.rank == 0,
         )
-        moments = StreamedMoments(macro=captured.macro, stream=stream, doc_ids=tuple(first_of))
+        moments = StreamedMoments(
+            macro=captured.macro,
+            stream=stream,
+            doc_ids=tuple(first_of),
+            unit_sums=captured.unit_sums,
+        )
         share = (time.perf_counter() - t0) / len(unique)
         greedy = captured.greedy_next_ids
         logprobs = captured.next_logprobs

@@ -19,11 +19,12 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
 from ..capture import StreamSpec, captured_width
-from ..emergence import stream_spec
 from ..estimators import MIN_SAMPLES
+from ..metrics.emergence import stream_spec
+from ..metrics.table import definition, value_keys, with_stderr_keys
 from ..settings import EmergenceConfigError, IESettings, ie_keys
 from . import metrics as _metrics  # noqa: F401  (registers the metric keys the config names)
-from .aggregate import TaskEstimate, value_keys, with_stderr_keys
+from .aggregate import TaskEstimate
 from .documents import max_shots
 from .features import EmergenceFeatures
 from .model import live_model
@@ -31,15 +32,19 @@ from .model import live_model
 __all__ = ["EmergenceTask", "IclTask", "ShotsTask", "WindowTask"]
 
 
-def _metric_list(keys: list[str], with_acc: bool) -> list[dict[str, Any]]:
-    from .metrics import ABILITY_METRICS, HIGHER_IS_BETTER
+#: What an ICL task reports beside its intrinsic metrics, averaged per document by lm-eval.
+ICL_ABILITY = ("acc", "logprob_correct")
 
+
+def _metric_list(keys: list[str], with_acc: bool) -> list[dict[str, Any]]:
     entries = [
-        {"metric": k, "aggregation": k, "higher_is_better": HIGHER_IS_BETTER[k]} for k in keys
+        {"metric": k, "aggregation": k, "higher_is_better": definition(k).higher_is_better}
+        for k in keys
     ]
     if with_acc:
         entries += [
-            {"metric": k, "aggregation": "mean", "higher_is_better": True} for k in ABILITY_METRICS
+            {"metric": k, "aggregation": "mean", "higher_is_better": definition(k).higher_is_better}
+            for k in ICL_ABILITY
         ]
     return entries
 

@@ -9,17 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..metrics.table import ABILITY_KEYS, ACCURACY_KEYS, INTRINSIC_KEYS
 from ..records import SIDECAR_FORMAT, EmergenceResult, Sidecar, TaskRecord, sidecar_path_for
 from .text import merge, num
 
-#: lm-eval metric names read as accuracy (any filter).
-ACCURACY_METRICS = ("acc", "acc_norm")
-#: Ability: the accuracies (discontinuous) and the log-probability of a correct next entity
-#: (continuous, the plugin's ICL tasks).
-ABILITY_METRICS = (*ACCURACY_METRICS, "logprob_correct")
-#: Intrinsic metrics of the plugin's tasks: IE, IE against the control, and the spectral
-#: baselines (`spectral.py`).
-INTRINSIC_METRICS = ("emergence", "emergence_vs_random", "diff_erank", "erank", "matrix_entropy")
+#: lm-eval metric names read as accuracy (any filter), as ability, and as intrinsic: the metric
+#: table's (`metrics/table.py`).
+ACCURACY_METRICS = ACCURACY_KEYS
+ABILITY_METRICS = ABILITY_KEYS
+INTRINSIC_METRICS = INTRINSIC_KEYS
 #: The protocol of a sidecar written before protocols were recorded.
 UNRECORDED = "unrecorded"
 #: The settings that must agree for IE numbers of one task to be put on one ranking: the seed

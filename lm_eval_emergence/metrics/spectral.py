@@ -36,22 +36,24 @@ import time
 
 import torch
 
-from .capture import Capture, MomentCapture
-from .capture.blocks import by_replicate
-from .estimators.moments import (
+from ..capture import Capture, MomentCapture
+from ..capture.blocks import by_replicate
+from ..estimators.moments import (
     DEFAULT_FOLDS,
     PairMoments,
     moments_of_samples,
     stack_pairs,
 )
-from .records import LayerSpectrum, SpectralResult
-from .uncertainty import Spread, standard_error
+from ..records import StateStatistic
+from ..uncertainty import Spread, standard_error
+from .statistic import state_statistic
 
 __all__ = [
-    "diff_erank",
     "effective_rank",
+    "erank",
+    "matrix_entropy",
     "matrix_entropy_bits",
-    "spectrum",
+    "paired_difference",
 ]
 
 
@@ -108,81 +110,66 @@ def _last_position_moments(capture: Capture | MomentCapture, folds: int, seed: i
     return moments_of_samples(y[..., :0], y, folds, seed)
 
 
-def _spread(values: torch.Tensor) -> Spread:
-    """The spread of the mean over blocks of the mean over projections of `values` [1 + G, L, R]
-    (all rows, then each fold left out)."""
-    blocks = values.shape[1]
-    return Spread(
-        value=float(values[0].mean()),
-        left_out=tuple(values[1:].mean((1, 2)).tolist()),
-        projections=tuple(tuple(row) for row in (values[0] / blocks).tolist()),
-    )
+def _output_covariances(
+    capture: Capture | MomentCapture, folds: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Covariance [1 + F, L * R, D, D], raw second moment (the same shape) and row counts
+    [1 + F] of every block's output at the last token under each projection."""
+    moments = _last_position_moments(capture, folds, seed)
+    target = capture.target if isinstance(capture, MomentCapture) else "output"
+    cov, mean = _output_moments(moments, target)
+    # the raw rows' second moment: (n-1)/n of the covariance plus the mean's outer product
+    counts = moments.row_counts()
+    scale = ((counts - 1) / counts)[:, None, None, None]
+    raw = cov * scale + mean[..., :, None] * mean[..., None, :]
+    return cov, raw, counts
 
 
-def spectrum(
-    capture: Capture | MomentCapture,
-    *,
-    folds: int = DEFAULT_FOLDS,
-    seed: int = 0,
-    alpha: float = 1.0,
-) -> SpectralResult:
-    """erank and matrix entropy of every captured block's output at the last token.
+def _per_block(capture: Capture | MomentCapture, flat: torch.Tensor) -> torch.Tensor:
+    """[1 + F, L * R] values as [1 + F, L, R]."""
+    return flat.reshape(flat.shape[0], len(capture.layers), capture.projections)
+
+
+def erank(
+    capture: Capture | MomentCapture, *, folds: int = DEFAULT_FOLDS, seed: int = 0
+) -> StateStatistic:
+    """The effective rank of every captured block's output covariance at the last token.
 
     States kept in memory are split into `folds` jackknife folds by `seed` (the rule of the IE
     estimate, `jackknife_fold_ids`); streamed moments carry their own folds. Raises ValueError
     for a block whose states do not vary.
     """
     t0 = time.perf_counter()
-    n = capture.token_ids.shape[0]
-    r_count = capture.projections
-    moments = _last_position_moments(capture, folds, seed)
-    target = capture.target if isinstance(capture, MomentCapture) else "output"
-    cov, mean = _output_moments(moments, target)  # [1 + F, L * R, D, D], [1 + F, L * R, D]
-    # the raw rows' second moment: (n-1)/n of the covariance plus the mean's outer product
-    counts = moments.row_counts()  # [1 + F]
-    scale = ((counts - 1) / counts)[:, None, None, None]
-    raw = cov * scale + mean[..., :, None] * mean[..., None, :]
-    shape = (len(counts), len(capture.layers), r_count)
-    erank = effective_rank(cov).reshape(shape)  # [1 + F, L, R]
-    entropy = matrix_entropy_bits(raw, alpha).reshape(shape)
-    rows = []
-    for i, layer in enumerate(capture.layers):
-        block_erank = standard_error(_spread(erank[:, i : i + 1]))
-        block_entropy = standard_error(_spread(entropy[:, i : i + 1]))
-        rows.append(
-            LayerSpectrum(
-                layer=layer,
-                erank=float(erank[0, i].mean()),
-                erank_stderr=block_erank.total,
-                matrix_entropy_bits=float(entropy[0, i].mean()),
-                matrix_entropy_stderr_bits=block_entropy.total,
-            )
-        )
-    erank_spread, entropy_spread = _spread(erank), _spread(entropy)
-    erank_se, entropy_se = standard_error(erank_spread), standard_error(entropy_spread)
-    projection = capture.info.settings.projection_dim
-    return SpectralResult(
-        erank=erank_spread.value,
-        erank_stderr=erank_se.total,
-        matrix_entropy_bits=entropy_spread.value,
-        matrix_entropy_stderr_bits=entropy_se.total,
-        per_layer=rows,
-        n=n,
-        n_folds=len(counts) - 1,
+    cov, _, _ = _output_covariances(capture, folds, seed)
+    values = _per_block(capture, effective_rank(cov))
+    return state_statistic("erank", values, capture, seed=seed, seconds=time.perf_counter() - t0)
+
+
+def matrix_entropy(
+    capture: Capture | MomentCapture,
+    *,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    alpha: float = 1.0,
+) -> StateStatistic:
+    """The order-`alpha` matrix entropy (bits) of every captured block's raw outputs at the
+    last token (folds as `erank`)."""
+    t0 = time.perf_counter()
+    _, raw, _ = _output_covariances(capture, folds, seed)
+    values = _per_block(capture, matrix_entropy_bits(raw, alpha))
+    return state_statistic(
+        "matrix_entropy",
+        values,
+        capture,
         seed=seed,
-        alpha=float(alpha),
-        state_dim=capture.info.state_dim,
-        projection_dim=None if capture.info.state_dim == capture.info.hidden_dim else projection,
-        projections=r_count,
-        erank_spread=erank_spread.to_dict(),
-        matrix_entropy_spread=entropy_spread.to_dict(),
         seconds=time.perf_counter() - t0,
+        options={"alpha": float(alpha)},
     )
 
 
-def diff_erank(model: SpectralResult, control: SpectralResult) -> tuple[float, float]:
-    """Diff-eRank = erank(control) - erank(model) and its paired stderr (the two were measured
-    on the same documents, folds and projections)."""
+def paired_difference(model: StateStatistic, control: StateStatistic) -> tuple[float, float]:
+    """control - model for one statistic and its paired stderr (the two were measured on the
+    same documents, folds and projections): Diff-eRank for the effective rank."""
     if (model.n, model.n_folds, model.layers, model.projections) != (
         control.n,
         control.n_folds,
@@ -190,9 +177,9 @@ def diff_erank(model: SpectralResult, control: SpectralResult) -> tuple[float, f
         control.projections,
     ):
         raise ValueError(
-            "Diff-eRank needs the model and its control measured on the same documents, folds, "
-            f"blocks and projections; got n={model.n}/{control.n}, "
+            f"a difference of {model.name} against the control needs both measured on the same "
+            f"documents, folds, blocks and projections; got n={model.n}/{control.n}, "
             f"folds={model.n_folds}/{control.n_folds}"
         )
-    difference = Spread.from_dict(control.erank_spread).minus(Spread.from_dict(model.erank_spread))
+    difference = Spread.from_dict(control.spread).minus(Spread.from_dict(model.spread))
     return difference.value, standard_error(difference).total

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .capture import (
+from ..capture import (
     Capture,
     MomentCapture,
     StreamSpec,
@@ -37,11 +37,11 @@ from .capture import (
     capture_states,
     plan_capture,
 )
-from .estimators import require_samples
-from .meta import __version__
-from .pairs import PairKey, PairTable, estimate_pairs, pairs_from_moments, stream_unsupported
-from .records import EmergenceResult, LayerEmergence, PositionEmergence, PositionLayer
-from .settings import (
+from ..estimators import require_samples
+from ..meta import __version__
+from ..pairs import PairKey, PairTable, estimate_pairs, pairs_from_moments, stream_unsupported
+from ..records import EmergenceResult, LayerEmergence, PositionEmergence, PositionLayer
+from ..settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_PROJECTION_DIM,
     DEFAULT_PROJECTIONS,
@@ -50,7 +50,7 @@ from .settings import (
     EstimationSettings,
     IESettings,
 )
-from .uncertainty import StandardError, standard_error
+from ..uncertainty import StandardError, standard_error
 
 __all__ = [
     "emergence_from_moments",
