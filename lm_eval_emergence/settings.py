@@ -346,6 +346,9 @@ class EstimationSettings:
     seed: int = 0
     target: str = _DEFAULT.target  # "output" y, or "update": the block's output minus its input
     form: str = _DEFAULT.form  # "ie", or "psi": micro inputs against the macro output
+    #: the named protocol these settings are, or "custom" (`protocols.protocol_name`): found
+    #: once, when the settings are built
+    protocol: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -361,6 +364,7 @@ class EstimationSettings:
             raise EmergenceConfigError(
                 f"{exc} Set estimator options with ie_steps, ie_noise_std or ie_options."
             ) from None
+        set_(self, "protocol", protocol_name(self.estimator, options, self.target, self.form))
 
     @classmethod
     def choose(
@@ -411,11 +415,6 @@ class EstimationSettings:
         streamed moments and the spectral baselines use too; DEFAULT_FOLDS for an estimator
         without folds."""
         return int(self.resolved_options().get("folds", DEFAULT_FOLDS))
-
-    @property
-    def protocol(self) -> str:
-        """The named protocol these settings are, or "custom" (`protocols.protocol_name`)."""
-        return protocol_name(self.estimator, self.options, self.target, self.form)
 
     @classmethod
     def of_protocol(cls, name: str, seed: int = 0) -> EstimationSettings:

@@ -8,15 +8,12 @@ import pytest
 
 import lm_eval_emergence
 import lm_eval_emergence.harness  # noqa: F401  (registers hf-emergence)
-from lm_eval_emergence.data.cloze import (
-    DEFAULT_CLOZE_DOCS,
-    DEFAULT_N_CHOICES,
-    cloze_documents,
-    cloze_items,
-    qualifies,
-)
+from lm_eval_emergence.data.cloze import cloze_items, qualifies
 from lm_eval_emergence.data.windows import corpus_sentences
+from lm_eval_emergence.harness.documents import cloze_documents
 from lm_eval_emergence.settings import EmergenceConfigError
+
+DEFAULT_CLOZE_DOCS, DEFAULT_N_CHOICES = 500, 4  # the task's defaults (harness/options.py)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +92,7 @@ def test_impossible_requests_are_value_errors(sentences):
 
 
 def test_task_documents_and_their_errors(sentences):
-    docs = cloze_documents(version=1.0, pretrained="ignored", n_docs=30, data_seed=5)
+    docs = cloze_documents(version=1.0, n_docs=30, data_seed=5)
     # its own count wins over the n_docs of the emergence tasks in the same --metadata
     assert len(cloze_documents(n_docs=30, cloze_items=12)["test"]) == 12
     assert list(docs) == ["test"]
@@ -106,7 +103,8 @@ def test_task_documents_and_their_errors(sentences):
         ({"n_docs": 0}, "n_docs must be an integer >= 1"),
         ({"n_docs": "many"}, "n_docs must be an integer >= 1"),
         ({"data_seed": -1}, "data_seed must be an integer >= 0"),
-        ({"n_docs": 10**6}, "lower n_docs or n_choices"),
+        ({"n_docs": 10**6}, "lower cloze_items or n_choices"),
+        ({"n_chocies": 3}, "unknown task option 'n_chocies' \\(did you mean 'n_choices'\\?\\)"),
     ]
     for options, message in bad:
         with pytest.raises(EmergenceConfigError, match=message):

@@ -103,19 +103,23 @@ class _Request:
     def __init__(
         self, token_ids, doc_id, tokenizer_fp, positions=None, capture=None, base=None, stream=None
     ):
-        shared = {
-            "tokenizer": tokenizer_fp,
-            "capture": (capture or CaptureSettings()).to_dict(),
-            "model_settings": (base or IESettings()).to_dict(),
-            "stream": stream,
-        }
-        spec = {
-            "token_ids": token_ids,
-            "positions": positions or [len(token_ids) - 1],
-            "next_token": True,
-            "shared": json.dumps(shared, sort_keys=True),
-        }
-        self.args = ("", json.dumps(spec))
+        from lm_eval_emergence.capture import StreamSpec
+        from lm_eval_emergence.harness.requests import RequestContext, RequestSpec
+
+        context = RequestContext(
+            tokenizer=tokenizer_fp,
+            capture=capture or CaptureSettings(),
+            model_settings=base or IESettings(),
+            stream=None if stream is None else StreamSpec.from_dict(stream),
+        )
+        spec = RequestSpec(
+            token_ids=tuple(token_ids),
+            positions=tuple(positions or [len(token_ids) - 1]),
+            next_token=True,
+            score_ids=None,
+            context=context,
+        )
+        self.args = ("", spec)
         self.task_name = "emergence_test"
         self.doc_id = doc_id
 

@@ -11,9 +11,9 @@ Which sentences qualify (`qualifies`): at least `MIN_WORDS` words, none of the c
 last word of at least `MIN_ANSWER_LETTERS` ASCII letters followed only by `.` or `!`.
 
 The task (`tasks/emergence_cloze/emergence_cloze.yaml`) is a plain lm-eval multiple-choice task,
-so any lm-eval model runs it (`hf`, `hf-emergence`, ...). Its options (task metadata /
-`--metadata`): cloze_items (items; default n_docs, else 500: `--metadata` is shared by every task
-of a call, so this sets the cloze task's own count), n_choices (default 4), data_seed (1234).
+so any lm-eval model runs it (`hf`, `hf-emergence`, ...); its documents come from
+`harness.documents.cloze_documents`, its options (`cloze_items`, `n_choices`, `data_seed`) from
+`harness/options.py`.
 """
 
 from __future__ import annotations
@@ -21,15 +21,12 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 __all__ = [
     "CLOZE_REJECT_CHARS",
-    "DEFAULT_CLOZE_DOCS",
-    "DEFAULT_N_CHOICES",
     "MIN_ANSWER_LETTERS",
     "MIN_WORDS",
-    "cloze_documents",
     "cloze_items",
     "qualifies",
 ]
@@ -41,10 +38,6 @@ MIN_ANSWER_LETTERS = 3
 #: Sentences with any of these characters are skipped: questions, dialogue and quotes, and
 #: hyphenated or possessive words, whose last word is not a plain word.
 CLOZE_REJECT_CHARS = ":;?-'\"()[]"
-#: Items of the task where n_docs is not given.
-DEFAULT_CLOZE_DOCS = 500
-DEFAULT_N_CHOICES = 4
-DEFAULT_DATA_SEED = 1234
 
 _LAST_WORD = re.compile(rf"([A-Za-z]{{{MIN_ANSWER_LETTERS},}})[.!]+")
 
@@ -111,31 +104,3 @@ def cloze_items(
         choices = [*distractors[:gold], answer, *distractors[gold:]]
         rows.append({"context": context, "choices": choices, "gold": gold, "source": source})
     return rows
-
-
-def cloze_documents(**options: Any) -> dict[str, Any]:
-    """The task's `custom_dataset`: `{"test": Dataset}` of cloze items of the shipped corpus.
-
-    lm-eval passes the task metadata (with the model arguments and `--metadata` merged in), so
-    keys of other tasks may be present; only cloze_items, n_docs, n_choices and data_seed are read.
-    """
-    import datasets
-
-    from ..settings import EmergenceConfigError, parse_int
-    from .windows import corpus_sentences
-
-    def option(name: str, default: int, low: int) -> int:
-        return cast(int, parse_int(name, options.get(name, default), low, allow_none=False))
-
-    count = "cloze_items" if "cloze_items" in options else "n_docs"
-    n_docs = option(count, DEFAULT_CLOZE_DOCS, 1)
-    n_choices = option("n_choices", DEFAULT_N_CHOICES, 2)
-    seed = option("data_seed", DEFAULT_DATA_SEED, 0)
-    try:
-        rows = cloze_items(corpus_sentences(), n_docs, n_choices, seed)
-    except ValueError as exc:
-        raise EmergenceConfigError(
-            f"emergence_cloze: {exc}; lower {count} or n_choices in --metadata, e.g. "
-            '--metadata \'{"cloze_items": 500, "n_choices": 4}\''
-        ) from None
-    return {"test": datasets.Dataset.from_list(rows)}

@@ -1,60 +1,48 @@
 """The emergence tasks' documents, built offline for the tokenizer of the running model.
 
 Each function is a task's `custom_dataset`: lm-eval calls it with the task's metadata (YAML
-`metadata`, then `--metadata`, then the model arguments) and takes a `{"test": Dataset}` back.
-Documents depend on the tokenizer (entities must be single tokens, windows are token windows),
-so they are built with the tokenizer of the live `hf-emergence` model, which lm-eval creates
-before it loads the tasks.
-
-Options (task metadata / `--metadata`):
-    n_docs      documents per task (ICL 2000, natural text 4000, own texts all windows;
-                raise it towards the paper's 300,000)
-    data_seed   seed of the document sampling (default 1234)
-    category, k ICL category and list length; max_shots for emergence_icl_shots
-    window      tokens per window (natural text and emergence_text, default 8)
-    text_path   JSONL file of the user's texts (emergence_text); text_field names the field
-    reject_chars  windows containing any of these characters are dropped (paper: ": \\n ? - ;")
+`metadata`, the model arguments, `--metadata`) and takes a `{"test": Dataset}` back. Its options
+are parsed once, by `options.TaskOptions` (the one table of options and defaults; a misspelt
+option is an error). Documents depend on the tokenizer (entities must be single tokens, windows
+are token windows), so they are built with the tokenizer of the live `hf-emergence` model, which
+lm-eval creates before it loads the tasks; the cloze task needs none.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import datasets
 
-from ..data.icl import DEFAULT_MIN_ENTITIES, build_icl_lists, next_entity_ids
-from ..data.windows import (
-    PAPER_REJECT_CHARS,
-    corpus_sentences,
-    sample_windows,
-    windows_from_texts,
-)
-from ..metrics.table import MAX_SHOTS
-from ..settings import EmergenceConfigError, parse_int
+from ..data.cloze import cloze_items
+from ..data.icl import build_icl_lists, next_entity_ids
+from ..data.windows import corpus_sentences, sample_windows, windows_from_texts
+from ..settings import EmergenceConfigError
 from .model import live_model, tokenizer_fingerprint
+from .options import TaskOptions
 
 __all__ = [
-    "MAX_SHOTS",
-    "max_shots",
+    "cloze_documents",
     "icl_documents",
     "natural_documents",
+    "options_of",
     "shots_documents",
     "text_documents",
 ]
-
-DEFAULT_N_DOCS = 2000
-#: Windows of the shipped corpus used by default (SmolLM2 finds 17,481 in all).
-DEFAULT_NATURAL_DOCS = 4000
-DEFAULT_DATA_SEED = 1234
-DEFAULT_WINDOW = 8
 
 MODEL_REQUIRED = (
     "the emergence tasks are served by the 'hf-emergence' model, which captures hidden states; "
     "run them with --model hf-emergence (lm-eval-emergence uses it by default), e.g. "
     "lm-eval-emergence --model hf-emergence --model_args pretrained=<model> --tasks emergence_icl"
 )
+
+
+def options_of(kind: str, metadata: dict[str, Any]) -> TaskOptions:
+    """The parsed options of a task of `kind`, checked against the live model's arguments."""
+    model = live_model()
+    return TaskOptions.of(kind, metadata, None if model is None else set(model.argument_names))
 
 
 def _tokenizer() -> Any:
@@ -64,20 +52,16 @@ def _tokenizer() -> Any:
     return model.tokenizer
 
 
-def _int_option(options: dict[str, Any], name: str, default: int, low: int) -> int:
-    return cast(int, parse_int(name, options.get(name, default), low, allow_none=False))
-
-
 def _dataset(rows: list[dict[str, Any]]) -> dict[str, datasets.Dataset]:
     return {"test": datasets.Dataset.from_list(rows)}
 
 
-def _icl_rows(tokenizer: Any, category: str, k: int, options: dict[str, Any]) -> list[dict]:
-    n_docs = _int_option(options, "n_docs", DEFAULT_N_DOCS, 1)
-    seed = _int_option(options, "data_seed", DEFAULT_DATA_SEED, 0)
-    min_entities = _int_option(options, "min_entities", DEFAULT_MIN_ENTITIES, 1)
+def _icl_rows(tokenizer: Any, options: TaskOptions, k: int) -> list[dict]:
+    category = options.category
     try:
-        built = build_icl_lists(tokenizer, category, k, n_docs, seed, min_entities)
+        built = build_icl_lists(
+            tokenizer, category, k, options.n_docs, options.data_seed, options.min_entities
+        )
     except ValueError as exc:
         raise EmergenceConfigError(str(exc)) from None
     fmt = built.format
@@ -103,31 +87,16 @@ def _icl_rows(tokenizer: Any, category: str, k: int, options: dict[str, Any]) ->
     return rows
 
 
-def icl_documents(**options: Any) -> dict[str, datasets.Dataset]:
+def icl_documents(**metadata: Any) -> dict[str, datasets.Dataset]:
     """Seeded lists "e1,e2,...,ek," of single-token entities of one category."""
-    tokenizer = _tokenizer()
-    category = str(options.get("category", "country"))
-    k = _int_option(options, "k", 4, 1)
-    return _dataset(_icl_rows(tokenizer, category, k, options))
+    options = options_of("icl", metadata)
+    return _dataset(_icl_rows(_tokenizer(), options, options.k))
 
 
-def max_shots(options: dict[str, Any]) -> int:
-    """The shots task's `max_shots` option, checked: 2..MAX_SHOTS, default MAX_SHOTS (the task's
-    documents and its metric keys both read it here)."""
-    shots = _int_option(options, "max_shots", MAX_SHOTS, 2)
-    if shots > MAX_SHOTS:
-        raise EmergenceConfigError(
-            f"max_shots={shots} is above the {MAX_SHOTS} shots the task reports; use at most "
-            f"{MAX_SHOTS}"
-        )
-    return shots
-
-
-def shots_documents(**options: Any) -> dict[str, datasets.Dataset]:
+def shots_documents(**metadata: Any) -> dict[str, datasets.Dataset]:
     """Lists of `max_shots` (<= 10) entities; E is read at the end of every shot."""
-    tokenizer = _tokenizer()
-    category = str(options.get("category", "country"))
-    return _dataset(_icl_rows(tokenizer, category, max_shots(options), options))
+    options = options_of("shots", metadata)
+    return _dataset(_icl_rows(_tokenizer(), options, options.max_shots))
 
 
 def _window_rows(windows: list, tokenizer: Any) -> list[dict]:
@@ -144,21 +113,19 @@ def _window_rows(windows: list, tokenizer: Any) -> list[dict]:
     ]
 
 
-def _window_size(options: dict[str, Any]) -> int:
-    return _int_option(options, "window", DEFAULT_WINDOW, 2)
-
-
-def natural_documents(**options: Any) -> dict[str, datasets.Dataset]:
+def natural_documents(**metadata: Any) -> dict[str, datasets.Dataset]:
     """Windows of the shipped public-domain corpus, anchored at sentence starts."""
+    options = options_of("natural", metadata)
     tokenizer = _tokenizer()
-    window = _window_size(options)
-    reject = str(options.get("reject_chars", PAPER_REJECT_CHARS))
     windows = windows_from_texts(
-        tokenizer, corpus_sentences(), window, reject_chars=reject, every_sentence=False
+        tokenizer,
+        corpus_sentences(),
+        options.window,
+        reject_chars=options.reject_chars,
+        every_sentence=False,
     )
-    n = _int_option(options, "n_docs", DEFAULT_NATURAL_DOCS, 1)
-    seed = _int_option(options, "data_seed", DEFAULT_DATA_SEED, 0)
-    return _dataset(_window_rows(sample_windows(windows, n, seed), tokenizer))
+    sampled = sample_windows(windows, options.n_docs, options.data_seed)
+    return _dataset(_window_rows(sampled, tokenizer))
 
 
 def _read_jsonl(path: Path, field: str) -> list[str]:
@@ -185,9 +152,10 @@ def _read_jsonl(path: Path, field: str) -> list[str]:
     return texts
 
 
-def text_documents(**options: Any) -> dict[str, datasets.Dataset]:
+def text_documents(**metadata: Any) -> dict[str, datasets.Dataset]:
     """Windows of the user's own texts (JSONL at `text_path`), anchored at sentence starts."""
-    raw = options.get("text_path")
+    options = options_of("text", metadata)
+    raw = options.text_path
     if not raw:
         raise EmergenceConfigError(
             "emergence_text needs a JSONL file of texts: pass --metadata "
@@ -199,18 +167,32 @@ def text_documents(**options: Any) -> dict[str, datasets.Dataset]:
             f"text_path {str(path)!r} does not exist or is not a file; pass the path of a JSONL "
             'file with one {"text": "..."} object per line'
         )
-    field = str(options.get("text_field", "text"))
-    texts = _read_jsonl(path, field)
+    texts = _read_jsonl(path, options.text_field)
     tokenizer = _tokenizer()
-    window = _window_size(options)
-    reject = str(options.get("reject_chars", PAPER_REJECT_CHARS))
     try:
         windows = windows_from_texts(
-            tokenizer, texts, window, reject_chars=reject, every_sentence=True, require_first=True
+            tokenizer,
+            texts,
+            options.window,
+            reject_chars=options.reject_chars,
+            every_sentence=True,
+            require_first=True,
         )
     except ValueError as exc:
         raise EmergenceConfigError(f"{path}: {exc}") from None
-    n_docs = options.get("n_docs")
-    n = None if n_docs is None else _int_option(options, "n_docs", DEFAULT_N_DOCS, 1)
-    seed = _int_option(options, "data_seed", DEFAULT_DATA_SEED, 0)
-    return _dataset(_window_rows(sample_windows(windows, n, seed), tokenizer))
+    sampled = sample_windows(windows, options.n_docs, options.data_seed)
+    return _dataset(_window_rows(sampled, tokenizer))
+
+
+def cloze_documents(**metadata: Any) -> dict[str, datasets.Dataset]:
+    """The cloze task's items of the shipped corpus (any lm-eval model runs it)."""
+    options = options_of("cloze", metadata)
+    try:
+        rows = cloze_items(corpus_sentences(), options.cloze_count, options.n_choices,
+                           options.data_seed)  # fmt: skip
+    except ValueError as exc:
+        raise EmergenceConfigError(
+            f"emergence_cloze: {exc}; lower cloze_items or n_choices in --metadata, e.g. "
+            '--metadata \'{"cloze_items": 500, "n_choices": 4}\''
+        ) from None
+    return _dataset(rows)

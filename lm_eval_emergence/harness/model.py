@@ -9,7 +9,6 @@ always computed.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import weakref
@@ -41,6 +40,7 @@ from ..meta import MODEL_NAME
 from ..settings import DEFAULT_BATCH_SIZE, CaptureSettings, EmergenceConfigError, IESettings
 from .features import EmergenceFeatures, StreamedMoments
 from .registration import claim
+from .requests import RequestSpec
 
 __all__ = ["HFEmergenceLM", "live_model", "tokenizer_fingerprint"]
 
@@ -89,6 +89,9 @@ class HFEmergenceLM(HFLM):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: the keyword arguments it was built with (lm-eval merges the model arguments into each
+        #: task's metadata, so a task's options check knows these are not typos)
+        self.argument_names = frozenset(kwargs)
         ie = {key: kwargs.pop(key) for key in list(kwargs) if key.startswith("ie_")}
         self.ie_settings = IESettings.from_mapping(ie)
         self._controls: dict[int, torch.nn.Module] = {}  # random-weights copies, by seed
@@ -125,60 +128,56 @@ class HFEmergenceLM(HFLM):
         except ValueError as exc:  # a block out of range
             raise EmergenceConfigError(f"ie_layers: {exc}") from None
 
-    def _parse(self, requests: list[Instance]) -> list[tuple[dict[str, Any], CaptureSettings]]:
-        """Each request's spec (its `shared` part parsed and checked once per distinct text)."""
+    def _specs(self, requests: list[Instance]) -> list[RequestSpec]:
+        """Each request's spec, its shared context checked once per distinct context."""
         own = tokenizer_fingerprint(self.tokenizer)
-        own_settings = self.ie_settings.to_dict()
-        shared_of: dict[str, tuple[dict[str, Any], CaptureSettings]] = {}
-        parsed = []
+        checked: set[int] = set()
+        specs = []
         for req in requests:
-            spec = json.loads(req.args[1])
-            text = spec.pop("shared")
-            if text not in shared_of:
-                shared = json.loads(text)
-                if shared.get("tokenizer") != own:
+            spec = req.args[1]
+            if not isinstance(spec, RequestSpec):
+                raise TypeError(
+                    f"an emergence request carries a RequestSpec, not {type(spec).__name__}; "
+                    "build it with the plugin's task classes (harness/task.py)"
+                )
+            context = spec.context
+            if id(context) not in checked:
+                if context.tokenizer != own:
                     raise EmergenceConfigError(
                         f"task {req.task_name} built its documents with tokenizer "
-                        f"{shared.get('tokenizer')!r}, but this model uses {own!r}; emergence "
+                        f"{context.tokenizer!r}, but this model uses {own!r}; emergence "
                         "tasks must be loaded after the hf-emergence model that runs them"
                     )
-                if shared.get("model_settings") != own_settings:
+                if context.model_settings != self.ie_settings:
                     raise EmergenceConfigError(
                         f"task {req.task_name} resolved its settings against another "
-                        f"hf-emergence model's ie_* arguments ({shared.get('model_settings')}), "
-                        f"not this model's ({own_settings}); load the emergence tasks after the "
+                        f"hf-emergence model's ie_* arguments ({context.model_settings}), not "
+                        f"this model's ({self.ie_settings}); load the emergence tasks after the "
                         "model that runs them (or use --cache_requests refresh)"
                     )
-                stream = shared.get("stream")
-                shared["stream"] = None if stream is None else StreamSpec.from_dict(stream)
-                shared_of[text] = (shared, CaptureSettings.from_dict(shared["capture"]))
-            shared, settings = shared_of[text]
-            parsed.append(({**spec, "stream": shared["stream"], "shared": text}, settings))
-        return parsed
+                checked.add(id(context))
+            specs.append(spec)
+        return specs
 
     def emergence(self, requests: list[Instance]) -> list[EmergenceFeatures]:
         """One `EmergenceFeatures` per request, in order.
 
-        A request's arguments are `(text, spec)`, where spec is a JSON object with `token_ids`,
-        `positions` (token indices whose in-context states are kept), `next_token` (also read
-        the greedy continuation), `score_ids` (None, or the ids whose next-token log-probability
-        mass the payload carries) and `shared`, the JSON text every request of the task shares:
-        `tokenizer` (fingerprint of the tokenizer that built the document), `capture` (the
-        task's resolved capture settings), `model_settings` and `stream` (None, or how to
-        stream the states into moments). Requests sharing
-        capture settings share one micro table and one `CaptureInfo`. With `ie_control=random`
-        each payload also carries the same document's payload from a random-weights copy.
+        A request's arguments are `(text, spec)`, spec a `requests.RequestSpec` (the document's
+        token ids and what to keep of it, with its task's shared `RequestContext`: the
+        tokenizer, the resolved capture settings, how to stream). Requests sharing capture
+        settings share one micro table and one `CaptureInfo`. With `ie_control=random` each
+        payload also carries the same document's payload from a random-weights copy.
         """
-        parsed = self._parse(requests)
+        specs = self._specs(requests)
         out: dict[int, EmergenceFeatures] = {}
         by_capture: dict[CaptureSettings, list[int]] = defaultdict(list)
-        for i, (_, settings) in enumerate(parsed):
-            by_capture[settings].append(i)
+        for i, spec in enumerate(specs):
+            by_capture[spec.context.capture].append(i)
         for settings, indices in by_capture.items():
-            features = self._capture(self.model, requests, parsed, indices, settings)
+            features = self._capture(self.model, requests, specs, indices, settings)
             if settings.control == "random":
                 control = self._capture(
-                    self._random_control(settings.seed), requests, parsed, indices, settings
+                    self._random_control(settings.seed), requests, specs, indices, settings
                 )
                 for i in indices:
                     features[i].control = control[i]
@@ -195,16 +194,16 @@ class HFEmergenceLM(HFLM):
         self,
         model: torch.nn.Module,
         requests: list[Instance],
-        parsed: list[tuple[dict[str, Any], CaptureSettings]],
+        specs: list[RequestSpec],
         indices: list[int],
         settings: CaptureSettings,
     ) -> dict[int, EmergenceFeatures]:
         """Payloads of the requests `indices` (one capture setting) from `model`."""
         bos = 1  # a BOS may be prepended: probe one token longer
-        seq_len = max(len(parsed[i][0]["token_ids"]) for i in indices) + bos
+        seq_len = max(len(specs[i].token_ids) for i in indices) + bos
         plan = self._plan(model, settings, seq_len)
         t0 = time.perf_counter()
-        tokens = torch.tensor(sorted({t for i in indices for t in parsed[i][0]["token_ids"]}))
+        tokens = torch.tensor(sorted({t for i in indices for t in specs[i].token_ids}))
         try:
             table = capture_token_table(model, tokens, plan, progress=self.rank == 0)
         except ValueError as exc:  # a token outside the vocabulary
@@ -216,32 +215,32 @@ class HFEmergenceLM(HFLM):
         micro_share = (time.perf_counter() - t0) / len(indices)
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for i in indices:
-            spec = parsed[i][0]
+            spec = specs[i]
             shape = (
-                len(spec["token_ids"]),
-                tuple(spec["positions"]),
-                bool(spec["next_token"]),
-                spec.get("score_ids") is not None,  # scored: the correct next ids' log-prob
+                len(spec.token_ids),
+                spec.positions,
+                spec.next_token,
+                spec.score_ids is not None,  # scored: the correct next ids' log-prob
             )
-            streamed = spec["stream"] is not None  # then moments per task: the task in the key
+            streamed = spec.context.stream is not None  # then moments per task: the task in the key
             groups[(*shape, str(requests[i].task_name) if streamed else None)].append(i)
         out = {}
         for (_, positions, next_token, _, streamed_task), members in groups.items():
             t_group = time.perf_counter()
             if streamed_task is not None:
-                stream = parsed[members[0]][0]["stream"]
+                stream = specs[members[0]].context.stream
                 out.update(
-                    self._streamed(model, requests, parsed, members, plan, table, info, stream)
+                    self._streamed(model, requests, specs, members, plan, table, info, stream)
                 )
                 continue
-            ids = torch.tensor([parsed[i][0]["token_ids"] for i in members], dtype=torch.long)
+            ids = torch.tensor([specs[i].token_ids for i in members], dtype=torch.long)
             captured = capture_states(
                 model,
                 ids,
                 plan,
                 positions=list(positions),
                 next_token=next_token,
-                score_ids=_score_ids(parsed, members),
+                score_ids=_score_ids(specs, members),
                 table=table,
                 progress=self.rank == 0,
             )
@@ -259,7 +258,7 @@ class HFEmergenceLM(HFLM):
         self,
         model: torch.nn.Module,
         requests: list[Instance],
-        parsed: list[tuple[dict[str, Any], CaptureSettings]],
+        specs: list[RequestSpec],
         members: list[int],
         plan: CapturePlan,
         table: TokenTable,
@@ -273,7 +272,7 @@ class HFEmergenceLM(HFLM):
         for i in members:
             first_of.setdefault(int(requests[i].doc_id or 0), i)
         unique = list(first_of.values())
-        spec = parsed[unique[0]][0]
+        spec = specs[unique[0]]
         doc_ids = torch.tensor(list(first_of), dtype=torch.long)
         if int(doc_ids.max()) >= stream.rows:
             raise EmergenceConfigError(
@@ -282,13 +281,13 @@ class HFEmergenceLM(HFLM):
             )
         captured = capture_moments(
             model,
-            torch.tensor([parsed[i][0]["token_ids"] for i in unique], dtype=torch.long),
+            torch.tensor([specs[i].token_ids for i in unique], dtype=torch.long),
             plan,
             stream,
             rows=doc_ids,
-            positions=list(spec["positions"]),
-            next_token=bool(spec["next_token"]),
-            score_ids=_score_ids(parsed, unique),
+            positions=list(spec.positions),
+            next_token=spec.next_token,
+            score_ids=_score_ids(specs, unique),
             table=table,
             progress=self.rank == 0,
         )
@@ -311,7 +310,7 @@ class HFEmergenceLM(HFLM):
             out[i] = EmergenceFeatures(
                 task_name=str(requests[i].task_name),
                 doc_id=doc_id,
-                token_ids=tuple(parsed[i][0]["token_ids"]),
+                token_ids=specs[i].token_ids,
                 positions=tuple(captured.positions),
                 macro_inputs=None,
                 macro_outputs=None,
@@ -355,11 +354,9 @@ class HFEmergenceLM(HFLM):
         return out
 
 
-def _score_ids(
-    parsed: list[tuple[dict[str, Any], CaptureSettings]], members: list[int]
-) -> list[list[int]] | None:
+def _score_ids(specs: list[RequestSpec], members: list[int]) -> list[list[int]] | None:
     """The `score_ids` of the requests `members` (None when they ask for none)."""
-    ids = [parsed[i][0].get("score_ids") for i in members]
+    ids = [None if specs[i].score_ids is None else list(specs[i].score_ids) for i in members]
     if all(s is None for s in ids):
         return None
     if any(s is None for s in ids):

@@ -10,7 +10,6 @@ with each request and estimates with the estimation half (`TaskEstimate`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import zlib
 from dataclasses import replace
 from typing import Any
@@ -25,9 +24,10 @@ from ..metrics.table import definition, value_keys, with_stderr_keys
 from ..settings import EmergenceConfigError, IESettings, ie_keys
 from . import metrics as _metrics  # noqa: F401  (registers the metric keys the config names)
 from .aggregate import TaskEstimate
-from .documents import max_shots
+from .documents import options_of
 from .features import EmergenceFeatures
 from .model import live_model
+from .requests import RequestContext, RequestSpec
 
 __all__ = ["EmergenceTask", "IclTask", "ShotsTask", "WindowTask"]
 
@@ -93,9 +93,9 @@ class EmergenceTask(ConfigurableTask):
         super().__init__(data_dir, cache_dir, download_mode, config)
         # multi-GPU padding is keyed on the task's OUTPUT_TYPE (lm_eval/evaluator.py)
         self.OUTPUT_TYPE = self.REQUEST_TYPE
-        self._model_settings = None if base is None else base.to_dict()
+        self._model_settings = base
         self._stream: StreamSpec | None = None  # set per run by build_all_requests
-        self._shared: dict[str, str] = {}  # this run's shared request JSON, by tokenizer
+        self._shared: dict[str, RequestContext] = {}  # this run's request context, by tokenizer
         self.estimate = TaskEstimate(
             self.ie_settings.estimation,
             self.shot_positions,
@@ -200,29 +200,27 @@ class EmergenceTask(ConfigurableTask):
             raise EmergenceConfigError(f"task {self.config.task}: {exc}") from None
 
     def construct_requests(self, doc: dict, ctx: Any, **kwargs: Any) -> Instance:
-        # what every request of this run shares, as one string the model parses once
-        shared = self._shared.get(doc["tokenizer"])
-        if shared is None:
-            shared = self._shared[doc["tokenizer"]] = json.dumps(
-                {
-                    "tokenizer": doc["tokenizer"],
-                    "capture": self.ie_settings.capture.to_dict(),
-                    "model_settings": self._model_settings,  # the model they were built on
-                    "stream": None if self._stream is None else self._stream.to_dict(),
-                },
-                sort_keys=True,
+        # what every request of this run shares, built once per tokenizer
+        context = self._shared.get(doc["tokenizer"])
+        if context is None:
+            context = self._shared[doc["tokenizer"]] = RequestContext(
+                tokenizer=doc["tokenizer"],
+                capture=self.ie_settings.capture,
+                model_settings=self._model_settings,  # the model they were built on
+                stream=self._stream,
             )
-        spec = {
-            "token_ids": list(doc["token_ids"]),
-            "positions": self.positions(doc),
-            "next_token": self.next_token(),
-            "score_ids": self.score_ids(doc),
-            "shared": shared,
-        }
+        score = self.score_ids(doc)
+        spec = RequestSpec(
+            token_ids=tuple(doc["token_ids"]),
+            positions=tuple(self.positions(doc)),
+            next_token=self.next_token(),
+            score_ids=None if score is None else tuple(score),
+            context=context,
+        )
         return Instance(
             request_type=self.REQUEST_TYPE,  # type: ignore[arg-type]
             doc=doc,
-            arguments=(doc["text"], json.dumps(spec)),
+            arguments=(doc["text"], spec),
             idx=0,
             metadata=kwargs.get("metadata", (None, None, None)),
         )
@@ -268,7 +266,7 @@ class ShotsTask(IclTask):
 
     def value_keys(self, metadata: dict) -> list[str]:
         control = self.ie_settings.capture.control is not None
-        return value_keys(max_shots(metadata), control, outcomes=True)
+        return value_keys(options_of("shots", metadata).max_shots, control, outcomes=True)
 
     def process_results(self, doc: dict, results: list) -> dict[str, Any]:
         (features,) = results
