@@ -328,6 +328,14 @@ def _jsonl(tmp_path: Path, texts: list[str]) -> Path:
     return path
 
 
+def _latin1_jsonl(tmp_path: Path) -> Path:
+    """A JSONL file saved as Latin-1 (its accented letters are not UTF-8)."""
+    path = tmp_path / "latin1.jsonl"
+    line = json.dumps({"text": "Le café était fermé."}, ensure_ascii=False) + "\n"
+    path.write_bytes((line * 80).encode("latin-1"))
+    return path
+
+
 def _short_jsonl(tmp_path: Path) -> Path:
     path = tmp_path / "short.jsonl"
     path.write_text("".join(json.dumps({"text": "Too short."}) + "\n" for _ in range(70)))
@@ -386,6 +394,16 @@ def _short_jsonl(tmp_path: Path) -> Path:
             ["--tasks", "emergence_icll_country", "--limit", "64"],
             "unknown task 'emergence_icll_country' (did you mean emergence_icl_country",
         ),
+        (["--tasks", "emergence_text", "--metadata", "LATIN1"], "is not UTF-8 text"),
+        (["--tasks", "emergence_icl_country", "--device", "cuda"], "use --device cpu"),
+        (
+            ["--tasks", "emergence_icl_country", "--batch_size", "0"],
+            "--batch_size must be a positive integer or 'auto', got '0'",
+        ),
+        (
+            ["--tasks", "emergence_icl_country", "--metadata", '{"n_doc": 100}'],
+            "unknown task option 'n_doc' (did you mean 'n_docs'?)",
+        ),
     ],
     ids=[
         "limit",
@@ -403,6 +421,10 @@ def _short_jsonl(tmp_path: Path) -> Path:
         "unknown-protocol",
         "missing-model",
         "misspelt-task",
+        "latin1-text",
+        "cuda-without-cuda",
+        "batch-size-0",
+        "misspelt-option",
     ],
 )
 def test_bad_input_ends_in_one_message(tiny_gpt2_dir, tmp_path, extra, fragment):
@@ -422,18 +444,19 @@ def test_bad_input_ends_in_one_message(tiny_gpt2_dir, tmp_path, extra, fragment)
         "SHORT": _short_jsonl(tmp_path),
         "EMPTY": _jsonl(tmp_path, []),
         "ONE": _jsonl(tmp_path, ["Hello"]),
+        "LATIN1": _latin1_jsonl(tmp_path),
     }
     for name, path in texts.items():
         if name in args:
             args[args.index(name)] = json.dumps({"text_path": str(path)})
     out = tmp_path / "out"
+    device = [] if "--device" in args else ["--device", "cpu"]
     proc = run_cli(
         "--model",
         "hf-emergence",
         "--model_args",
         model_args,
-        "--device",
-        "cpu",
+        *device,
         *args,
         "--output_path",
         str(out),

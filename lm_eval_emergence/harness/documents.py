@@ -129,6 +129,16 @@ def natural_documents(**metadata: Any) -> dict[str, datasets.Dataset]:
 
 
 def _read_jsonl(path: Path, field: str) -> list[str]:
+    try:
+        return _jsonl_texts(path, field)
+    except UnicodeDecodeError as exc:
+        raise EmergenceConfigError(
+            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); emergence_text reads "
+            "UTF-8 JSONL: convert the file first, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def _jsonl_texts(path: Path, field: str) -> list[str]:
     texts = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):

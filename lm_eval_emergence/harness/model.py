@@ -92,6 +92,7 @@ class HFEmergenceLM(HFLM):
         #: the keyword arguments it was built with (lm-eval merges the model arguments into each
         #: task's metadata, so a task's options check knows these are not typos)
         self.argument_names = frozenset(kwargs)
+        _check_device_and_batch(kwargs.get("device"), kwargs.get("batch_size"))
         ie = {key: kwargs.pop(key) for key in list(kwargs) if key.startswith("ie_")}
         self.ie_settings = IESettings.from_mapping(ie)
         self._controls: dict[int, torch.nn.Module] = {}  # random-weights copies, by seed
@@ -352,6 +353,30 @@ class HFEmergenceLM(HFLM):
                 )
             )
         return out
+
+
+def _check_device_and_batch(device: object, batch_size: object) -> None:
+    """A device this torch cannot run on, or a batch size below 1, in one message naming the
+    fix (HFLM would stop with an assertion of torch's, or run with batch size 1)."""
+    name = str(device or "")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EmergenceConfigError(
+            f"--device {name}, but this torch has no usable CUDA (torch.cuda.is_available() is "
+            "False: a CPU build, or no GPU here); use --device cpu, or install a CUDA build of "
+            "torch on a machine with a GPU"
+        )
+    if name.startswith("mps") and not torch.backends.mps.is_available():
+        raise EmergenceConfigError(f"--device {name}, but MPS is not available here; use cpu")
+    text = str(batch_size).strip() if batch_size is not None else ""
+    if text and not text.startswith("auto"):
+        try:
+            size = int(text)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise EmergenceConfigError(
+                f"--batch_size must be a positive integer or 'auto', got {batch_size!r}"
+            )
 
 
 def _score_ids(specs: list[RequestSpec], members: list[int]) -> list[list[int]] | None:
