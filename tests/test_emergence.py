@@ -60,16 +60,27 @@ def without_timings(record: dict) -> dict:
 # The formula and the record
 
 
-def test_one_finite_entry_per_block(profile, tiny_gpt2):
+def test_one_entry_per_block_holding_that_block_s_estimates(profile, tiny_gpt2):
+    """Each block's row is its own: the macro term is the gaussian estimate of that block's
+    (input, output) at the last token, recomputed here from the captured states."""
+    from lm_eval_emergence import estimate_mi
+    from lm_eval_emergence.capture import capture_states, plan_capture
+    from lm_eval_emergence.settings import CaptureSettings
+
     assert profile.layers == [0, 1, 2]
     assert [row.layer for row in profile.per_layer] == [0, 1, 2]
-    for row in profile.per_layer:
-        for key in ("macro_bits", "micro_bits", "emergence_bits", "stderr_bits"):
-            assert math.isfinite(getattr(row, key)), (key, row)
+    captured = capture_states(
+        tiny_gpt2, random_ids(), plan_capture(tiny_gpt2, None, CaptureSettings())
+    )
+    for slot, row in enumerate(profile.per_layer):
+        x, y = captured.macro_inputs[slot, :, 0], captured.macro_outputs[slot, :, 0]
+        assert row.macro_bits == pytest.approx(estimate_mi(x, y - x, estimator="gaussian").bits)
         assert len(row.micro_bits_per_position) == T
-        assert row.stderr_bits >= 0 and row.macro_stderr_bits >= 0
+        assert row.emergence_bits == pytest.approx(row.macro_bits - row.micro_bits)
         assert row.diverged is False
-    assert math.isfinite(profile.ie_bits) and profile.ie_stderr_bits >= 0
+    macros = [row.macro_bits for row in profile.per_layer]
+    assert len(set(macros)) == 3  # three blocks, three different estimates
+    assert profile.ie_stderr_bits > 0
     assert profile.any_diverged is False
     assert profile.n == N and profile.seq_len == T
     assert profile.n_parameters == sum(p.numel() for p in tiny_gpt2.parameters())

@@ -58,11 +58,16 @@ def test_sidecar_round_trip_keeps_a_failed_estimate_failed(tiny_gpt2):
     )
     data = json.loads(json.dumps(sidecar.to_dict(), allow_nan=False))
     assert data["tasks"]["t"]["result"]["ie_bits"] is None  # written as null, not a number
+    assert data["tasks"]["t"]["metrics"]["emergence"] is None
     back = Sidecar.from_dict(data)
-    assert back.tasks["t"].result.ie_bits is None
+    assert back.tasks["t"].result.ie_bits is None  # read back failed, not as 0 or a number
     assert back.tasks["t"].estimation == record.estimation
-    assert back.to_dict() == data | {"tasks": back.to_dict()["tasks"]}
-    assert json_ready({"a": (1, float("inf"))}) == {"a": [1, None]}
+    # everything else reads back as written: the per-block rows, the seed, the settings
+    rows = [row.emergence_bits for row in back.tasks["t"].result.per_layer]
+    assert rows == [row.emergence_bits for row in result.per_layer] and len(rows) == 3
+    assert back.tasks["t"].result.seed == result.seed == 0
+    assert json.loads(json.dumps(back.to_dict(), allow_nan=False)) == data  # a fixed point
+    assert json_ready({"a": (1, float("inf")), "b": float("nan")}) == {"a": [1, None], "b": None}
 
 
 def test_sidecar_path_sits_next_to_the_results_file(tmp_path):

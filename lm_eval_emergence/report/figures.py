@@ -1,4 +1,9 @@
-"""The report's figures: matplotlib `Figure`s rendered by Agg (no pyplot, no global backend)."""
+"""The report's figures: matplotlib `Figure`s rendered by Agg (no pyplot, no global backend).
+
+Beside each PNG, `<name>.json` holds the data the figure draws, read back from its axes (every
+line's and every point set's label and coordinates, each axis' title and labels): a reader can
+take the numbers behind a figure, and the tests check the data, not the pixels.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +37,49 @@ def _legend(ax: Any) -> None:
         ax.legend(fontsize="x-small")
 
 
+def _plotted(fig: Any) -> list[dict[str, Any]]:
+    """What each axis of `fig` draws: its labels, lines (x, y) and point sets (scatter)."""
+    out = []
+    for ax in fig.axes:
+        lines = [
+            {
+                "label": line.get_label(),
+                "x": [num(v) for v in np.asarray(line.get_xdata(), dtype=float).tolist()],
+                "y": [num(v) for v in np.asarray(line.get_ydata(), dtype=float).tolist()],
+            }
+            for line in ax.lines
+        ]
+        points = [
+            {
+                "label": collection.get_label(),
+                "x": [num(v) for v in offsets[:, 0].tolist()],
+                "y": [num(v) for v in offsets[:, 1].tolist()],
+            }
+            for collection in ax.collections
+            if (offsets := np.asarray(collection.get_offsets(), dtype=float)).ndim == 2
+            and len(offsets)
+            and type(collection).__name__ == "PathCollection"
+        ]
+        legend = ax.get_legend()
+        out.append(
+            {
+                "title": ax.get_title(),
+                "xlabel": ax.get_xlabel(),
+                "ylabel": ax.get_ylabel(),
+                "lines": lines,
+                "points": points,
+                "legend": [] if legend is None else [t.get_text() for t in legend.get_texts()],
+            }
+        )
+    return out
+
+
 def _save(fig: Any, out_dir: Path, name: str) -> str:
+    import json
+
     fig.savefig(out_dir / name, dpi=100)
+    data = {"figure": name, "axes": _plotted(fig)}
+    (out_dir / name).with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
     return name
 
 
