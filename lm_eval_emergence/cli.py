@@ -197,7 +197,10 @@ def _model_main(args: list[str]) -> int:
 
     if len(args) != 1 or args[0] not in SHIPPED_MODELS:
         print(
-            f"usage: {PROG} model NAME, NAME one of: {', '.join(SHIPPED_MODELS)}", file=sys.stderr
+            f"usage: {PROG} model NAME, NAME one of: {', '.join(SHIPPED_MODELS)} (the model that "
+            "runs offline). With hub access pass a hub id instead: --model_args "
+            "pretrained=HuggingFaceTB/SmolLM2-135M-Instruct (or any causal LM)",
+            file=sys.stderr,
         )
         return 2
     try:

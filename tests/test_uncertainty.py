@@ -263,7 +263,7 @@ def test_the_plug_in_moves_by_its_first_order_bias_and_the_corrected_value_does_
     (c from the Wishart expansion of the population, `_analytic_bias`), the jackknife-corrected
     value by much less; both within their standard errors over 40 draws."""
     from lm_eval_emergence.estimators.noise_floor import _analytic_bias
-    from lm_eval_emergence.synthetic import LinearGaussian
+    from studies.synthetic import LinearGaussian
 
     k, n = 8, 600
     case = LinearGaussian.of(k, seed=2)

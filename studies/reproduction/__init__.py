@@ -1,0 +1,1 @@
+"""The reproduction study (docs/reproduction.md): `run.sh` runs its steps in order."""

@@ -1,0 +1,1 @@
+"""The uncertainty study (docs/uncertainty.md): `study` replicates and checks N."""

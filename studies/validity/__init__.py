@@ -1,0 +1,1 @@
+"""The validity study (docs/validity.md): `probe` measures the series, `tables` reads them."""
