@@ -15,7 +15,9 @@ Every lm-eval flag passes through. On top of the plain `lm_eval` command it:
 - `lm-eval-emergence report RESULTS... --out DIR` writes the report of finished runs
   (`lm_eval_emergence.report`);
 - `lm-eval-emergence model NAME` builds a shipped pretrained model (`default_model.py`) and prints
-  its directory, for `--model_args pretrained=$(lm-eval-emergence model NAME)`.
+  its directory, for `--model_args pretrained=$(lm-eval-emergence model NAME)`;
+- `lm-eval-emergence taskdir` prints the task YAMLs' directory, for plain `lm_eval --tasks
+  <a YAML or a folder of them>` (docs/lm-eval.md, "Plain lm_eval").
 
 `python -m lm_eval_emergence` and `accelerate launch -m lm_eval_emergence` run the same code.
 """
@@ -230,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             f"usage: {PROG} [run|ls|validate] [lm-eval flags]\n"
             f"       {PROG} report RESULTS... --out DIR   (figures and tables of runs)\n"
             f"       {PROG} model NAME   (build a shipped model, print its directory)\n"
+            f"       {PROG} taskdir      (the task YAMLs' directory, for plain lm_eval)\n"
             f"  e.g. {PROG} --tasks emergence_icl   (SmolLM2-135M on the plugin's ICL tasks)\n"
             f"  {PROG} --help shows every lm-eval flag",
             file=sys.stderr,
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         return report_main(argv[1:])
     if argv[0] == "model":
         return _model_main(argv[1:])
+    if argv[0] == "taskdir":
+        print(tasks_dir())  # for plain lm_eval: --tasks "$(lm-eval-emergence taskdir)/..."
+        return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     message = _wrong_model_message(argv)
     if message is not None:
