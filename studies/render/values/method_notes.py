@@ -1,0 +1,7 @@
+"""The values method_notes prints (see studies/render/values/__init__.py)."""
+
+from __future__ import annotations
+
+
+def values() -> dict:
+    return {}

@@ -1,0 +1,7 @@
+"""The values readme prints (see studies/render/values/__init__.py)."""
+
+from __future__ import annotations
+
+
+def values() -> dict:
+    return {}
