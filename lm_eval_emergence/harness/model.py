@@ -359,7 +359,10 @@ def _check_device_and_batch(device: object, batch_size: object) -> None:
     """A device this torch cannot run on, or a batch size below 1, in one message naming the
     fix (HFLM would stop with an assertion of torch's, or run with batch size 1)."""
     name = str(device or "")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    # HFLM takes a device it lists ("cuda", "cuda:<i>" for each GPU, "mps") and falls back to
+    # the CPU for any other: lm-eval's own default, "cuda:0", runs on the CPU of a machine
+    # without a GPU, as it always has
+    if name == "cuda" and not torch.cuda.is_available():
         raise EmergenceConfigError(
             f"--device {name}, but this torch has no usable CUDA (torch.cuda.is_available() is "
             "False: a CPU build, or no GPU here); use --device cpu, or install a CUDA build of "
