@@ -166,6 +166,58 @@ def test_mixed_run_reports_emergence_next_to_accuracy(mixed_runs):
     assert [p["position"] for p in natural["per_position"]] == list(range(8))
 
 
+def test_group_row_without_the_control_warns_of_nothing_missing(mixed_runs):
+    proc = mixed_runs[0][0]
+    assert "no values found for metric" not in proc.stderr
+    # lm-eval's table: an arrow only where a direction is known (IE), none on the baselines,
+    # the counts and the spreads
+    rows = {line.split("|")[5].strip(): line for line in proc.stdout.splitlines() if "|" in line}
+    assert "↑" in rows["emergence"]
+    for key in (
+        "erank",
+        "matrix_entropy",
+        "emergence_flagged_blocks",
+        "emergence_shot01_layer_std",
+    ):
+        assert "↑" not in rows[key] and "↓" not in rows[key], rows[key]
+
+
+def test_group_row_carries_the_control_and_the_baselines(tiny_gpt2_dir, tmp_path):
+    """With ie_control=random the emergence_icl row holds what its subtasks hold: each control
+    key the unweighted mean of the three, with the stderr of that mean (the subtasks draw their
+    own documents and projections: independent). The fixture model is transformers'
+    initialisation under seed 0, so the control is seeded 1 (seed 0 would be the model)."""
+    proc = run_cli(
+        "--model", "hf-emergence",
+        "--model_args", f"pretrained={tiny_gpt2_dir},dtype=float32,ie_control=random,ie_seed=1",
+        "--device", "cpu", "--batch_size", "8", "--tasks", "emergence_icl",
+        "--limit", "64", "--metadata", json.dumps({"n_docs": 64}),
+        "--output_path", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = _results(tmp_path / "out")[0]["results"]
+    subtasks = [res[f"emergence_icl_{c}"] for c in ("country", "animal", "color")]
+    group = res["emergence_icl"]
+    for key in (
+        "emergence_random",
+        "emergence_vs_random",
+        "diff_erank",
+        "erank_random",
+        "matrix_entropy_random",
+        "dispersion_random",
+    ):
+        values = [row[f"{key},none"] for row in subtasks]
+        ses = [row[f"{key}_stderr,none"] for row in subtasks]
+        assert len(set(values)) == 3, (key, values)  # three different estimates averaged
+        assert group[f"{key},none"] == pytest.approx(sum(values) / 3, rel=1e-12), key
+        assert group[f"{key}_stderr,none"] == pytest.approx(
+            math.sqrt(sum(se**2 for se in ses)) / 3, rel=1e-12
+        ), key
+    assert group["emergence_vs_random,none"] == pytest.approx(
+        group["emergence,none"] - group["emergence_random,none"], rel=1e-9
+    )
+
+
 def test_sidecar_holds_what_the_numbers_need(mixed_runs):
     _, results, sidecar, _ = mixed_runs[0]
     assert sidecar["format"] == "lm-eval-emergence sidecar 1"

@@ -10,6 +10,8 @@ averaged by lm-eval's own `mean`, with lm-eval's stderr.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 
 import lm_eval.api.metrics  # noqa: F401  (registers the built-in aggregations first)
@@ -20,7 +22,7 @@ from lm_eval.api.registry import (
     metric_registry,
 )
 
-from ..metrics.table import registered
+from ..metrics.table import METRICS, registered
 from .registration import claim
 
 __all__ = ["AGGREGATIONS", "EMERGENCE_METRICS", "PER_DOCUMENT_METRICS", "passthrough"]
@@ -83,3 +85,21 @@ for _key in EMERGENCE_METRICS:
     _register(_key, _HIGHER_IS_BETTER[_key], AGGREGATIONS[_key])
 for _key in PER_DOCUMENT_METRICS:
     _register(_key, _HIGHER_IS_BETTER[_key], aggregation_registry.get("mean"))
+
+
+class _AbsentControlFilter(logging.Filter):
+    """Drops lm-eval's warning that a group found no values of a control key: the group YAML
+    lists the control's keys so that a run with `ie_control=random` gets them in its group row,
+    and a run without the control has none to find (nothing is wrong)."""
+
+    _CONTROL_KEYS = frozenset(m.key for m in METRICS if m.control)
+    _NO_VALUES = re.compile(r"Group '.*': no values found for metric '(?P<key>[^']+)'")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = self._NO_VALUES.match(record.getMessage())
+        return not (match and match.group("key") in self._CONTROL_KEYS)
+
+
+_GROUP_LOGGER = logging.getLogger("lm_eval.api.group")
+if not any(isinstance(f, _AbsentControlFilter) for f in _GROUP_LOGGER.filters):
+    _GROUP_LOGGER.addFilter(_AbsentControlFilter())

@@ -173,7 +173,7 @@ def _state_statistic_rows(
             meaning,
             lambda r: _statistic(r, name).value,
             lambda r: _statistic(r, name).stderr,
-            higher_is_better=authors_sign > 0,
+            higher_is_better=None,  # the studies show no direction that holds across series
             computed_in=module,
             group="mean",
             compute=compute,
@@ -184,9 +184,10 @@ def _state_statistic_rows(
             f"{name} of the random-weights control",
             lambda r: _control_statistic(r, name).value,
             lambda r: _control_statistic(r, name).stderr,
-            higher_is_better=authors_sign > 0,
+            higher_is_better=None,
             control=True,
             computed_in=module,
+            group="mean",
         ),
     )
 
@@ -232,6 +233,7 @@ _BASE: tuple[MetricDef, ...] = (
         "mean over blocks (bits)",
         lambda r: r.result.macro_bits,
         lambda r: r.result.macro_stderr_bits,
+        higher_is_better=None,  # a part of IE, not a reading of ability
         group="mean",
     ),
     MetricDef(
@@ -240,6 +242,7 @@ _BASE: tuple[MetricDef, ...] = (
         "positions and blocks (bits)",
         lambda r: r.result.micro_bits,
         lambda r: r.result.micro_stderr_bits,
+        higher_is_better=None,
         group="mean",
     ),
     MetricDef(
@@ -253,7 +256,7 @@ _BASE: tuple[MetricDef, ...] = (
         "emergence_flagged_blocks",
         "blocks whose estimates diverged or are impossible (0 when IE can be read as an estimate)",
         lambda r: float(len(r.result.flagged_layers)),
-        higher_is_better=False,
+        higher_is_better=None,
         kind="count",
     ),
 )
@@ -263,7 +266,9 @@ _CONTROL: tuple[MetricDef, ...] = (
         "IE of the random-weights control (the same documents, folds and projections)",
         lambda r: _control_of(r).ie_bits,
         lambda r: _control_of(r).ie_stderr_bits,
+        higher_is_better=None,  # the control's number, not the model's
         control=True,
+        group="mean",
     ),
     MetricDef(
         "emergence_vs_random",
@@ -271,6 +276,7 @@ _CONTROL: tuple[MetricDef, ...] = (
         lambda r: _vs_random(r).value,
         lambda r: standard_error(_vs_random(r)).total,
         control=True,
+        group="mean",
     ),
 )
 _STATISTICS: tuple[MetricDef, ...] = (_ERANK[0], _MATRIX_ENTROPY[0], _DISPERSION[0])
@@ -280,11 +286,15 @@ _STATISTICS_CONTROL: tuple[MetricDef, ...] = (
     _DISPERSION[1],
     MetricDef(
         "diff_erank",
-        "Diff-eRank (Wei et al. 2024): the control's erank minus the model's, paired",
+        "Diff-eRank (Wei et al. 2024): the control's erank minus the model's, paired; positive "
+        "when training compressed the states' rank (its authors' reading), negative when the "
+        "trained model's rank is the higher",
         lambda r: paired_difference(_statistic(r, "erank"), _control_statistic(r, "erank"))[0],
         lambda r: paired_difference(_statistic(r, "erank"), _control_statistic(r, "erank"))[1],
+        higher_is_better=None,
         control=True,
         computed_in="metrics/spectral.py",
+        group="mean",
         authors_sign=+1,  # positive when training compresses the rank
     ),
 )
@@ -313,7 +323,7 @@ def _shot_rows(shot: int) -> tuple[MetricDef, MetricDef]:
             f"{key}_layer_std",
             f"the spread (std) over blocks of E at the end of shot {shot} (bits)",
             lambda r: _shot_point(r, shot).layer_std_bits,
-            higher_is_better=False,
+            higher_is_better=None,
             kind="spread",
         ),
     )
@@ -336,7 +346,7 @@ def _outcome_rows() -> tuple[MetricDef, ...]:
             f"emergence_outcome_{o}_docs",
             f"documents whose outcome is '{o}'",
             lambda r, o=o: float(_outcome_group(r, o).n_docs),
-            higher_is_better=False,
+            higher_is_better=None,
             kind="count",
         )
         for o in OUTCOMES
@@ -345,7 +355,7 @@ def _outcome_rows() -> tuple[MetricDef, ...]:
         "emergence_outcome_used_docs",
         "documents each outcome group's estimate used (the same in every group)",
         _used_docs,
-        higher_is_better=False,
+        higher_is_better=None,
         kind="count",
     )
     return (*ie, *docs, used)
