@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -47,7 +49,7 @@ def make_run(
     layers_e: tuple[float, ...] = (1.0, 2.0, 3.0),
     acc: float | None = 0.5,
     n: int = 200,
-    ceiling: float = 10.0,
+    ceiling: float | None = 10.0,
     flagged: int = 0,
     projection_dim: int = 64,
     options: dict | None = None,
@@ -59,9 +61,13 @@ def make_run(
     other_tasks: dict[str, dict] | None = None,
     outcomes: list | None = None,
     metrics: dict[str, float] | None = None,
+    ie_stderr: float = 0.05,
+    control_e: tuple[float, ...] | None = None,
+    data_seed: int | None = None,
 ) -> Path:
     """Fabricate `root/name/results_<DATE>.json` (and its sidecar): one emergence task whose
-    per-block E values are `layers_e` (macro = E + 1, micro = 1), IE = their mean."""
+    per-block E values are `layers_e` (macro = E + 1, micro = 1), IE = their mean ± `ie_stderr`;
+    with `control_e`, a random-weights control whose per-block E values those are."""
     run_dir = root / name
     run_dir.mkdir(parents=True)
     ie = float(np.mean(layers_e))
@@ -69,7 +75,7 @@ def make_run(
         "alias": task,
         "sample_len": n,
         "emergence,none": ie,
-        "emergence_stderr,none": 0.05,
+        "emergence_stderr,none": ie_stderr,
         "emergence_macro,none": ie + 1.0,
         "emergence_macro_stderr,none": 0.04,
         "emergence_micro,none": 1.0,
@@ -79,11 +85,19 @@ def make_run(
     }
     if acc is not None:
         entry |= {"acc,none": acc, "acc_stderr,none": 0.01}
+    if control_e is not None:
+        control_ie = float(np.mean(control_e))
+        entry |= {
+            "emergence_random,none": control_ie,
+            "emergence_random_stderr,none": 0.04,
+            "emergence_vs_random,none": ie - control_ie,
+            "emergence_vs_random_stderr,none": 0.06,
+        }
     entry |= metrics or {}
     results = {task: entry, **(other_tasks or {})}
     data = {
         "results": results,
-        "configs": {},
+        "configs": {} if data_seed is None else {task: {"metadata": {"data_seed": data_seed}}},
         "versions": {t: 1.0 for t in results},
         "n-samples": {task: {"original": n, "effective": n}},
         "config": {"model": "hf-emergence", "model_args": {"pretrained": model}},
@@ -95,25 +109,29 @@ def make_run(
     results_path.write_text(json.dumps(data))
     if not sidecar:
         return results_path
-    per_layer = [
-        LayerEmergence(
-            layer=i,
-            macro_bits=e + 1.0,
-            micro_bits=1.0,
-            emergence_bits=e,
-            stderr_bits=0.1,
-            macro_stderr_bits=0.08,
-            micro_stderr_bits=0.02,
-            micro_bits_per_position=[1.0] * 8,
-            micro_stderr_bits_per_position=[0.02] * 8,
-            micro_exact_zero_positions=[],
-            macro_null_bits=None,
-            micro_null_bits=None,
-            diverged=False,
-            implausible=i < flagged,
-        )
-        for i, e in enumerate(layers_e)
-    ]
+
+    def blocks(values: tuple[float, ...], flagged: int = 0) -> list[LayerEmergence]:
+        return [
+            LayerEmergence(
+                layer=i,
+                macro_bits=e + 1.0,
+                micro_bits=1.0,
+                emergence_bits=e,
+                stderr_bits=0.1,
+                macro_stderr_bits=0.08,
+                micro_stderr_bits=0.02,
+                micro_bits_per_position=[1.0] * 8,
+                micro_stderr_bits_per_position=[0.02] * 8,
+                micro_exact_zero_positions=[],
+                macro_null_bits=None,
+                micro_null_bits=None,
+                diverged=False,
+                implausible=i < flagged,
+            )
+            for i, e in enumerate(values)
+        ]
+
+    per_layer = blocks(layers_e, flagged)
     positions = None
     if per_position is not None:
         positions = [
@@ -136,7 +154,7 @@ def make_run(
     result = EmergenceResult(
         ie_bits=ie,
         ie_sum_bits=ie * len(layers_e),
-        ie_stderr_bits=0.05,
+        ie_stderr_bits=ie_stderr,
         ie_sum_stderr_bits=0.05 * len(layers_e),
         per_layer=per_layer,
         per_position=positions,
@@ -185,6 +203,9 @@ def make_run(
         metrics={"emergence": ie},
         shot_curve=curve,
         result=result,
+        control=None
+        if control_e is None
+        else replace(result, ie_bits=float(np.mean(control_e)), per_layer=blocks(control_e)),
         outcomes=outcomes,
     )
     # the writer's own output, as lm-eval-emergence writes it next to the results file
@@ -262,20 +283,20 @@ def test_report_draws_the_runs_numbers(tmp_path):
     assert path == tmp_path / "out" / "report.md"
     for title in (
         "Runs",
-        "Comparability",
         "Reliability",
         "Results",
+        "Leaderboard",
         "Per-block emergence",
         "Shot and position curves",
         "Intrinsic metrics against ability",
-        "Intrinsic and ability metrics against parameter count",
     ):
         assert f"\n## {title}\n" in md
+    # three sizes make no series: one sentence, no figure
+    assert "a series needs 4 distinct parameter counts" in section(md, "Across models")
     names = figures_of(md)
     assert "layers_emergence_icl_shots.png" in names
     assert "shots_emergence_icl_shots.png" in names
     assert "positions_emergence_natural.png" in names
-    assert "series_params.png" in names
     assert any(n.startswith("scatter_emergence_icl_shots__") for n in names)
     for name in names:
         png = tmp_path / "out" / name
@@ -287,8 +308,12 @@ def test_report_draws_the_runs_numbers(tmp_path):
     # the per-block figure: each run's E(l) as a line, its macro and micro terms beside
     left, right = drawn("layers_emergence_icl_shots.png")
     e_lines = {line["label"]: line["y"] for line in left["lines"] if line["x"] == [0, 1, 2]}
-    want = {"small": [0.5, 1.0, 1.5], "mid": [1.0, 2.0, 2.5], "large #1": [1.5, 3.0, 3.5]}
-    assert e_lines == want  # "large" has a second run (on another task): numbered
+    want = {
+        "org/small": [0.5, 1.0, 1.5],
+        "org/mid": [1.0, 2.0, 2.5],
+        "org/large emergence_icl_shots": [1.5, 3.0, 3.5],  # its other run: another task
+    }
+    assert e_lines == want
     macro = [line["y"] for line in right["lines"]]
     assert [1.5, 2.0, 2.5] in macro and [1.0, 1.0, 1.0] in macro  # a's macro (E + 1) and micro
     # the shot curve: each run's E at each shot
@@ -302,9 +327,12 @@ def test_report_draws_the_runs_numbers(tmp_path):
     flat = [v for point in plotted for v in point]
     assert flat == pytest.approx([1.0, 0.3, 1.8333333, 0.5, 2.6666667, 0.7])  # (mean E, acc)
     assert "nan" not in md.lower()
-    # the other task's accuracy is in the tables and paired with IE
+    # the other task's accuracy is in the tables ...
     assert "arc_easy" in section(md, "Results")
-    assert "arc_easy: acc_norm" in section(md, "Intrinsic metrics against ability")
+    # ... but one model has it: no coefficient, one sentence for every such pair
+    correlations = section(md, "Intrinsic metrics against ability")
+    assert "arc_easy" not in correlations
+    assert "Left out: 3 pair(s) with fewer than 3 distinct models." in correlations
     # 3 runs on the shots task: numbers, not a refusal
     shots_row = next(
         line
@@ -380,10 +408,16 @@ def test_too_few_or_constant_runs_give_no_numbers(tmp_path):
         note="undefined: one of the two variables is the same for every run",
     )
 
+    # in a report, two models make no correlation: no row, no figure, one sentence
     make_run(tmp_path, "a", model="org/a", layers_e=(1.0, 2.0), acc=0.2)
     make_run(tmp_path, "b", model="org/b", layers_e=(2.0, 3.0), acc=0.4)
     md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
-    assert "no correlation can be computed from 2 runs (need 3)" in md
+    assert "## Intrinsic metrics against ability" not in md and "scatter_" not in md
+    assert section(md, "Across models").strip() == (
+        "Not computed: a correlation needs 3 distinct models with an ability metric and a "
+        "series 4 distinct parameter counts or checkpoints (`--x step`); the runs hold 2 with "
+        "an ability metric and 1 distinct parameter counts in a series."
+    )
 
 
 def test_report_correlation_matches_scipy_on_constructed_runs(tmp_path):
@@ -465,36 +499,26 @@ def test_sidecar_passed_as_results_is_explained(tmp_path):
 # -------------------------------------------------------------------------- honesty checks
 
 
-def test_differing_estimator_settings_are_flagged(tmp_path):
+def test_models_measured_with_different_settings_are_not_compared(tmp_path):
+    # each model measured its own way: nothing to rank or correlate, and the table says how
     make_run(tmp_path, "a", model="org/a", layers_e=(1.0, 2.0), acc=0.2)
-    make_run(
-        tmp_path,
-        "b",
-        model="org/b",
-        layers_e=(2.0, 3.0),
-        acc=0.4,
-        projection_dim=32,
-        options={**OPTIONS, "steps": 100},
-    )
+    make_run(tmp_path, "b", model="org/b", layers_e=(2.0, 3.0), acc=0.4, projection_dim=32,
+             options={**OPTIONS, "steps": 100})  # fmt: skip
     make_run(tmp_path, "c", model="org/c", layers_e=(2.5, 3.5), acc=0.5, n=500, seed=1)
     md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
-    comparability = section(md, "Comparability")
-    assert "`projection_dim` differs: 64 (a, c); 32 (b)" in comparability
-    assert "`estimator_options` differs: steps=300 (a, c); steps=100 (b)" in comparability
-    assert "`seed` differs" in comparability and "`n` differs" in comparability
-    assert "`estimator` differs" not in comparability
-    # the figure and the coefficient that mix them carry a warning
-    per_block = section(md, "Per-block emergence")
-    assert "**Warning:** these runs of emergence_icl_country differ" in per_block
-    row = next(
-        line for line in md.splitlines() if line.startswith("| emergence_icl_country: emergence |")
-    )
-    assert row.rstrip(" |").endswith("settings differ")
-    assert "settings differ" in section(md, "Results")
+    assert "## Leaderboard" not in md and "## Intrinsic metrics against ability" not in md
+    assert "the runs hold 1 model(s) measured alike on a task" in section(md, "Across models")
+    results = section(md, "Results")
+    assert "| org/b | 1M | emergence_icl_country | 1 | 2.500 ± 0.05 |" in results
+    assert "| 32 | all | 0 |" in results and "| 500 | 8 | infonce |" in results
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    ie = runs[runs["key"] == "emergence"].set_index("model")
+    assert ie["board"].nunique() == 3 and ie.loc["org/b", "projection_dim"] == 32
+    assert ie.loc["org/b", "estimator_options"] == "critic=separable, reduce=cca, steps=100"
 
 
 def test_runs_of_different_protocols_are_not_correlated(tmp_path):
-    # two protocols are two quantities: the report gives no coefficient and draws no scatter
+    # two protocols are two quantities: ranked apart, and two models a protocol correlate nothing
     for i, protocol in enumerate(("infonce", "infonce", "floor-update")):
         make_run(
             tmp_path,
@@ -505,22 +529,21 @@ def test_runs_of_different_protocols_are_not_correlated(tmp_path):
             protocol=protocol,
         )
     md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
-    row = next(
-        line for line in md.splitlines() if line.startswith("| emergence_icl_country: emergence |")
-    )
-    assert "not computed: runs of different protocols" in row
-    assert "protocols (infonce (m0, m1); floor-update (m2))" in row
-    assert row.rstrip(" |").endswith("protocols differ")
-    assert "`protocol` differs: infonce (m0, m1); floor-update (m2)" in section(md, "Comparability")
-    assert "scatter_" not in section(md, "Intrinsic metrics against ability")
+    board = section(md, "Leaderboard")
+    assert "### emergence_icl_country (ie_protocol=infonce)" in board
+    assert "floor-update" not in board and "org/m2" not in board
+    assert "## Intrinsic metrics against ability" not in md and "scatter_" not in md
+    assert "the runs hold 2 model(s) measured alike on a task" not in md  # a leaderboard is there
+    assert "a correlation needs 3 distinct models" in section(md, "Across models")
 
 
-def test_same_settings_are_not_flagged(tmp_path):
+def test_same_settings_are_compared_without_a_warning(tmp_path):
     for i in range(3):
         make_run(tmp_path, f"r{i}", model=f"org/m{i}", layers_e=(i + 1.0, i + 2.0), acc=0.2 * i)
     md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
-    assert "All runs that share a task use the same estimator settings and N." in md
-    assert "**Warning:**" not in md
+    assert "Warning" not in md and "settings differ" not in md
+    assert "### emergence_icl_country\n" in section(md, "Leaderboard")
+    assert "| emergence_icl_country: emergence | emergence_icl_country: acc | 3 |" in md
     assert "No flagged block, no estimate at the estimator's ceiling" in md
 
 
@@ -539,15 +562,16 @@ def test_run_without_sidecar_is_in_the_table(tmp_path):
     make_run(tmp_path, "a", model="org/with", layers_e=(1.0, 2.0), acc=0.3)
     make_run(tmp_path, "b", model="org/without", layers_e=(2.0, 4.0), acc=0.6, sidecar=False)
     runs = {r.label: r for r in load_runs([tmp_path])}
-    assert runs["without"].sidecar is None and runs["without"].sidecar_path is None
-    assert runs["without"].settings["emergence_icl_country"] == {"n": 200}
+    without = runs["org/without"]
+    assert without.sidecar is None and without.sidecar_path is None
+    assert without.settings["emergence_icl_country"] == {"n": 200, "dtype": None, "data_seed": None}
     md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
-    row = next(line for line in section(md, "Results").splitlines() if "| without |" in line)
+    row = next(line for line in section(md, "Results").splitlines() if "| org/without |" in line)
     assert "| 3.000 ± 0.05 |" in row and "| 0.600 ± 0.01 |" in row and "no sidecar" in row
-    assert "| n/a |" in row  # seq_len, ceiling, ... are not in the results file
-    assert "No sidecar for without" in md
-    assert "Not shown (no sidecar data for emergence_icl_country): without." in md
-    assert "settings unknown (no sidecar): without" in section(md, "Comparability")
+    assert "| n/a |" in row  # seq_len, protocol, ... are not in the results file
+    assert "No sidecar for org/without" in md
+    assert "Not shown (no sidecar data for emergence_icl_country): org/without." in md
+    assert "## Leaderboard" not in md  # its settings are unknown: compared with no other run
 
 
 def test_group_rows_merge_their_subtasks(tmp_path):
@@ -569,23 +593,26 @@ def test_group_rows_merge_their_subtasks(tmp_path):
     assert run.settings["emergence_icl"]["n"] == 200  # per subtask, not the group's 400
     md = build_report([path], tmp_path / "out", bootstrap=10).read_text()
     row = next(
-        line for line in md.splitlines() if line.startswith("| a | org/a | 1M | emergence_icl |")
+        line for line in md.splitlines() if line.startswith("| org/a | 1M | emergence_icl |")
     )
-    assert "| 200 | mixed | 10.00 |" in row and row.rstrip(" |").endswith("ceiling")
+    assert "| 200 | mixed | infonce |" in row and row.rstrip(" |").endswith("ceiling")
     assert "Groups (emergence_icl) have no per-block data of their own" in md
     # listed once per subtask, not again under the group
     reliability = section(md, "Reliability")
-    assert "a, emergence_icl_color: at the ceiling" in reliability
-    assert "a, emergence_icl:" not in reliability
+    assert "org/a, emergence_icl_color: at the ceiling" in reliability
+    assert "org/a, emergence_icl:" not in reliability
 
 
 def test_run_without_parameter_count_is_left_out_of_the_scaling_figure(tmp_path):
     make_run(tmp_path, "a", model="org/a", n_parameters=None)
-    make_run(tmp_path, "b", model="org/b", n_parameters=5_000)
+    for i in range(4):
+        make_run(tmp_path, f"b{i}", model=f"org/b{i}", n_parameters=5_000 * 10**i,
+                 layers_e=(i, i), acc=0.1 * i)  # fmt: skip
     md = build_report([tmp_path], tmp_path / "out", bootstrap=10).read_text()
-    assert "Left out (no parameter count): a." in section(
-        md, "Intrinsic and ability metrics against parameter count"
-    )
+    series = section(md, "Intrinsic and ability metrics against parameter count")
+    assert "Left out (no parameter count): org/a." in series
+    row = next(line for line in series.splitlines() if line.startswith("| emergence |"))
+    assert "| emergence_icl_country | 4 |" in row  # the four with a size
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -597,9 +624,9 @@ def test_load_runs_reads_files_and_directories_once(tmp_path):
     runs = load_runs([tmp_path, path])  # the file is also found in the directory
     assert len(runs) == 2
     first = next(r for r in runs if r.path.resolve() == path.resolve())
-    assert first.model == "/models/org/tiny" and first.n_parameters == 1234
-    assert first.lm_eval_version == "0.4.13"
-    assert sorted(r.label for r in runs) == ["tiny #1", "tiny #2"]
+    assert first.model == "tiny" and first.reference == "/models/org/tiny"
+    assert first.n_parameters == 1234 and first.lm_eval_version == "0.4.13"
+    assert sorted(r.label for r in runs) == ["other/tiny", "tiny"]  # a hub id, a folder
     settings = first.settings["emergence_icl_country"]
     assert settings["layers"] == "all" and settings["projection_dim"] == 64
     assert settings["n"] == 200 and settings["estimator"] == "infonce"
@@ -618,9 +645,9 @@ def test_ie_by_outcome_is_a_table_and_a_figure_of_the_runs_that_have_it(tmp_path
     b = make_run(tmp_path, "b", model="org/other", task="emergence_icl_shots")
     md = build_report([a, b], tmp_path / "out").read_text()
     text = section(md, "emergence_icl_shots: IE by what the model does next")
-    assert "| model | 5.250 ± 0.12 (300) | 4.500 ± 0.25 (80) | n/a (20) | 80 |" in text
+    assert "| org/model | 5.250 ± 0.12 (300) | 4.500 ± 0.25 (80) | n/a (20) | 80 |" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 2  # the header and run a: run b (label "other") has no outcome groups
+    assert len(rows) == 2  # the header and run a: run b (org/other) has no outcome groups
     (figure,) = figures_of(text)
     assert (tmp_path / "out" / figure).stat().st_size > 5_000
 
@@ -723,30 +750,25 @@ def test_series_against_training_step_reads_the_checkpoint_from_the_model(tmp_pa
     series = section(
         (out / "report.md").read_text(), "Intrinsic and ability metrics against training step"
     )
-    assert "Left out (no training step in its model name): other." in series
+    assert "Left out (no training step in its model name): org/other." in series
+    rows = [line for line in series.splitlines() if line.startswith("| emergence |")]
+    assert rows == [rows[0]] and "| w64 step 0" not in series  # one series, of four checkpoints
+    assert "| emergence_icl_country | 4 |" in rows[0]
     assert "![metrics against training step](series_step.png)" in series
     assert (out / "series_step.png").is_file()
 
 
-def test_ranking_marks_runs_within_two_standard_errors_as_not_separated(tmp_path):
-    # IE 2.0, 2.1 and 3.0, each ± 0.05: 2.1 vs 2.0 is 1.4 combined se (not separated); 3.0 vs
-    # 2.1 is 12.7 se (separated); only a run's seed differs, which the ± covers
+def test_leaderboard_shares_ranks_of_models_within_two_standard_errors(tmp_path):
+    # IE 2.0, 2.1 and 3.0, each ± 0.05: 2.1 vs 2.0 is 0.1 < 2·√(0.05² + 0.05²) = 0.141 (they
+    # share ranks 2–3); 3.0 is above both by more. Only a model's seed differs, which its ±
+    # covers: they are compared
     for name, e, seed in (("a", 2.0, 0), ("b", 2.1, 1), ("c", 3.0, 2)):
         make_run(tmp_path, name, model=f"org/{name}", layers_e=(e, e), seed=seed)
     md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
-    ranking = section(md, "Ranking")
-    rows = [line for line in ranking.splitlines() if line.startswith("| ") and "rank" not in line]
-    assert [row.split(" | ")[1] for row in rows] == ["c", "b", "a"]
-    assert "yes (12.7 se)" in rows[0] and "**not separated** (1.4 se)" in rows[1]
-    assert "Not ranked" not in ranking
-
-
-def test_ranking_refuses_runs_of_different_n_unless_told(tmp_path):
-    make_run(tmp_path, "a", model="org/a", layers_e=(2.0, 2.0), n=200)
-    make_run(tmp_path, "b", model="org/b", layers_e=(3.0, 3.0), n=500)
-    md = build_report([tmp_path], tmp_path / "out", bootstrap=100).read_text()
-    ranking = section(md, "Ranking")
-    assert "Not ranked: `n` differs: 200 (a); 500 (b)" in ranking and "| 1 |" not in ranking
-    mixed = build_report([tmp_path], tmp_path / "mixed", bootstrap=100, rank_mixed=True)
-    ranking = section(mixed.read_text(), "Ranking")
-    assert "**Warning:** ranked although `n` differs" in ranking and "| 1 | b |" in ranking
+    board = section(md, "Leaderboard")
+    rows = [line for line in board.splitlines() if line.startswith("| ") and "rank" not in line]
+    assert [row.split(" | ")[:2] for row in rows] == [
+        ["| 1", "org/c"],
+        ["| 2–3", "org/b"],
+        ["| 2–3", "org/a"],
+    ]

@@ -1,29 +1,31 @@
 """`lm-eval-emergence report`: figures and tables of IE across lm-eval runs.
 
 Input: lm-eval results files (`results_<date>.json`, or directories searched for them) and, next
-to each, the plugin's sidecar `emergence_<date>.json`. Output, in `--out DIR`: `report.md` and
-PNG figures:
+to each, the plugin's sidecar `emergence_<date>.json`. The runs are read once into one tidy table
+(`runs.csv`: a row per run, task and metric, the settings as columns) and every section is a
+query of it. Output, in `--out DIR`: `report.md`, `runs.csv`, `leaderboard.csv` and PNG figures
+(each with the data it draws beside it as `<figure>.json`):
 
-1. E(l) per block with a +-1 stderr band, and the macro and micro terms, per emergence task;
-2. the shot curve (shots task) and the per-position curve (natural / custom text);
-3. every intrinsic metric (IE, IE against the control, Diff-eRank, erank, matrix entropy)
-   against every ability metric (`acc`, `acc_norm`, the continuous `logprob_correct`), one point
-   per run, with Spearman and Pearson coefficients and percentile bootstrap 95% intervals;
-4. the series: every metric against log parameters (or the training step, `--x step`) on one
-   figure, ability next to the intrinsic metrics, each with where it starts to change (a
-   hinge fit's breakpoint with its profile 95% interval): performance-based emergence beside
-   the intrinsic kind;
-5. one table with every number and its estimator settings.
+1. the runs, named by their model and what differs between them (`ie_seed=2`, `N=512`);
+2. one row per model, task and settings with IE, the control's IE and IE − random, the macro
+   and micro terms and the accuracies (a profile, for one model);
+3. Replication: runs that differ only in a seed, with the seeds' standard deviation against
+   the ± the runs report;
+4. Leaderboard: per task with two or more models measured alike, the models ordered by IE with
+   the ranks each can hold given the standard errors;
+5. E(l) per block with the control's, the shot and position curves, IE by outcome;
+6. across distinct models measured alike: every intrinsic metric against every ability metric
+   (Spearman and Pearson with bootstrap intervals; 3 models or more) and every metric against
+   log parameters or training step (4 sizes or more) with where it starts to change. Where
+   the runs hold too few models, one sentence says what more is needed.
 
-The report does not compare silently what should not be compared: runs whose estimator
-settings or N differ for a task are listed under "Comparability" and every figure or coefficient
-that mixes them carries a warning; blocks flagged by the estimator and estimates at the
-estimator's ceiling are listed under "Reliability". Runs without a sidecar keep their scalar
-metrics; the figures that need the sidecar skip them, with a note. Missing values read "n/a".
+Runs without a sidecar keep their scalar metrics; the figures that need the sidecar skip them.
+Missing values read "n/a".
 
-Modules: `runs` (reading files into `Run`s), `checks` (comparability and reliability),
-`stats` (correlations), `figures` (matplotlib, Agg, no pyplot), `document` (the Markdown),
-`text` (formatting).
+Modules: `runs` (reading files into `Run`s, naming models and runs), `table` (the tidy table
+and its replicate groups), `leaderboard` (rank intervals), `across` (correlations, series),
+`curves` (the sidecars' figures), `checks` (reliability), `stats` (correlation and breakpoint),
+`figures` (matplotlib, Agg, no pyplot), `document` (the Markdown), `text` (formatting).
 """
 
 from __future__ import annotations
@@ -84,12 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         help="the series' axis: log parameters (default) or the training step that each run's "
         "model arguments (revision=stepN) or path (checkpoint-N, stepN) name",
     )
-    parser.add_argument(
-        "--rank-mixed",
-        action="store_true",
-        help="rank runs of one task whose N, blocks, projection width or protocol differ "
-        "(refused by default: their IE values are different quantities)",
-    )
     args = parser.parse_args(argv)
     try:
         path = build_report(
@@ -98,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap=args.bootstrap,
             seed=args.seed,
             x=args.x,
-            rank_mixed=args.rank_mixed,
         )
     except ReportInputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -1,68 +1,13 @@
-"""Honesty checks: settings that differ between runs, flagged blocks, estimates at the ceiling."""
+"""Reliability checks of one run's estimate: flagged blocks, the ceiling, estimator warnings."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ..records import EmergenceResult
-from .runs import COMPARED_SETTINGS, Run
-from .text import canon, layers_text, num, setting_text
+from .runs import Run
+from .text import layers_text, num
 
 #: A block's macro term this close to the estimator's ceiling is saturated.
 CEILING_MARGIN_BITS = 0.5
-
-
-def subtasks_of(runs: Sequence[Run]) -> set[str]:
-    """Tasks that are a subtask of a group in some run."""
-    return {s for r in runs for subs in r.groups.values() for s in subs}
-
-
-def grouped_by_value(shown: dict[str, str]) -> str:
-    """Run labels grouped by their value's text: "a (r1, r2); b (r3)"."""
-    by_value: dict[str, list[str]] = {}
-    for label, text in shown.items():
-        by_value.setdefault(text, []).append(label)
-    return "; ".join(f"{text} ({', '.join(labels)})" for text, labels in by_value.items())
-
-
-def setting_differences(
-    runs: Sequence[Run], task: str, keys: Sequence[str] = COMPARED_SETTINGS
-) -> list[str]:
-    """Differences in the settings `keys` (estimator settings, N) between the runs that have
-    `task`, one line each.
-
-    Runs without a sidecar have only N; they are named as "settings unknown". For dict-valued
-    settings (estimator_options) only the options that differ are shown.
-    """
-    having = [r for r in runs if task in r.emergence_tasks()]
-    if len(having) < 2:
-        return []
-    lines = []
-    unknown = [r.label for r in having if "estimator" not in r.settings.get(task, {})]
-    known = [r for r in having if r.label not in unknown]
-    for key in keys:
-        pool = having if key == "n" else known
-        values = {
-            r.label: r.settings.get(task, {}).get(key)
-            for r in pool
-            if key in r.settings.get(task, {})
-        }
-        if len({canon(v) for v in values.values()}) < 2:
-            continue
-        dicts = [v for v in values.values() if isinstance(v, dict) and "mixed" not in v]
-        if key == "estimator_options" and len(dicts) == len(values):
-            keys = sorted(set().union(*dicts))
-            keys = [k for k in keys if len({canon(d.get(k, "unset")) for d in dicts}) > 1]
-            shown = {
-                lab: ", ".join(f"{k}={v.get(k, 'unset')}" for k in keys)
-                for lab, v in values.items()
-            }
-        else:
-            shown = {lab: setting_text(v) for lab, v in values.items()}
-        lines.append(f"`{key}` differs: " + grouped_by_value(shown))
-    if unknown:
-        lines.append(f"settings unknown (no sidecar): {', '.join(unknown)}")
-    return lines
 
 
 def _ceiling(result: EmergenceResult | None) -> tuple[int, int, float] | None:
@@ -120,13 +65,3 @@ def reliability_issues(run: Run, task: str) -> list[tuple[str, str]]:
         text = f"{len(warnings)} estimator warning(s): " + " / ".join(warnings[:2]) + more
         issues.append(("warnings", text))
     return issues
-
-
-def table_tags(run: Run, task: str, differs: dict[str, list[str]]) -> str:
-    """Short tags for the results table: no sidecar, settings differ, flagged, ceiling."""
-    kinds = {kind for kind, _ in reliability_issues(run, task)}
-    tags = ["no sidecar"] if run.sidecar is None else []
-    if differs.get(task):
-        tags.append("settings differ")
-    tags += [kind for kind in ("flagged", "ceiling") if kind in kinds]
-    return ", ".join(tags)

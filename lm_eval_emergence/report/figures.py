@@ -22,7 +22,8 @@ def _figure(width: float = 6.0, height: float = 4.0, ncols: int = 1) -> tuple[An
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100)
-    # fixed margins: a layout engine would draw every figure twice
+    # fixed margins (a layout engine would draw every figure again); `_save` keeps whatever
+    # reaches beyond them
     fig.subplots_adjust(
         left=0.1 if ncols == 1 else 0.06, right=0.98, bottom=0.12, top=0.91, wspace=0.2
     )
@@ -77,7 +78,8 @@ def _plotted(fig: Any) -> list[dict[str, Any]]:
 def _save(fig: Any, out_dir: Path, name: str) -> str:
     import json
 
-    fig.savefig(out_dir / name, dpi=100)
+    # the whole drawing, whatever its labels' length: no axis label is cut off
+    fig.savefig(out_dir / name, dpi=100, bbox_inches="tight", pad_inches=0.1)
     data = {"figure": name, "axes": _plotted(fig)}
     (out_dir / name).with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
     return name
@@ -92,41 +94,38 @@ def _column(rows: Sequence[Any], key: str, missing: float = np.nan) -> np.ndarra
     return np.array([missing if v is None else v for v in values], dtype=float)
 
 
-def layers_figure(
-    task: str, series: list[tuple[str, list[LayerEmergence], float | None]], out_dir: Path
-) -> str:
-    """E(l) per block with a ±1 stderr band (left); macro and micro MI per block (right).
+#: One run of `layers_figure`: (label, its per-block rows, its ceiling in bits or None, its
+#: control's per-block rows or None).
+Blocks = tuple[str, Sequence[LayerEmergence], float | None, Sequence[LayerEmergence] | None]
 
-    `series`: (run label, the result's per_layer rows, ceiling_bits) per run; the ceiling is
-    drawn as a dotted line in the right panel, where a saturated macro term shows.
-    """
+
+def layers_figure(task: str, series: Sequence[Blocks], out_dir: Path) -> str:
+    """E(l) per block with a ±1 stderr band, and the control's E(l) (dashed) in the same axes
+    (left); the macro (solid) and micro (dashed) MI per block, with the estimator's ceiling
+    (dotted) where it has one (right). Each legend lists only what is drawn."""
     from matplotlib.lines import Line2D
 
     fig, (ax, ax2) = _figure(10.0, 4.0, ncols=2)
-    for i, (label, rows, ceiling) in enumerate(series):
+    ceilings = False
+    for i, (label, rows, ceiling, control) in enumerate(series):
+        for what, data, style in ((label, rows, "-"), (f"{label} control", control, "--")):
+            if not data:
+                continue
+            x = [r.layer for r in data]
+            e, se = _column(data, "emergence_bits"), _column(data, "stderr_bits", 0.0)
+            ax.plot(x, e, marker=".", ls=style, color=_color(i), label=what)
+            ax.fill_between(x, e - se, e + se, color=_color(i), alpha=0.25)
         x = [r.layer for r in rows]
-        e, se = _column(rows, "emergence_bits"), _column(rows, "stderr_bits", 0.0)
-        ax.plot(x, e, marker=".", color=_color(i), label=label)
-        ax.fill_between(x, e - se, e + se, color=_color(i), alpha=0.25)
-        ax2.plot(
-            x,
-            _column(rows, "macro_bits"),
-            ".-",
-            color=_color(i),
-        )
-        ax2.plot(
-            x,
-            _column(rows, "micro_bits"),
-            ".--",
-            color=_color(i),
-        )
+        ax2.plot(x, _column(rows, "macro_bits"), ".-", color=_color(i), label=f"{label} macro")
+        ax2.plot(x, _column(rows, "micro_bits"), ".--", color=_color(i), label=f"{label} micro")
         if ceiling is not None:
-            ax2.axhline(ceiling, color=_color(i), lw=0.8, ls=":")
+            ax2.axhline(ceiling, color=_color(i), lw=0.8, ls=":", label=f"{label} ceiling")
+            ceilings = True
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set(title=f"{task}: E(l) ± 1 stderr", xlabel="block", ylabel="bits")
     ax2.set(title="macro and micro MI (colours as left)", xlabel="block", ylabel="bits")
     _legend(ax)
-    styles = [("-", "macro"), ("--", "micro"), (":", "ceiling")]
+    styles = [("-", "macro"), ("--", "micro")] + ([(":", "ceiling")] if ceilings else [])
     handles = [Line2D([], [], color="black", ls=ls, label=text) for ls, text in styles]
     ax2.legend(handles=handles, fontsize="x-small")
     return _save(fig, out_dir, f"layers_{slug(task)}.png")

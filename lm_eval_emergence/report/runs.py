@@ -1,46 +1,63 @@
-"""Reading lm-eval results files and the plugin's sidecars into `Run`s."""
+"""Reading lm-eval results files and the plugin's sidecars into `Run`s: each run's model named
+by its own name (`model_name`), its settings per task, and a label saying what tells it from the
+other runs of its model (`label_runs`)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..metrics.table import ABILITY_KEYS, ACCURACY_KEYS, INTRINSIC_KEYS
 from ..records import SIDECAR_FORMAT, EmergenceResult, Sidecar, TaskRecord, sidecar_path_for
-from .text import merge, num
+from .text import canon, merge, num, setting_text
 
-#: lm-eval metric names read as accuracy (any filter), as ability, and as intrinsic: the metric
-#: table's (`metrics/table.py`).
-ACCURACY_METRICS = ACCURACY_KEYS
-ABILITY_METRICS = ABILITY_KEYS
-INTRINSIC_METRICS = INTRINSIC_KEYS
 #: The protocol of a sidecar written before protocols were recorded.
 UNRECORDED = "unrecorded"
-#: The settings that must agree for IE numbers of one task to be put on one ranking: the seed
-#: is not among them (the standard error covers the projections and folds it draws).
-RANKING_SETTINGS = (
+#: The settings of one task's numbers, each a column of the report's table (`table.py`): the
+#: estimator's (from the sidecar), N, the model's dtype, the control and the seeds. The task's
+#: document options are not among them: lm-eval's record of a task holds every `--metadata`
+#: key given to the run, read by that task or not (the task's name fixes its options unless a
+#: user overrides them).
+SETTINGS = (
     "protocol",
     "estimator",
     "estimator_options",
     "target",
     "form",
     "projection_dim",
+    "projections",
     "layers",
     "n",
+    "dtype",
+    "control",
+    "ie_seed",
+    "data_seed",
 )
-#: The estimator settings listed when they differ between runs of one task.
-COMPARED_SETTINGS = (*RANKING_SETTINGS, "seed")
+#: The seeds: runs that differ only in these are replicates of one measurement.
+SEEDS = ("ie_seed", "data_seed")
+#: What a user passes for each setting, as run labels name it (`ie_seed=2`, `N=512`).
+SETTING_NAMES = {
+    "protocol": "ie_protocol",
+    "estimator": "ie_estimator",
+    "estimator_options": "options",
+    "target": "ie_target",
+    "form": "ie_form",
+    "projection_dim": "ie_projection_dim",
+    "projections": "ie_projections",
+    "layers": "ie_layers",
+    "n": "N",
+    "control": "ie_control",
+}
 
 
 class ReportInputError(ValueError):
     """An input path is not an lm-eval results file (or a directory holding some)."""
 
 
-# ----------------------------------------------------------------------------------- loading
+# ------------------------------------------------------------------------------------ a run
 
 
 @dataclass
@@ -48,6 +65,7 @@ class Run:
     """One lm-eval results file with its sidecar (if any)."""
 
     path: Path
+    #: the model's own name (`model_name`), never a path of the machine that ran it
     model: str
     n_parameters: int | None
     lm_eval_version: str | None
@@ -55,15 +73,18 @@ class Run:
     metrics: dict[str, dict[str, float | None]]
     #: task -> the sidecar's task record; None without a sidecar
     sidecar: dict[str, TaskRecord] | None
-    #: task -> estimator settings (COMPARED_SETTINGS; only "n" without a sidecar)
+    #: task -> its settings (SETTINGS; without a sidecar only N, dtype and data_seed)
     settings: dict[str, dict[str, Any]]
     sidecar_path: Path | None = None
     groups: dict[str, list[str]] = field(default_factory=dict)
     sample_len: dict[str, int] = field(default_factory=dict)
+    #: what tells this run from the others (`label_runs`): the model, then what differs
     label: str = ""
     notes: list[str] = field(default_factory=list)
     #: the training step of the checkpoint, when the model arguments or path name one
     step: int | None = None
+    #: what the run loaded (`pretrained=`): a hub id or a path of the machine that ran it
+    reference: str = ""
 
     def value(self, task: str, key: str) -> float | None:
         """Metric `key` ("emergence,none") of `task`, or None."""
@@ -115,44 +136,82 @@ def _results_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(unique.values())
 
 
-def _model_name(data: dict[str, Any], sidecar: dict[str, Any] | None) -> str:
+# ------------------------------------------------------------------------------ the model
+
+
+def _model_args(data: dict[str, Any]) -> dict[str, Any]:
+    """lm-eval's `config.model_args` as a dict (it records a dict or the command's string)."""
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     args = config.get("model_args")
-    pretrained = None
     if isinstance(args, dict):
-        pretrained = args.get("pretrained")
-    elif isinstance(args, str):
-        match = re.search(r"(?:^|,)\s*pretrained=([^,]+)", args)
-        pretrained = match.group(1) if match else None
+        return args
+    if isinstance(args, str):
+        pairs = (item.partition("=") for item in args.split(",") if "=" in item)
+        return {k.strip(): v.strip() for k, _, v in pairs}
+    return {}
+
+
+def _reference(data: dict[str, Any], sidecar: dict[str, Any] | None) -> str:
+    """What the run loaded: `pretrained=`, else the names lm-eval or the sidecar record."""
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
     model = (sidecar or {}).get("model") or {}
-    for name in (data.get("model_name"), pretrained, model.get("name"), config.get("model")):
+    pretrained = _model_args(data).get("pretrained")
+    for name in (pretrained, data.get("model_name"), model.get("name"), config.get("model")):
         if isinstance(name, str) and name:
             return name
     return "unknown model"
 
 
+#: A hub id: "org/name" or "name", neither a path nor a home (`~`) nor a Windows drive.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _STEP_PATTERNS = (
     re.compile(r"(?:^|[,\s])revision=step(\d+)"),  # Pythia's checkpoints: revision=step143000
     re.compile(r"(?:checkpoint|step)[-_]?(\d+)(?:/|$)"),  # .../checkpoint-800, .../step_3000
 )
 
 
-def training_step(data: dict[str, Any], model: str) -> int | None:
+def model_name(reference: str) -> str:
+    """The model's own name from what a run loaded (`pretrained=`), never a path of the
+    machine that ran it: a hub id as it is (`EleutherAI/pythia-160m`); a directory: the shipped
+    model's name when it is one's cache (`SmolLM2-135M-Instruct`), else its last part (the part
+    above it when that names a checkpoint, `.../w64/checkpoint-800` -> `w64`).
+
+    Read from the files alone, so that a report names a run the same on every machine: the
+    model's `config.json` (`_name_or_path`) is not in them, and reading it from the directory
+    would name the run after whatever lies at that path where the report is made.
+    """
+    from ..default_model import SHIPPED_MODELS
+
+    text = reference.strip().rstrip("/\\")
+    if _HUB_ID.match(text):
+        return text
+    parts = [p for p in re.split(r"[/\\]", text) if p and p not in (".", "..", "~")]
+    if not parts:
+        return "unknown model"
+    last = parts[-1]
+    if re.fullmatch(r"(?:checkpoint|step)[-_]?\d+", last) and len(parts) > 1:
+        last = parts[-2]
+    shipped = {key.lower(): model.title for key, model in SHIPPED_MODELS.items()}
+    return shipped.get(last.lower(), last)
+
+
+def training_step(data: dict[str, Any], reference: str) -> int | None:
     """The training step a run's model is a checkpoint of: `revision=stepN` in the model
     arguments (Pythia's convention), else `checkpoint-N` / `stepN` ending a path component of
-    the model's name; None when neither names one."""
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    args = config.get("model_args")
-    if isinstance(args, dict):
-        args = ",".join(f"{k}={v}" for k, v in args.items())
-    for pattern, text in ((_STEP_PATTERNS[0], str(args or "")), (_STEP_PATTERNS[1], model)):
+    what the run loaded; None when neither names one."""
+    args = ",".join(f"{k}={v}" for k, v in _model_args(data).items())
+    for pattern, text in ((_STEP_PATTERNS[0], args), (_STEP_PATTERNS[1], reference)):
         match = pattern.search(text)
         if match:
             return int(match.group(1))
     return None
 
 
+# ------------------------------------------------------------------------------- settings
+
+
 def _leaf_settings(entry: TaskRecord) -> dict[str, Any]:
+    """The estimator's settings of one task, from its sidecar record."""
     result = entry.result
     requested = entry.capture.get("settings") or {}
     if "layers" in requested:
@@ -166,10 +225,51 @@ def _leaf_settings(entry: TaskRecord) -> dict[str, Any]:
         "target": result.target,
         "form": result.form,
         "projection_dim": result.projection_dim,
-        "seed": result.seed,
+        "projections": result.projections,
         "layers": layers,
         "n": result.n,
+        "control": "none" if entry.control is None else "random",
+        "ie_seed": result.seed,
     }
+
+
+def _task_options(data: dict[str, Any], task: str) -> dict[str, Any]:
+    """The model's dtype and the task's data seed (`data_seed`, None: the task's default), from
+    lm-eval's record of the run and of the task's metadata."""
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    dtype = config.get("model_dtype") or _model_args(data).get("dtype")
+    entry = (data.get("configs") or {}).get(task)
+    metadata = entry.get("metadata") if isinstance(entry, dict) else None
+    data_seed = metadata.get("data_seed") if isinstance(metadata, dict) else None
+    return {"dtype": str(dtype).removeprefix("torch.") if dtype else None, "data_seed": data_seed}
+
+
+def _settings(
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    sidecar: dict[str, TaskRecord] | None,
+    groups: dict[str, list[str]],
+    sample_len: dict[str, int],
+) -> dict[str, dict[str, Any]]:
+    """task -> its settings; a group's are its subtasks', merged (`merge`)."""
+    settings: dict[str, dict[str, Any]] = {}
+    for task in metrics:
+        if task in groups and not (sidecar and task in sidecar):
+            continue
+        options = _task_options(data, task)
+        if sidecar and task in sidecar:
+            settings[task] = {**_leaf_settings(sidecar[task]), **options}
+        elif task in sample_len:
+            settings[task] = {"n": sample_len[task], **options}
+    for group, subs in groups.items():
+        subs = [s for s in subs if s in settings]
+        if subs:
+            keys = sorted(set().union(*(settings[s] for s in subs)))
+            settings[group] = {k: merge({s: settings[s].get(k) for s in subs}) for k in keys}
+    return settings
+
+
+# -------------------------------------------------------------------------------- loading
 
 
 def _load_sidecar(
@@ -224,19 +324,6 @@ def _load_run(path: Path) -> Run:
 
     notes: list[str] = []
     sidecar_path, sidecar_data, sidecar = _load_sidecar(path, notes)
-
-    settings: dict[str, dict[str, Any]] = {}
-    for task in metrics:
-        if sidecar and task in sidecar:
-            settings[task] = _leaf_settings(sidecar[task])
-        elif task in sample_len and task not in groups:
-            settings[task] = {"n": sample_len[task]}
-    for group, subs in groups.items():
-        subs = [s for s in subs if s in settings]
-        if subs:
-            keys = COMPARED_SETTINGS if all("estimator" in settings[s] for s in subs) else ("n",)
-            settings[group] = {k: merge({s: settings[s].get(k) for s in subs}) for k in keys}
-
     model = (sidecar_data or {}).get("model") or {}
     n_params = model.get("n_parameters")
     if not isinstance(n_params, int):
@@ -248,33 +335,85 @@ def _load_run(path: Path) -> Run:
     version = data.get("lm_eval_version") or ((sidecar_data or {}).get("versions") or {}).get(
         "lm_eval"
     )
-    model_name = _model_name(data, sidecar_data)
+    reference = _reference(data, sidecar_data)
     return Run(
         path=path,
-        model=model_name,
+        model=model_name(reference),
         n_parameters=n_params,
         lm_eval_version=version,
         metrics=metrics,
         sidecar=sidecar,
-        settings=settings,
+        settings=_settings(data, metrics, sidecar, groups, sample_len),
         sidecar_path=sidecar_path,
         groups=groups,
         sample_len=sample_len,
         notes=notes,
-        step=training_step(data, model_name),
+        step=training_step(data, reference),
+        reference=reference,
     )
+
+
+# --------------------------------------------------------------------------------- labels
+
+
+def setting_label(key: str, value: Any) -> str:
+    """One setting as a label names it: `ie_seed=2`, `N=512`, `step 1000`."""
+    if key == "step":
+        return f"step {value}"
+    if key in ("tasks", "date"):
+        return setting_text(value)
+    return f"{SETTING_NAMES.get(key, key)}={setting_text(value)}"
+
+
+def differing_labels(names: Sequence[str], settings: Sequence[dict[str, Any]]) -> list[str]:
+    """Each item's name, followed where several share it by the settings that differ between
+    those (in the order of their keys): `m`, `m ie_seed=1`, `m ie_seed=2`."""
+    labels = list(names)
+    for name in set(names):
+        same = [i for i, n in enumerate(names) if n == name]
+        keys = list(dict.fromkeys(k for i in same for k in settings[i]))
+        differ = [k for k in keys if len({canon(settings[i].get(k)) for i in same}) > 1]
+        for i in same:
+            labels[i] = " ".join([name, *(setting_label(k, settings[i].get(k)) for k in differ)])
+    return labels
+
+
+def _run_settings(run: Run) -> dict[str, Any]:
+    """What can tell runs of one model apart: the step, each setting over the run's emergence
+    tasks ("mixed" where they differ), then its top-level tasks, then its results file's date."""
+    emergence = [t for t in run.emergence_tasks() if t in run.settings] or list(run.settings)
+    subtasks = {s for subs in run.groups.values() for s in subs}
+    out: dict[str, Any] = {"step": run.step}
+    for key in ("n", *SEEDS, *(k for k in SETTINGS if k not in ("n", *SEEDS))):
+        merged = merge({t: run.settings[t].get(key) for t in emergence})
+        out[key] = "mixed" if isinstance(merged, dict) and "mixed" in merged else merged
+    out["tasks"] = ", ".join(sorted(t for t in run.metrics if t not in subtasks))
+    out["date"] = run.path.stem.removeprefix("results_")
+    return out
+
+
+def label_runs(runs: Sequence[Run]) -> None:
+    """Label each run by its model and, where runs share one, by the settings that differ
+    between them (`ie_seed=2`, `N=512`, `step 1000`); runs still alike by their tasks, then by
+    their dates, then by a number (one results file copied twice)."""
+    full = [_run_settings(r) for r in runs]
+    later = ("tasks", "date")
+    settings = [{k: v for k, v in s.items() if k not in later} for s in full]
+    labels = differing_labels([r.model for r in runs], settings)
+    for key in later:
+        labels = differing_labels(labels, [{key: s[key]} for s in full])
+    seen: dict[str, int] = {}
+    for run, label in zip(runs, labels, strict=True):
+        seen[label] = seen.get(label, 0) + 1
+        run.label = label if labels.count(label) == 1 else f"{label} ({seen[label]})"
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
     """Read results files (directories are searched for `results_*.json`) with their sidecars.
 
     Raises ReportInputError, naming the file, for anything that is not an lm-eval results file.
-    Each run gets a label: the model's short name, numbered when several runs share it.
+    Each run is labelled by its model and what tells it from the other runs of that model.
     """
     runs = [_load_run(p) for p in _results_files(paths)]
-    short = [Path(r.model.rstrip("/")).name or r.model for r in runs]
-    seen: dict[str, int] = {}
-    for run, name in zip(runs, short, strict=True):
-        seen[name] = seen.get(name, 0) + 1
-        run.label = name if short.count(name) == 1 else f"{name} #{seen[name]}"
+    label_runs(runs)
     return runs

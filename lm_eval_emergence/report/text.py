@@ -91,13 +91,3 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
-
-
-def metric_label(task: str, key: str) -> str:
-    name, _, filt = key.partition(",")
-    return f"{task}: {name}" + ("" if filt in ("", "none") else f" ({filt})")
-
-
-def stderr_key(key: str) -> str:
-    name, _, filt = key.partition(",")
-    return f"{name}_stderr,{filt}"
