@@ -77,6 +77,30 @@ def test_the_uncertainty_study_reads_replicates_as_the_issue_defines():
     assert gates["one_source"]["emergence"]["projections"]["holds"] is False  # 2.45 > 1.5
 
 
+def test_the_uncertainty_study_resumes_from_its_journal_and_skips_unmeasured_metrics(tmp_path):
+    """A run in the journal is read, not run again; a model whose recovered runs carry IE only is
+    compared on IE only, and the baselines are pooled over the models that measured them."""
+    from studies.uncertainty.study import Journal, pooled, ratio_table
+
+    path = tmp_path / "runs.jsonl"
+    Journal(path).add("a", {"emergence": 1.0})
+    journal = Journal(path)
+    assert journal.get("a") == {"key": "a", "emergence": 1.0} and journal.get("b") is None
+    ie_only = [{"kind": "whole", "emergence": v, "emergence_stderr": 0.1} for v in (1.0, 1.2)]
+    full = [
+        {"kind": "whole", "emergence": v, "emergence_stderr": 0.1, "erank": v,
+         "erank_stderr": 0.2, "matrix_entropy": v, "matrix_entropy_stderr": 0.1}
+        for v in (1.0, 1.4)
+    ]  # fmt: skip
+    models = {"log": {"whole": ratio_table(ie_only, ("whole",))},
+              "full": {"whole": ratio_table(full, ("whole",))}}  # fmt: skip
+    assert set(models["log"]["whole"]) == {"emergence"}
+    together = pooled(models, "whole")
+    assert together["erank"]["models"] == ["full"]
+    assert together["erank"]["ratio"] == pytest.approx(statistics.stdev([1.0, 1.4]) / 0.2)
+    assert together["emergence"]["models"] == ["log", "full"]
+
+
 def test_the_uncertainty_study_runs_the_plugin_s_capture_and_estimate(tiny_series):
     from studies.uncertainty.study import _check_row, library_run
 

@@ -18,7 +18,11 @@ The acceptance of issue 34, measured (docs/uncertainty.md states the plan and th
     python -m studies.uncertainty.study replication --json OUT/replication.json
     python -m studies.uncertainty.study n-stability --json OUT/n_stability.json
 
-(`make uncertainty`, OUT studies/uncertainty/results).
+(`make uncertainty`, OUT studies/uncertainty/results). Each finished run is appended to a
+journal (`--journal`, JSON lines) as it ends, and a run already in the journal is not run again:
+a study interrupted after hours resumes where it stopped. A journal row may carry fewer metrics
+than a run measures (rows recovered from an interrupted run's log carry IE only); a metric is
+then compared only where every run of the model has it.
 """
 
 from __future__ import annotations
@@ -51,6 +55,32 @@ from studies.validity.probe import (  # noqa: E402
     family_lists,
     interpolated,
 )
+
+
+class Journal:
+    """Finished runs by key, one JSON line each, appended as they end."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.rows: dict[str, dict] = {}
+        if path is not None and path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self.rows[row["key"]] = row
+
+    def get(self, key: str) -> dict | None:
+        return self.rows.get(key)
+
+    def add(self, key: str, row: dict) -> dict:
+        row = {"key": key} | row
+        self.rows[key] = row
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        return row
+
 
 #: The replicate draws: whole repeats, lists only, projections and folds only.
 WHOLE = list(range(1, 9))
@@ -179,6 +209,8 @@ def ratio_table(runs: list[dict], kinds: tuple[str, ...]) -> dict:
     out = {}
     picked = [r for r in runs if r["kind"] in kinds]
     for metric in METRICS:
+        if any(r.get(metric) is None for r in picked):
+            continue  # not measured on every run (a run recovered from a log)
         values = [r[metric] for r in picked]
         reported = [r[f"{metric}_stderr"] for r in picked]
         sd = statistics.stdev(values)
@@ -195,10 +227,14 @@ def ratio_table(runs: list[dict], kinds: tuple[str, ...]) -> dict:
 
 def pooled(models: dict[str, dict], key: str) -> dict:
     """sqrt of the mean over models of each model's squared ratio, per metric."""
-    return {
-        m: math.sqrt(statistics.fmean(v[key][m]["ratio"] ** 2 for v in models.values()))
-        for m in METRICS
-    }
+    out = {}
+    for m in METRICS:
+        ratios = [v[key][m]["ratio"] for v in models.values() if m in v[key]]
+        out[m] = {
+            "ratio": math.sqrt(statistics.fmean(r**2 for r in ratios)),
+            "models": [name for name, v in models.items() if m in v[key]],
+        }
+    return out
 
 
 def verdict(summary: dict) -> dict:
@@ -206,7 +242,7 @@ def verdict(summary: dict) -> dict:
     models = summary["models"]
     out = {"pooled_whole": {}, "per_model_whole": {}, "one_source": {}}
     for metric in METRICS:
-        value = summary["pooled"]["whole"][metric]
+        value = summary["pooled"]["whole"][metric]["ratio"]
         out["pooled_whole"][metric] = {
             "ratio": value,
             "band": POOLED_BAND,
@@ -219,12 +255,13 @@ def verdict(summary: dict) -> dict:
                 "holds": MODEL_BAND[0] <= m["whole"][metric]["ratio"] <= MODEL_BAND[1],
             }
             for name, m in models.items()
+            if metric in m["whole"]
         }
         out["one_source"][metric] = {
             source: {
-                "ratio": summary["pooled"][source][metric],
+                "ratio": summary["pooled"][source][metric]["ratio"],
                 "max": ONE_SOURCE_MAX,
-                "holds": summary["pooled"][source][metric] <= ONE_SOURCE_MAX,
+                "holds": summary["pooled"][source][metric]["ratio"] <= ONE_SOURCE_MAX,
             }
             for source in ("lists", "projections")
         }
@@ -232,25 +269,29 @@ def verdict(summary: dict) -> dict:
 
 
 def replication(args: argparse.Namespace) -> dict:
+    journal = Journal(args.journal)
     models: dict[str, dict] = {}
     for name in args.models:
         runs = []
         t0 = time.perf_counter()
-        if name == "family":
-            model = trained_family_model()
-            vocab = family_vocabulary(args.n)
-            assert len(vocab) == model.config.vocab_size
-            for kind, data_seed, ie_seed in _draws():
-                ids = family_held_out(data_seed, args.n, vocab)
-                runs.append({"kind": kind, "data_seed": data_seed, "ie_seed": ie_seed}
-                            | library_run(model, ids, ie_seed))  # fmt: skip
-        else:
-            directory = model_dir(SHIPPED[name])
-            for kind, data_seed, ie_seed in _draws():
-                numbers = lm_eval_run(directory, data_seed, ie_seed, args.n)
-                runs.append({"kind": kind, "data_seed": data_seed, "ie_seed": ie_seed} | numbers)
-                ie, se = numbers["emergence"], numbers["emergence_stderr"]
-                print(f"{name} {kind} {data_seed=} {ie_seed=}: IE {ie:.3f} ± {se:.3f}", flush=True)
+        family = None
+        for kind, data_seed, ie_seed in _draws():
+            key = f"replication {name} {kind} {data_seed} {ie_seed}"
+            row = journal.get(key)
+            if row is None:
+                if name == "family":
+                    if family is None:
+                        family = trained_family_model(), family_vocabulary(args.n)
+                        assert len(family[1]) == family[0].config.vocab_size
+                    ids = family_held_out(data_seed, args.n, family[1])
+                    numbers = library_run(family[0], ids, ie_seed)
+                else:
+                    numbers = lm_eval_run(model_dir(SHIPPED[name]), data_seed, ie_seed, args.n)
+                row = journal.add(key, {"kind": kind, "data_seed": data_seed,
+                                        "ie_seed": ie_seed} | numbers)  # fmt: skip
+            runs.append(row)
+            ie, se = row["emergence"], row["emergence_stderr"]
+            print(f"{name} {kind} {data_seed=} {ie_seed=}: IE {ie:.3f} ± {se:.3f}", flush=True)
         models[name] = {
             "runs": runs,
             "whole": ratio_table(runs, ("whole",)),
@@ -292,7 +333,9 @@ def _series_run(model, tok, ids: torch.Tensor, layers: list[int], seed: int) -> 
             "n_check": result.n_check, "n": result.n}  # fmt: skip
 
 
-def pretrained_checks(name: str, layers: list[int], args: argparse.Namespace) -> list[dict]:
+def pretrained_checks(
+    name: str, layers: list[int], args: argparse.Namespace, journal: Journal
+) -> list[dict]:
     """The validity series of a shipped model: trained, weight-noise copies, interpolations
     toward its random init, and the random init, each on the same lists."""
 
@@ -302,51 +345,62 @@ def pretrained_checks(name: str, layers: list[int], args: argparse.Namespace) ->
     model, tok = load()
     ids, _ = country_lists(tok, args.n_series, DEFAULT_DATA_SEED)
     ids = torch.tensor(ids)
-    rows = [_check_row(f"{name} trained", _series_run(model, tok, ids, layers, args.seed))]
-    for scale in args.noise:
-        noisy = degraded(load()[0], scale, args.seed)
-        numbers = _series_run(noisy, tok, ids, layers, args.seed)
-        rows.append(_check_row(f"{name} weight noise {scale}", numbers))
     control = random_weights_copy(model, args.seed)
-    for t in args.interpolate:
-        blend = interpolated(load()[0], control, t)
-        numbers = _series_run(blend, tok, ids, layers, args.seed)
-        rows.append(_check_row(f"{name} interpolation t={t}", numbers))
-    rows.append(
-        _check_row(f"{name} random init", _series_run(control, tok, ids, layers, args.seed))
-    )
-    for row in rows:
-        print(json.dumps(row), flush=True)
+    variants = [(f"{name} trained", lambda: model)]
+    variants += [
+        (f"{name} weight noise {scale}", lambda s=scale: degraded(load()[0], s, args.seed))
+        for scale in args.noise
+    ]
+    variants += [
+        (f"{name} interpolation t={t}", lambda t=t: interpolated(load()[0], control, t))
+        for t in args.interpolate
+    ]
+    variants.append((f"{name} random init", lambda: control))
+    rows = []
+    for label, build in variants:
+        row = journal.get(f"n-stability {label}")
+        if row is None:
+            numbers = _series_run(build(), tok, ids, layers, args.seed)
+            row = journal.add(f"n-stability {label}", _check_row(label, numbers))
+            print(json.dumps(row), flush=True)
+        rows.append(row)
     return rows
 
 
-def family_checks(which: str, args: argparse.Namespace) -> list[dict]:
+def family_checks(which: str, args: argparse.Namespace, journal: Journal) -> list[dict]:
     """Every width of a trained family at every checkpoint, on its held-out lists."""
     data = corpus_family_lists if which == "family2" else family_lists
     train, test = data(_family_args(DEFAULT_DATA_SEED, args.n_series))
     layers = 8 if which == "family2" else 4
     rows = []
+    steps = [0, 200, 400, 800, 1600, 3000]
     for width in (32, 64, 128):
+        labels = [f"{which} width {width} step {step}" for step in steps]
+        if all(journal.get(f"n-stability {label}") for label in labels):
+            rows += [journal.get(f"n-stability {label}") for label in labels]
+            continue
         model = build_family_model(test.vocab_size, width, layers, seed=args.seed)
-        for step, checkpoint in train_checkpoints(
-            model, train, [0, 200, 400, 800, 1600, 3000], seed=args.seed
-        ):
-            numbers = _series_run(checkpoint, None, test.ids, list(range(layers)), args.seed)
-            row = _check_row(f"{which} width {width} step {step}", numbers)
+        for step, checkpoint in train_checkpoints(model, train, steps, seed=args.seed):
+            label = f"{which} width {width} step {step}"
+            row = journal.get(f"n-stability {label}")
+            if row is None:
+                numbers = _series_run(checkpoint, None, test.ids, list(range(layers)), args.seed)
+                row = journal.add(f"n-stability {label}", _check_row(label, numbers))
+                print(json.dumps(row), flush=True)
             rows.append(row)
-            print(json.dumps(row), flush=True)
     return rows
 
 
 def n_stability(args: argparse.Namespace) -> dict:
+    journal = Journal(args.journal)
     blocks = {"smollm2": [0, 4, 8, 12, 16, 20, 24, 29], "qwen": [0, 3, 6, 9, 12, 15, 18, 23]}
     series = {}
     for name in args.series:
         t0 = time.perf_counter()
         if name in blocks:
-            rows = pretrained_checks(name, blocks[name], args)
+            rows = pretrained_checks(name, blocks[name], args, journal)
         else:
-            rows = family_checks(name, args)
+            rows = family_checks(name, args, journal)
         series[name] = {"rows": rows, "seconds": time.perf_counter() - t0}
     every = [r for s in series.values() for r in s["rows"]]
     return {
@@ -369,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interpolate", type=float, nargs="*", default=[0.1, 0.25, 0.5, 0.75])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--journal", type=Path, help="finished runs, JSON lines (resumes from it)")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
