@@ -1,7 +1,8 @@
 """The finite-sample bias of the closed forms, plug-in against corrected, on Gaussian data of
 known MI (docs/performance.md, "Bias corrections"). Prints one Markdown table.
 
-    python -m studies.benchmarks.bias_correction [--reps 5]
+    python -m studies.benchmarks.bias_correction [--reps 5] \
+        [--json studies/benchmarks/results/bias_correction.json]
 
 `synthetic.LinearGaussian`: x ~ N(0, I_k), y = A x + noise / 2 (A seeded), standardised; the
 truth is the closed form of the population. Errors are the mean over `reps` seeded draws minus
@@ -11,6 +12,8 @@ the truth, in bits, with the gate max(0.05 bit, 2% of the truth) of docs/validit
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from lm_eval_emergence import estimate_mi  # noqa: E402
 from studies.synthetic import LinearGaussian  # noqa: E402
@@ -19,7 +22,9 @@ from studies.synthetic import LinearGaussian  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
+    rows = []
     print("| estimator | k | N | truth (bits) | gate | plug-in error | jackknife | analytic |")
     print("|---|---|---|---|---|---|---|---|")
     cases = [("gaussian-floor", 0.25, ("none", "jackknife", "analytic"), "floor_bits")]
@@ -38,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         errors[b] += (est.bits - truth) / args.reps
                 gate = max(0.05, 0.02 * abs(truth))
+                rows.append({"estimator": estimator, "kappa": kappa, "k": k, "n": n,
+                             "truth": truth, "gate": gate, "errors": errors})  # fmt: skip
                 cells = [
                     f"{errors[b]:+.3f}" + ("" if abs(errors[b]) <= gate else " ✗") for b in biases
                 ]
@@ -47,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                     + " | ".join(cells)
                     + " |"
                 )
+    if args.json is not None:
+        args.json.write_text(json.dumps({"reps": args.reps, "rows": rows}, indent=1) + "\n")
     return 0
 
 

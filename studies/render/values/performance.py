@@ -382,6 +382,30 @@ def _gpu(scale: NS, tokens: int) -> NS:
     )
 
 
+def _bias_correction() -> NS:
+    """Section 5's table (bias_correction.json), and the cells its reading names."""
+    data = json_file(BENCHMARKS / "bias_correction.json")
+    rows = [NS(**r) for r in data["rows"]]
+
+    def misses(estimator: str, bias: str) -> set[tuple[int, int]]:
+        return {
+            (r.k, r.n) for r in rows if r.estimator == estimator and abs(r.errors[bias]) > r.gate
+        }
+
+    floor, vlin = "gaussian-floor", "v-linear"
+    _require(not misses(floor, "jackknife"), "the jackknife lands in the gate in every cell")
+    _require(misses(floor, "none") == {(32, 256), (64, 256), (64, 1024)}, "three plug-in misses")
+    _require(misses(floor, "analytic") == {(64, 256)}, "the analytic misses at k 64, N 256")
+    held = {(r.k, r.n) for r in rows if r.estimator == vlin} - misses(vlin, "jackknife")
+    _require(
+        held == {(8, 1024), (8, 4096), (8, 8192), (32, 4096), (32, 8192), (64, 4096), (64, 8192)},
+        "v-linear's correction holds at N >= 1,024 for k 8 and N >= 4,096 for k 32 and 64",
+    )
+    _require(not misses(vlin, "none") & {(8, 1024), (8, 4096), (8, 8192)}, "k 8's plug-in holds")
+    _require((64, 4096) in misses(vlin, "none"), "k 64's plug-in misses at N 4,096")
+    return NS(reps=data["reps"], rows=rows)
+
+
 def values() -> dict:
     """The namespace of docs/performance.md's template."""
     harness = _harness()
@@ -397,4 +421,5 @@ def values() -> dict:
         "before_issue_9": _before_issue_9(),
         "scale": scale,
         "gpu": _gpu(scale, harness.tokens_per_doc),  # scale.py's documents: the same lists
+        "bias": _bias_correction(),
     }
