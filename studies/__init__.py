@@ -10,5 +10,7 @@ outputs lie beside them, under `results/`; docs/ holds the prose that reads them
 - `benchmarks`: speed, accuracy and memory (docs/performance.md)
 - `family`, `synthetic`, `models`: a family of small models trained here, ground-truth MI
   cases, and the study-only pretrained models shipped in wheels
-- `check_numbers`: the studies' quoted numbers against their files (`make check-studies`)
+- `readme`: the README's example output (`make readme-example`)
+- `render`: the README and the study documents rendered from the results files (`make
+  check-studies` checks them)
 """

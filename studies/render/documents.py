@@ -43,7 +43,9 @@ DOCUMENTS: tuple[Document, ...] = (
         ("validity_round1", "validity_baselines", "validity_round2"),
     ),
     Document("docs/reproduction.md", "reproduction.md.j2", ("reproduction",)),
-    Document("docs/performance.md", "performance.md.j2", ("performance",)),
+    Document(
+        "docs/performance.md", "performance.md.j2", ("performance", "performance_projections")
+    ),
     Document("docs/method-notes.md", "method-notes.md.j2", ("method_notes",)),
     Document("docs/uncertainty.md", "uncertainty.md.j2", ("uncertainty",)),
 )
