@@ -16,7 +16,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from types import SimpleNamespace as NS
 
-from lm_eval_emergence.metrics.emergence import stream_spec
 from lm_eval_emergence.settings import DEFAULT_IE_PROTOCOL, EstimationSettings
 from studies.benchmarks.estimators import CASES
 from studies.benchmarks.scale import SHAPES
@@ -324,17 +323,6 @@ def _llama_parameters(config: dict, vocab: int) -> int:
     return 2 * vocab * d + layers * block + d
 
 
-def _stream_threshold(width: int) -> int:
-    """The fewest documents for which ie_stream=auto streams payloads of `width` channels."""
-    settings = EstimationSettings.of_protocol(DEFAULT_IE_PROTOCOL)
-    low, high = 1, 10**8  # streams at high, not at low
-    while high - low > 1:
-        mid = (low + high) // 2
-        streams = stream_spec("auto", mid, width, settings, kept_as="payload") is not None
-        low, high = (low, mid) if streams else (mid, high)
-    return high
-
-
 def _scale() -> NS:
     """Section 4: the tiny shape at N = 300,000 and the 1B shape, both on the CPU."""
     tiny = json_file(BENCHMARKS / "scale_tiny_cpu.json")
@@ -353,7 +341,6 @@ def _scale() -> NS:
         tiny=tiny,
         big=big,
         width=width,
-        threshold=_sig(_stream_threshold(width)),
         moments_per_block=per_block,
         moments_mib_per_block=per_block / 2**20,
         plumbing=plumbing,
