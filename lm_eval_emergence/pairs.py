@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import heap
 from .capture import Capture, MomentCapture, TokenTable
 from .capture.blocks import by_replicate, target_states
 from .estimators import estimate_mi_many, require_samples
@@ -237,6 +238,7 @@ def pairs_from_moments(
             peak = max(peak, held_bytes)
             for name in _BLOCK_ARRAYS:
                 parts[name].append(arrays[name])
+        heap.release()  # the block's freed tensors, before the next block's (heap.py)
     exact_all = torch.cat(parts["exact"])
     if bool(exact_all.all()):
         raise ValueError(

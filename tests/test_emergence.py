@@ -545,3 +545,17 @@ def test_a_protocol_that_needs_samples_keeps_the_states(tiny_gpt2, monkeypatch):
     monkeypatch.setattr(emergence_mod, "capture_moments", lambda *a, **k: called.append(1))
     result = measure_emergence(tiny_gpt2, None, random_ids(), protocol="usable-update")
     assert not called and result.moments_bytes is None
+
+
+def test_the_estimation_returns_freed_memory_after_each_block(tiny_gpt2, monkeypatch):
+    """Issue 35: the heap's free pages go back after each block's pairs and statistics, so the
+    estimation's resident memory does not grow block by block (the calls are counted; no RSS
+    threshold in a unit test)."""
+    from lm_eval_emergence import heap
+
+    calls = []
+    monkeypatch.setattr(heap, "release", lambda: calls.append(1))
+    result = measure_emergence(tiny_gpt2, None, random_ids(), protocol="floor-update")
+    assert len(calls) == len(result.per_layer) >= 2
+    trim = heap._malloc_trim()
+    assert trim is None or callable(trim)  # glibc's, or nothing to call elsewhere

@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 import torch
 
+from .. import heap
 from ..capture import Capture, MomentCapture
 from ..capture.blocks import by_replicate
 from ..estimators.moments import DEFAULT_FOLDS, PairMoments, moments_of_samples
@@ -124,6 +125,7 @@ def _per_block(
         scale = ((counts - 1) / counts)[:, None, None, None]
         raw = cov * scale + mean[..., :, None] * mean[..., None, :]
         values.append(statistic(cov, raw))
+        heap.release()  # the block's freed tensors, before the next block's (heap.py)
     return torch.stack(values, dim=1)
 
 
