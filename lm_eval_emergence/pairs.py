@@ -19,11 +19,12 @@ Two ways to fill it, one per kind of estimator:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
+from . import heap
 from .capture import Capture, MomentCapture, TokenTable
 from .capture.blocks import by_replicate, target_states
 from .estimators import estimate_mi_many, require_samples
@@ -34,7 +35,6 @@ from .estimators.moments import (
     jackknife_fold_count,
     jackknife_fold_ids,
     moments_of_samples,
-    stack_pairs,
 )
 from .estimators.result import LOG2E
 from .settings import EmergenceConfigError, EstimationSettings
@@ -225,24 +225,20 @@ def pairs_from_moments(
     peak = 0
     t0 = time.perf_counter()
     for slot in range(len(capture.layers)):
-        if isinstance(capture, MomentCapture):
-            macro = capture.macro[slot]
-        else:
-            macro = _macro_moments_of_states(
-                capture, slot, estimation.target, estimation.folds, estimation.seed
-            )
-        micro = _micro_moments(capture.micro, slot, counts, estimation.target, r_count)
         keys += [("macro", slot, r, t) for t in capture.positions for r in range(r_count)]
         keys += [("micro", slot, r, t) for t in range(seq_len) for r in range(r_count)]
-        moments = stack_pairs([macro, *micro])
-        del macro, micro  # the stack holds their numbers
-        arrays, held_bytes = _estimate_block(
-            moments, estimation, held, m if half_reason is None else 0
-        )
-        del moments
-        peak = max(peak, held_bytes)
-        for name in _BLOCK_ARRAYS:
-            parts[name].append(arrays[name])
+        # one group of pairs at a time (the block's macro pairs, then each position's micro
+        # pairs): what is held while estimating is one group's moments and their covariances,
+        # not the block's (issue 35: the block's stack was the estimation's transient peak)
+        for moments in _block_groups(capture, slot, counts, estimation):
+            arrays, held_bytes = _estimate_block(
+                moments, estimation, held, m if half_reason is None else 0
+            )
+            del moments
+            peak = max(peak, held_bytes)
+            for name in _BLOCK_ARRAYS:
+                parts[name].append(arrays[name])
+        heap.release()  # the block's freed tensors, before the next block's (heap.py)
     exact_all = torch.cat(parts["exact"])
     if bool(exact_all.all()):
         raise ValueError(
@@ -274,6 +270,26 @@ def pairs_from_moments(
     )
 
 
+def _block_groups(
+    capture: Capture | MomentCapture,
+    slot: int,
+    counts: list[tuple[torch.Tensor, torch.Tensor]],
+    estimation: EstimationSettings,
+) -> Iterator[PairMoments]:
+    """Block slot `slot`'s pairs as groups of moments, in the order of the table's keys: its
+    macro pairs (every captured position and projection), then the micro pairs of each token
+    index (every projection), each built only when it is asked for."""
+    if isinstance(capture, MomentCapture):
+        yield capture.macro[slot]
+    else:
+        yield _macro_moments_of_states(
+            capture, slot, estimation.target, estimation.folds, estimation.seed
+        )
+    for at in counts:
+        (micro,) = _micro_moments(capture.micro, slot, [at], estimation.target, capture.projections)
+        yield micro
+
+
 #: What `_estimate_block` gives for every pair of one block.
 _BLOCK_ARRAYS = (
     "value",
@@ -290,8 +306,9 @@ _BLOCK_ARRAYS = (
 def _estimate_block(
     moments: PairMoments, estimation: EstimationSettings, held: int, m: int
 ) -> tuple[dict[str, torch.Tensor], int]:
-    """Every pair of one block (`moments`, on `held` folds with rows) estimated: the arrays of
-    `PairTable` for its pairs and the bytes of second moments held at once. `m` > 0: also the
+    """Every pair of one group of a block's pairs (`moments`, on `held` folds with rows)
+    estimated: the arrays of `PairTable` for its pairs and the bytes of second moments held at
+    once. `m` > 0: also the
     N/2 check's values, from the halves (folds 0..m-1, m..2m-1) and the pairs (j, m + j)."""
     exact = moments.constant()
     todo = torch.nonzero(~exact).flatten().tolist()

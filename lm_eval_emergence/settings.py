@@ -25,15 +25,15 @@ from the `ie_*` keys of `--model_args` and task metadata:
                        rule, `capture.model_bos_token_id`), "none" or a token id
     ie_batch_size      forward-pass batch size ("auto": lm-eval's max_batch_size); default the
                        caller's (--batch_size in lm-eval, 64 in the library)
-    ie_stream          keep the states ("off") or only their second moments ("on"), which bounds
-                       memory whatever the number of documents and needs a closed-form
-                       estimator (gaussian-floor); "auto" (default) streams where that
-                       estimator is used and the moments are smaller than the states
     ie_control         "random": also measure the architecture with fresh weights (seeded by
                        ie_seed) and report emergence_random and emergence_vs_random; "none"
     ie_steps           critic training steps (neural estimators)
     ie_noise_std       Gaussian noise added to the states before estimation
     ie_options         any other estimator option: "null=true;reduce=pca" or a JSON dict
+
+`ie_stream` is gone (issue 35): the protocol decides what a capture keeps (an estimator that reads
+second moments always streams them, one that needs samples keeps the states), so the key is an
+error that says so.
 
 In lm-eval 0.4.13 the precedence is: defaults < task YAML `metadata` < model arguments <
 `--metadata` (lm-eval merges the model arguments into the metadata it lays over each YAML's).
@@ -84,8 +84,15 @@ DEFAULT_PROJECTIONS = 4
 DEFAULT_BATCH_SIZE = 64
 #: The controls an lm-eval run can carry next to the model (`controls.py`).
 CONTROLS = (None, "random")
-#: What a capture keeps: "off" the states, "on" only their moments, "auto" the smaller.
-STREAM_MODES = ("auto", "on", "off")
+#: Keys that chose something once and no longer do: the key, and why it is an error now.
+REMOVED_KEYS = {
+    "ie_stream": (
+        "ie_stream was removed (issue 35): what a capture keeps is the protocol's to decide, "
+        "not a setting; an estimator that reads second moments (gaussian-floor: floor-update, "
+        "floor-output) always streams them, one that needs samples keeps the states. Drop "
+        "ie_stream from --model_args or the task metadata"
+    ),
+}
 
 SETTING_KEYS = (
     "ie_protocol",
@@ -98,7 +105,6 @@ SETTING_KEYS = (
     "ie_seed",
     "ie_bos",
     "ie_batch_size",
-    "ie_stream",
     "ie_control",
     "ie_steps",
     "ie_noise_std",
@@ -246,17 +252,6 @@ def _parse_batch_size(value: Any) -> int | str | None:
     return parse_int("batch_size (ie_batch_size)", value, 1)
 
 
-def _parse_stream(value: Any) -> str:
-    text = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-    text = text.strip().lower() if isinstance(text, str) else text
-    text = {"true": "on", "false": "off"}.get(text, text)
-    if text not in STREAM_MODES:
-        raise EmergenceConfigError(
-            f"stream (ie_stream) must be one of {', '.join(STREAM_MODES)}, got {value!r}"
-        )
-    return text
-
-
 def _parse_control(value: Any) -> str | None:
     control = None if _is_none(value) else str(value).strip().lower()
     if control not in CONTROLS:
@@ -280,6 +275,9 @@ def _parse_name(field: str, value: Any, choices: tuple[str, ...], lower: bool = 
 def ie_keys(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """The `ie_*` entries of `mapping`; an unknown `ie_*` key (a typo) is an error."""
     found = {k: v for k, v in mapping.items() if isinstance(k, str) and k.startswith("ie_")}
+    removed = sorted(set(found) & set(REMOVED_KEYS))
+    if removed:
+        raise EmergenceConfigError(REMOVED_KEYS[removed[0]])
     unknown = sorted(set(found) - set(SETTING_KEYS))
     if unknown:
         raise EmergenceConfigError(
@@ -306,7 +304,6 @@ class CaptureSettings:
     bos: int | str | None = "auto"  # "auto": the tokenizer's rule; None: no BOS
     batch_size: int | str | None = None  # None: the caller's default; "auto": lm-eval's
     control: str | None = None  # "random": also capture a random-weights copy (lm-eval)
-    stream: str = "auto"  # keep the states ("off"), only their moments ("on"), or the smaller
 
     def __post_init__(self) -> None:
         """Check every field and store it in its one type (the one place settings are checked:
@@ -322,19 +319,19 @@ class CaptureSettings:
         set_(self, "salt", parse_int("salt", self.salt, 0, allow_none=False))
         set_(self, "bos", _parse_bos(self.bos))
         set_(self, "batch_size", _parse_batch_size(self.batch_size))
-        set_(self, "stream", _parse_stream(self.stream))
         set_(self, "control", _parse_control(self.control))
 
     def to_dict(self) -> dict[str, Any]:
         names = ("projection_dim", "projections", "seed", "salt", "bos", "batch_size", "control")
-        names += ("stream",)
         out = {k: getattr(self, k) for k in names}
         return {"layers": None if self.layers is None else list(self.layers), **out}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CaptureSettings:
         layers = data.get("layers")
-        return cls(**{**data, "layers": None if layers is None else tuple(layers)})
+        # "stream": written before issue 35, when it was a setting; the protocol decides now
+        kept = {k: v for k, v in data.items() if k != "stream"}
+        return cls(**{**kept, "layers": None if layers is None else tuple(layers)})
 
 
 @dataclass(frozen=True)
@@ -457,7 +454,6 @@ class IESettings:
             "ie_seed": "seed",
             "ie_bos": "bos",
             "ie_batch_size": "batch_size",
-            "ie_stream": "stream",
             "ie_control": "control",
         }
         capture = {field: keys[key] for key, field in fields.items() if key in keys}

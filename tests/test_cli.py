@@ -234,10 +234,11 @@ def test_sidecar_holds_what_the_numbers_need(mixed_runs):
     )
     assert result["estimator"] == "gaussian-floor" and result["seed"] == 0
     assert (result["protocol"], result["target"]) == ("floor-update", "update")
-    # per document: inputs and outputs of 2 blocks at the last position, 32 wide (the model's
-    # width, under the 64 of the projection) in float16, and its 8 token ids in int64
+    # states 32 wide (the model's width, under the 64 of the projection); per document only its
+    # 8 token ids in int64: the default protocol streams its states' moments (issue 35: at every
+    # N), which are per rank, not per document
     assert task["capture"]["state_dim"] == 32 and task["capture"]["state_dtype"] == "float16"
-    assert task["capture"]["payload_bytes_per_doc"] == 2 * 2 * 1 * 32 * 2 + 8 * 8
+    assert task["capture"]["payload_bytes_per_doc"] == 8 * 8
 
 
 def test_logged_samples_stay_small_and_readable(mixed_runs, tiny_gpt2_dir):
@@ -327,8 +328,8 @@ def test_accelerate_data_parallel_gives_the_single_process_numbers(
 def test_streamed_moments_reduced_across_two_processes_give_one_process_numbers(
     tiny_gpt2_dir, tmp_path
 ):
-    """ie_stream=on under accelerate: each rank sends its moments, not its states; rank 0 adds
-    them up and gets the single-process estimate."""
+    """Streamed (the default protocol, at every N) under accelerate: each rank sends its
+    moments, not its states; rank 0 adds them up and gets the single-process estimate."""
     accelerate = shutil.which("accelerate")
     if accelerate is None:
         pytest.skip("accelerate's launcher is not on PATH")
@@ -336,7 +337,7 @@ def test_streamed_moments_reduced_across_two_processes_give_one_process_numbers(
         "--model",
         "hf-emergence",
         "--model_args",
-        f"pretrained={tiny_gpt2_dir},dtype=float32,ie_stream=on",
+        f"pretrained={tiny_gpt2_dir},dtype=float32",
         "--batch_size",
         "8",
         "--tasks",
@@ -407,8 +408,8 @@ def _short_jsonl(tmp_path: Path) -> Path:
             "keeps only",
         ),
         (
-            ["--tasks", "emergence_icl_shots", "--model_args_extra", "ie_stream=on"],
-            "splits its documents by outcome",
+            ["--tasks", "emergence_icl_country", "--model_args_extra", "ie_stream=on"],
+            "ie_stream was removed",
         ),
         (["--tasks", "emergence_text"], "needs a JSONL file of texts"),
         (

@@ -484,19 +484,18 @@ def test_psi_form_pairs_each_token_with_the_sequence_output(tiny_gpt2, monkeypat
 
 @pytest.mark.parametrize("target", ["update", "output"])
 def test_streamed_profile_equals_the_profile_of_the_states(tiny_gpt2, target):
+    """`measure` streams a moments estimator's states (issue 35: at every N); the same states
+    kept (`capture_states`, the library's other way in) give the same numbers."""
+    from lm_eval_emergence.capture import capture_states, plan_capture
     from lm_eval_emergence.settings import IESettings
 
     ids = random_ids()
     ids[:, 2] = 5  # a constant position: exact zeros on both paths
-    settings = {"ie_target": target, "ie_bos": "none", "ie_batch_size": 50}
-    kept = emergence_mod.measure(
-        tiny_gpt2, None, ids, IESettings.from_mapping({**settings, "ie_stream": "off"}),
-        per_position=True,
-    )  # fmt: skip
-    streamed = emergence_mod.measure(
-        tiny_gpt2, None, ids, IESettings.from_mapping({**settings, "ie_stream": "on"}),
-        per_position=True,
-    )  # fmt: skip
+    settings = IESettings.from_mapping({"ie_target": target, "ie_bos": "none", "ie_batch_size": 50})
+    streamed = emergence_mod.measure(tiny_gpt2, None, ids, settings, per_position=True)
+    plan = plan_capture(tiny_gpt2, None, settings.capture)
+    states = capture_states(tiny_gpt2, ids, plan, positions="all")
+    kept = emergence_mod.emergence_from_states(states, settings.estimation, per_position=True)
     assert streamed.ie_bits == pytest.approx(kept.ie_bits, abs=1e-4)
     assert streamed.ie_stderr_bits == pytest.approx(kept.ie_stderr_bits, abs=1e-5)
     for a, b in zip(kept.per_layer, streamed.per_layer, strict=True):
@@ -510,31 +509,53 @@ def test_streamed_profile_equals_the_profile_of_the_states(tiny_gpt2, target):
     assert abs(kept.ie_bits) > 0.1  # a number, not two zeros agreeing
 
 
-def test_stream_on_refuses_an_estimator_that_needs_samples(tiny_gpt2):
+def test_ie_stream_is_an_error_that_says_the_protocol_decides():
     from lm_eval_emergence.settings import EmergenceConfigError, IESettings
 
-    settings = IESettings.from_mapping({"ie_stream": "on", "ie_estimator": "infonce"})
-    with pytest.raises(EmergenceConfigError, match="ie_stream=on, but estimator 'infonce' needs"):
-        emergence_mod.measure(tiny_gpt2, None, random_ids(), settings)
+    for value in ("on", "off", "auto"):
+        with pytest.raises(EmergenceConfigError, match="ie_stream was removed .* Drop ie_stream"):
+            IESettings.from_mapping({"ie_stream": value})
 
 
-def test_auto_streams_only_where_the_moments_are_smaller():
+def test_the_protocol_decides_what_a_capture_keeps():
+    """Moments at every N for an estimate that reads them; the states for one that needs
+    samples, at every N: never a document count (issue 35)."""
     from lm_eval_emergence.capture import StreamSpec
-    from lm_eval_emergence.settings import EmergenceConfigError, EstimationSettings
+    from lm_eval_emergence.settings import EstimationSettings
 
-    floor = EstimationSettings.of_protocol("floor-update", seed=3)
     spec = emergence_mod.stream_spec
-    # k = 64: 10 folds x 128 x 129 float64 numbers against 128 float32 numbers a sequence
-    assert spec("auto", 2_500, 64, floor) is None
-    assert spec("auto", 2_600, 64, floor) == StreamSpec(2_600, 10, 3, "update")
-    assert spec("auto", 5_000, 64, floor, kept_as="payload") is None  # float16
-    assert spec("auto", 5_200, 64, floor, kept_as="payload") == StreamSpec(5_200, 10, 3, "update")
-    assert spec("auto", 10**6, 64, EstimationSettings.of_protocol("infonce")) is None
-    assert spec("off", 10**6, 64, floor) is None
-    assert spec("on", 100, 64, floor) == StreamSpec(100, 10, 3, "update")
+    floor = EstimationSettings.of_protocol("floor-update", seed=3)
+    for n in (MIN_SAMPLES, 100, 2_500, 10**6):
+        assert spec(n, floor) == StreamSpec(n, 10, 3, "update")
+    assert spec(50, EstimationSettings.of_protocol("floor-output")).target == "output"
+    for protocol in ("infonce", "paper", "psi-update", "usable-update"):
+        settings = EstimationSettings.of_protocol(protocol)
+        assert all(spec(n, settings) is None for n in (MIN_SAMPLES, 10**6)), protocol
+    noisy = EstimationSettings.choose(protocol="floor-update", options={"noise_std": 0.1})
+    assert spec(10**6, noisy) is None  # a sample-only option
     # 11 rows in chunks of 2: 6 folds hold rows, counted as fold_ids draws them
     few = StreamSpec(11, 10, 0, "update")
     assert few.n_folds == int(few.fold_ids().max()) + 1 == 6
-    assert spec("auto", 10**6, 64, floor, blocked_by="the task splits its documents") is None
-    with pytest.raises(EmergenceConfigError, match="ie_stream=on, but the task splits"):
-        spec("on", 10**6, 64, floor, blocked_by="the task splits its documents")
+    assert spec(10**6, floor, blocked_by="the task splits its documents") is None
+
+
+def test_a_protocol_that_needs_samples_keeps_the_states(tiny_gpt2, monkeypatch):
+    """`measure` with a sample estimator captures states (never moments), whatever N."""
+    called = []
+    monkeypatch.setattr(emergence_mod, "capture_moments", lambda *a, **k: called.append(1))
+    result = measure_emergence(tiny_gpt2, None, random_ids(), protocol="usable-update")
+    assert not called and result.moments_bytes is None
+
+
+def test_the_estimation_returns_freed_memory_after_each_block(tiny_gpt2, monkeypatch):
+    """Issue 35: the heap's free pages go back after each block's pairs and statistics, so the
+    estimation's resident memory does not grow block by block (the calls are counted; no RSS
+    threshold in a unit test)."""
+    from lm_eval_emergence import heap
+
+    calls = []
+    monkeypatch.setattr(heap, "release", lambda: calls.append(1))
+    result = measure_emergence(tiny_gpt2, None, random_ids(), protocol="floor-update")
+    assert len(calls) == len(result.per_layer) >= 2
+    trim = heap._malloc_trim()
+    assert trim is None or callable(trim)  # glibc's, or nothing to call elsewhere

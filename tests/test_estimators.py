@@ -479,6 +479,36 @@ def test_moments_in_batches_give_the_sample_covariances():
     assert moments.n == 3000 and covs.shape == (11, 3, 16, 16)
 
 
+def test_packed_moments_hold_half_the_numbers_and_the_same_covariances():
+    """What a capture streams into (issue 35): each fold's cross-products as the upper
+    triangle, float64, in half the bytes; the covariances, merges and fold groups of the full
+    matrices."""
+    from lm_eval_emergence.estimators.moments import PairMoments, jackknife_fold_ids
+
+    x, y = _correlated()
+    folds = jackknife_fold_ids(x.shape[1], 10, seed=0)
+    full = [PairMoments.empty(10, 3, 8, 8) for _ in range(2)]
+    packed = [PairMoments.empty(10, 3, 8, 8, packed=True) for _ in range(2)]
+    for start in range(0, x.shape[1], 257):
+        rows = slice(start, start + 257)
+        for part in (full, packed):
+            part[(start // 257) % 2].add_rows(x[:, rows], y[:, rows], folds[rows])
+    assert packed[0].cross.shape == (10, 3, 16 * 17 // 2)
+    assert packed[0].cross.dtype == torch.float64 and packed[0].packed
+    assert packed[0].nbytes - packed[0].sums.nbytes - 80 == 10 * 3 * 136 * 8
+    assert full[0].nbytes - full[0].sums.nbytes - 80 == 10 * 3 * 256 * 8
+    one, merged = full[0].merged(full[1:]), packed[0].merged(packed[1:])
+    assert merged.packed
+    torch.testing.assert_close(merged.covariances(), one.covariances(), rtol=1e-12, atol=1e-12)
+    halves = [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    torch.testing.assert_close(
+        merged.grouped_folds(halves).covariances(), one.grouped_folds(halves).covariances()
+    )
+    torch.testing.assert_close(
+        merged.select([2]).covariances(), one.covariances()[:, 2:], rtol=1e-12, atol=1e-12
+    )
+
+
 def test_streamed_floor_equals_the_estimate_on_samples_and_ranks_merge():
     """Two 'ranks' streaming disjoint rows, merged, give the in-memory gaussian-floor numbers."""
     from lm_eval_emergence.estimators.api import estimate_mi_from_moments
@@ -526,7 +556,7 @@ def test_moments_flag_a_constant_side_and_refuse_what_needs_samples():
     assert moments_unsupported("gaussian-floor", {}) is None
     assert "needs the samples" in moments_unsupported("infonce", {})
     assert "noise_std" in moments_unsupported("gaussian-floor", {"noise_std": 0.1})
-    with pytest.raises(ValueError, match="ie_stream=off"):
+    with pytest.raises(ValueError, match="estimate from the samples"):
         estimate_mi_from_moments(moments, estimator="gaussian-floor", null=True)
 
 

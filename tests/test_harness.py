@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -388,8 +389,43 @@ def test_ie_by_outcome_estimates_each_group_on_the_same_number_of_documents(tiny
     assert [g.n_used for g in again.outcomes] == [90, 90, 0]
 
 
+@pytest.mark.parametrize(
+    ("protocol", "streams"),
+    [("floor-update", True), ("floor-output", True), ("infonce", False), ("usable-update", False)],
+)
+def test_the_protocol_not_the_document_count_decides_what_a_task_keeps(
+    tiny_lm, protocol, streams, monkeypatch
+):
+    """Issue 35: a protocol that reads second moments streams at every N; one that needs
+    samples keeps the states whatever N; the shots task keeps them for its outcome groups."""
+    import weakref
+
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_emergence.capture import StreamSpec
+    from lm_eval_emergence.harness import model as model_mod
+
+    # the tasks build their documents with the live model's tokenizer: this module's model,
+    # whatever another test built last
+    monkeypatch.setattr(model_mod, "_LIVE", weakref.ref(tiny_lm))
+
+    target = EstimationSettings.of_protocol(protocol).target
+    metadata = {"ie_protocol": protocol, "n_docs": 200}
+    manager = TaskManager(include_path=lm_eval_emergence.TASKS_DIR, metadata=metadata)
+    tasks = manager.load(["emergence_icl_country", "emergence_icl_shots"])["tasks"]
+    for (name, task), n in itertools.product(tasks.items(), (64, 200)):
+        task.build_all_requests(limit=n, rank=0, world_size=1)
+        stream = task.instances[0].args[1].context.stream
+        if streams and name != "emergence_icl_shots":
+            assert stream == StreamSpec(n, 10, 0, target), (name, n)
+        else:
+            assert stream is None, (name, n)
+
+
 def test_streamed_payloads_hold_no_states_and_give_the_kept_states_estimate(tiny_lm):
-    """ie_stream: moments per rank, added up on rank 0; a padded duplicate is counted once."""
+    """Streamed payloads: moments per rank, added up on rank 0; a padded duplicate is counted
+    once. The same documents kept (the payloads of a protocol that needs samples) give the same
+    estimate to the float16 payloads' rounding."""
     from lm_eval_emergence import make_icl_sequences, measure_emergence
     from lm_eval_emergence.harness.model import tokenizer_fingerprint
 

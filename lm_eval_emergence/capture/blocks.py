@@ -297,9 +297,10 @@ def unit_rows(states: torch.Tensor) -> torch.Tensor:
 
 class MomentSink:
     """Where the hooks write when streaming: one `PairMoments` per block (its pairs are the
-    positions times the projections, pair p * R + r), and per block the per-fold sums of the
-    block outputs scaled to unit length ([F, P * R, k]: what representation dispersion reads),
-    accumulated on the block's device; the states themselves are dropped."""
+    positions times the projections, pair p * R + r; packed, `PairMoments.empty`), and per
+    block the per-fold sums of the block outputs scaled to unit length ([F, P * R, k]: what
+    representation dispersion reads), accumulated on the block's device; the states themselves
+    are dropped."""
 
     def __init__(
         self, n_layers: int, folds: torch.Tensor, n_folds: int, target: str, replicates: int = 1
@@ -318,7 +319,7 @@ class MomentSink:
         moments = self.moments[slot]
         if moments is None:
             moments = self.moments[slot] = PairMoments.empty(
-                self.n_folds, x.shape[0], x.shape[-1], y.shape[-1], x.device
+                self.n_folds, x.shape[0], x.shape[-1], y.shape[-1], x.device, packed=True
             )
         moments.add_rows(x, y, self.folds[rows])
         units = unit_rows(pairs(x_out).double()).transpose(0, 1)  # [B, P * R, k]

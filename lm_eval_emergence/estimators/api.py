@@ -225,7 +225,7 @@ def outcome_from_moments(moments: PairMoments, estimator: str, options: dict[str
     opts = resolve_options(estimator, options)
     why = moments_unsupported(estimator, opts)
     if why is not None:
-        raise ValueError(f"{why}; estimate from the samples (ie_stream=off) instead.")
+        raise ValueError(f"{why}; estimate from the samples instead.")
     require_samples(moments.n)
     return get_estimator(estimator).moments(moments, opts)  # type: ignore[misc]
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import heap
 from ..capture import Capture, MomentCapture
 from ..estimators import MIN_SAMPLES
 from ..metrics.emergence import emergence_from_moments, emergence_from_states
@@ -90,6 +91,7 @@ class TaskEstimate:
             return self._record  # type: ignore[return-value]
         self._items, self._record = None, None  # earlier payloads can be freed
         record = self._estimate(_checked(items))
+        heap.release()  # the estimate's freed tensors, before the next task's (heap.py)
         self._items, self._record = list(items), record
         self.log.add(record)
         if self.metadata is not None:

@@ -10,10 +10,11 @@ results writes each once. The estimation settings are not in the payload: the ta
 Size per document (layers L, positions P, projection k, 2 bytes a number): macro 2*L*P*k*2 bytes;
 for a 7B model (L=32) with k=64 and P=1 that is 8 KiB, never the hidden size d=4096.
 
-Streamed (`ie_stream`): a payload holds no states, only its token ids and a reference to the
-`StreamedMoments` of the documents its rank captured with it (per block and position, folds x
-(2k)^2 float64 numbers: 42 MB for L=32, P=1, k=64, 10 folds), so what a rank sends to rank 0
-does not grow with the number of documents. Rank 0 adds the ranks' moments up.
+Streamed (wherever the protocol's estimator reads second moments, at every N): a payload holds
+no states, only its token ids and a reference to the `StreamedMoments` of the documents its rank
+captured with it (per block and position, folds x 2k(2k + 1)/2 float64 numbers, the packed
+cross-products: 21 MB for L=32, P=1, k=64, 10 folds), so what a rank sends to rank 0 does not
+grow with the number of documents. Rank 0 adds the ranks' moments up.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def _checked_alike(items: Sequence[EmergenceFeatures]) -> list[EmergenceFeatures
     _same(items, "layers", lambda f: f.info.layers)
     _same(items, "captured positions", lambda f: f.positions)
     _same(items, "token length", lambda f: len(f.token_ids))
-    _same(items, "streaming (ie_stream)", lambda f: f.moments is None)
+    _same(items, "streaming", lambda f: f.moments is None)
     return sorted(items, key=lambda f: f.doc_id)  # the same order whatever the rank split
 
 
@@ -114,8 +115,8 @@ def gather_capture(items: Sequence[EmergenceFeatures]) -> Capture:
     items = _checked_alike(items)
     if items[0].moments is not None:
         raise RuntimeError(
-            f"task {items[0].task_name}: its documents were streamed (ie_stream), so their "
-            "states were not kept; use gather_moments"
+            f"task {items[0].task_name}: its documents were streamed, so their states were not "
+            "kept; use gather_moments"
         )
     return Capture(
         info=items[0].info,
@@ -145,8 +146,7 @@ def gather_moments(items: Sequence[EmergenceFeatures]) -> MomentCapture:
     if added != doc_ids or doc_ids != list(range(stream.rows)):
         raise RuntimeError(
             f"task {task}: the streamed moments hold documents {added[:5]}... ({len(added)}), the "
-            f"task has {len(doc_ids)} of {stream.rows}; each must be added once (ie_stream=off "
-            "keeps the states instead)"
+            f"task has {len(doc_ids)} of {stream.rows}; each must be added once"
         )
     macro = [
         moments[0].merged(moments[1:]) for moments in zip(*(p.macro for p in parts), strict=True)

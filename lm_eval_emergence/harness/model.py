@@ -278,7 +278,8 @@ class HFEmergenceLM(HFLM):
         if int(doc_ids.max()) >= stream.rows:
             raise EmergenceConfigError(
                 f"task {requests[unique[0]].task_name}: document {int(doc_ids.max())} is beyond "
-                f"the {stream.rows} the stream was set up for; use ie_stream=off"
+                f"the {stream.rows} the stream was set up for (requests cached by another run? "
+                "rerun with --cache_requests refresh)"
             )
         captured = capture_moments(
             model,

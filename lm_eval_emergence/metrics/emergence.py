@@ -161,7 +161,7 @@ def measure(
     plan = plan_capture(model, tokenizer, settings.capture)  # fails (bad block) before any work
     positions = "all" if per_position else "last"
     estimation = settings.estimation
-    stream = stream_spec(settings.capture.stream, len(ids), plan.info.state_dim, estimation)
+    stream = stream_spec(len(ids), estimation)
     if stream is not None:
         moments = capture_moments(model, ids, plan, stream, positions=positions, progress=progress)
         return emergence_from_moments(moments, estimation, per_position=per_position)
@@ -169,42 +169,23 @@ def measure(
     return emergence_from_states(states, estimation, per_position=per_position, progress=progress)
 
 
-#: Bytes a number of the captured states takes where they are kept: float32 in the library,
-#: float16 in the lm-eval payloads (`harness/features.py`).
-STATE_BYTES = {"library": 4, "payload": 2}
-
-
 def stream_spec(
-    mode: str,
-    n: int,
-    state_dim: int,
-    estimation: EstimationSettings,
-    *,
-    kept_as: str = "library",
-    blocked_by: str | None = None,
+    n: int, estimation: EstimationSettings, *, blocked_by: str | None = None
 ) -> StreamSpec | None:
-    """Whether a capture of `n` sequences keeps only the moments of its states (`ie_stream`),
-    and how: the one place this is decided. None keeps the states.
+    """How a capture of `n` sequences keeps only the second moments of its states, or None
+    where it keeps the states: the one place this is decided, by the estimate's need.
 
-    "on" streams or fails naming why it cannot; "off" never streams; "auto" streams when the
-    estimate can be computed from moments and they take fewer bytes than the states would
-    (`kept_as` says where: per block and position 2k numbers a sequence at STATE_BYTES each,
-    against folds x (2k)^2 float64 numbers of moments): at k = 64, above 2,580 sequences of
-    library states or 5,160 payloads. `blocked_by` is a reason of the caller's own not to
-    stream (a task that splits its documents after the passes).
+    An estimate that reads second moments (`stream_unsupported` is None: gaussian-floor in the
+    ie form, the floor-update and floor-output protocols) streams them at every N; one that
+    needs the samples (the trained bounds, v-linear, the psi form, sample-only options) keeps
+    the states. `blocked_by` is a reason of the caller's own to keep them (a task that splits
+    its documents after the passes).
     """
-    if mode == "off":
+    if blocked_by is not None or stream_unsupported(estimation) is not None:
         return None
-    why = blocked_by or stream_unsupported(estimation)
-    if mode == "on" and why is not None:
-        raise EmergenceConfigError(f"ie_stream=on, but {why}; use ie_stream=auto or off")
-    if why is not None:
-        return None
-    width = 2 * state_dim
-    folds = estimation.folds
-    if mode == "auto" and n * width * STATE_BYTES[kept_as] <= folds * width * (width + 1) * 8:
-        return None
-    return StreamSpec(rows=n, folds=folds, seed=estimation.seed, target=estimation.target)
+    return StreamSpec(
+        rows=n, folds=estimation.folds, seed=estimation.seed, target=estimation.target
+    )
 
 
 def emergence_from_states(
@@ -243,7 +224,7 @@ def emergence_from_moments(
     report_positions = _report_positions(capture, per_position)
     why = stream_unsupported(estimation)
     if why is not None:
-        raise EmergenceConfigError(f"{why}; capture the states instead (ie_stream=off)")
+        raise EmergenceConfigError(f"{why}; capture the states instead (capture_states)")
     table = pairs_from_moments(capture, estimation)
     return _result(capture, estimation, table, report_positions, per_position)
 

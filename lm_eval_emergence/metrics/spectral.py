@@ -33,17 +33,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import torch
 
+from .. import heap
 from ..capture import Capture, MomentCapture
 from ..capture.blocks import by_replicate
-from ..estimators.moments import (
-    DEFAULT_FOLDS,
-    PairMoments,
-    moments_of_samples,
-    stack_pairs,
-)
+from ..estimators.moments import DEFAULT_FOLDS, PairMoments, moments_of_samples
 from ..records import StateStatistic
 from ..uncertainty import Spread, standard_error
 from .statistic import state_statistic
@@ -96,38 +93,40 @@ def _output_moments(moments: PairMoments, target: str) -> tuple[torch.Tensor, to
     return c, means[..., :dx] + means[..., dx:]
 
 
-def _last_position_moments(capture: Capture | MomentCapture, folds: int, seed: int) -> PairMoments:
-    """Moments at the last token, one pair per block and projection (pair l * R + r): streamed,
-    those of (input, target); kept, those of the output alone (an empty x side: only y's
-    moments are read)."""
+def _last_position_moments(
+    capture: Capture | MomentCapture, slot: int, folds: int, seed: int
+) -> PairMoments:
+    """Block slot `slot`'s moments at the last token, one pair per projection: streamed, those
+    of (input, target); kept, those of the output alone (an empty x side: only y's moments are
+    read)."""
     last = capture.positions.index(capture.token_ids.shape[1] - 1)
     r_count = capture.projections
     if isinstance(capture, MomentCapture):
-        picked = [m.select([last * r_count + r for r in range(r_count)]) for m in capture.macro]
-        return stack_pairs(picked)
-    y = by_replicate(capture.macro_outputs[:, :, last].float(), r_count)  # [L, N, R, k]
-    y = y.transpose(1, 2).flatten(0, 1)  # [L * R, N, k]
+        return capture.macro[slot].select([last * r_count + r for r in range(r_count)])
+    y = by_replicate(capture.macro_outputs[slot, :, last].float(), r_count)  # [N, R, k]
+    y = y.transpose(0, 1)  # [R, N, k]
     return moments_of_samples(y[..., :0], y, folds, seed)
 
 
-def _output_covariances(
-    capture: Capture | MomentCapture, folds: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Covariance [1 + F, L * R, D, D], raw second moment (the same shape) and row counts
-    [1 + F] of every block's output at the last token under each projection."""
-    moments = _last_position_moments(capture, folds, seed)
+def _per_block(
+    capture: Capture | MomentCapture, folds: int, seed: int, statistic: Callable
+) -> torch.Tensor:
+    """`statistic(cov, raw)` of every block's output at the last token under each projection,
+    [1 + F, L, R]: from each block's covariance [1 + F, R, D, D] and raw second moment (the
+    same shape), one block at a time (issue 35: all blocks' at once were the estimation step's
+    transient peak)."""
     target = capture.target if isinstance(capture, MomentCapture) else "output"
-    cov, mean = _output_moments(moments, target)
-    # the raw rows' second moment: (n-1)/n of the covariance plus the mean's outer product
-    counts = moments.row_counts()
-    scale = ((counts - 1) / counts)[:, None, None, None]
-    raw = cov * scale + mean[..., :, None] * mean[..., None, :]
-    return cov, raw, counts
-
-
-def _per_block(capture: Capture | MomentCapture, flat: torch.Tensor) -> torch.Tensor:
-    """[1 + F, L * R] values as [1 + F, L, R]."""
-    return flat.reshape(flat.shape[0], len(capture.layers), capture.projections)
+    values = []
+    for slot in range(len(capture.layers)):
+        moments = _last_position_moments(capture, slot, folds, seed)
+        cov, mean = _output_moments(moments, target)
+        # the raw rows' second moment: (n-1)/n of the covariance plus the mean's outer product
+        counts = moments.row_counts()
+        scale = ((counts - 1) / counts)[:, None, None, None]
+        raw = cov * scale + mean[..., :, None] * mean[..., None, :]
+        values.append(statistic(cov, raw))
+        heap.release()  # the block's freed tensors, before the next block's (heap.py)
+    return torch.stack(values, dim=1)
 
 
 def erank(
@@ -140,8 +139,7 @@ def erank(
     for a block whose states do not vary.
     """
     t0 = time.perf_counter()
-    cov, _, _ = _output_covariances(capture, folds, seed)
-    values = _per_block(capture, effective_rank(cov))
+    values = _per_block(capture, folds, seed, lambda cov, raw: effective_rank(cov))
     return state_statistic("erank", values, capture, seed=seed, seconds=time.perf_counter() - t0)
 
 
@@ -155,8 +153,7 @@ def matrix_entropy(
     """The order-`alpha` matrix entropy (bits) of every captured block's raw outputs at the
     last token (folds as `erank`)."""
     t0 = time.perf_counter()
-    _, raw, _ = _output_covariances(capture, folds, seed)
-    values = _per_block(capture, matrix_entropy_bits(raw, alpha))
+    values = _per_block(capture, folds, seed, lambda cov, raw: matrix_entropy_bits(raw, alpha))
     return state_statistic(
         "matrix_entropy",
         values,

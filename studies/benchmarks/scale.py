@@ -65,7 +65,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_task(lm, n: int, device: str, stream: str) -> dict:
+def run_task(lm, n: int, device: str) -> dict:
     """emergence_icl_country on n documents through lm-eval; the task's record's numbers."""
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -75,7 +75,7 @@ def run_task(lm, n: int, device: str, stream: str) -> dict:
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    metadata = {"n_docs": n, "ie_stream": stream}
+    metadata = {"n_docs": n}
     t0 = time.perf_counter()
     manager = TaskManager(include_path=lm_eval_emergence.TASKS_DIR, metadata=metadata)
     seconds_index = time.perf_counter() - t0  # lm-eval indexes its own tasks: N-independent
@@ -165,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--docs", type=int, nargs="+", default=[256])
-    parser.add_argument("--stream", default="auto", choices=["auto", "on", "off"])
     parser.add_argument("--batch-size", default="auto", help="lm-eval's --batch_size")
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--ratio-docs", type=int, default=0, help="0: skip the pass ratio")
@@ -208,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.shape}: {report['n_parameters'] / 1e9:.2f}B parameters, built in "
           f"{seconds_build:.1f} s on {report['device']}", flush=True)  # fmt: skip
     for n in args.docs:
-        row = run_task(lm, n, args.device, args.stream)
+        row = run_task(lm, n, args.device)
         report["runs"].append(row)
         print(json.dumps(row), flush=True)
     if args.ratio_docs:

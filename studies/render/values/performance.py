@@ -2,7 +2,8 @@
 (studies/benchmarks/results; see studies/render/values/__init__.py).
 
 One namespace per section: `machine` (the CPU runs' machine), `estimators` (section 1),
-`profile` (section 2), `harness` and `before_issue_9` (section 3), `scale` and `gpu` (section 4).
+`profile` (section 2), `harness` and `before_issue_9` (section 3), `scale` and `gpu` (section 4),
+`memory` and `per_document` (section 6).
 Where the prose makes a claim about a set of cases (which ones meet a target), the claim is
 checked here: a result that no longer supports it stops the rendering instead of printing it.
 """
@@ -16,7 +17,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from types import SimpleNamespace as NS
 
-from lm_eval_emergence.metrics.emergence import stream_spec
 from lm_eval_emergence.settings import DEFAULT_IE_PROTOCOL, EstimationSettings
 from studies.benchmarks.estimators import CASES
 from studies.benchmarks.scale import SHAPES
@@ -30,6 +30,7 @@ VOCAB = 49_152  # SmolLM2's tokenizer, with which scale.py builds every shape
 BF16_FLOPS = 989e12  # the H200's dense bf16 peak (NVIDIA's data sheet), for the 7B forecast
 GPU_USE = 0.4  # the share of that peak the forecast assumes
 GPU_DOCS = 300_000  # the N of the issue's goal (gpu_scale.sh)
+PEAK_GOAL_GB = 1.0  # issue 35's goal for the README command's peak
 CONTINUOUS = {name for name, *_, nonlinear in CASES if nonlinear != "discrete"}
 
 
@@ -324,17 +325,6 @@ def _llama_parameters(config: dict, vocab: int) -> int:
     return 2 * vocab * d + layers * block + d
 
 
-def _stream_threshold(width: int) -> int:
-    """The fewest documents for which ie_stream=auto streams payloads of `width` channels."""
-    settings = EstimationSettings.of_protocol(DEFAULT_IE_PROTOCOL)
-    low, high = 1, 10**8  # streams at high, not at low
-    while high - low > 1:
-        mid = (low + high) // 2
-        streams = stream_spec("auto", mid, width, settings, kept_as="payload") is not None
-        low, high = (low, mid) if streams else (mid, high)
-    return high
-
-
 def _scale() -> NS:
     """Section 4: the tiny shape at N = 300,000 and the 1B shape, both on the CPU."""
     tiny = json_file(BENCHMARKS / "scale_tiny_cpu.json")
@@ -353,7 +343,6 @@ def _scale() -> NS:
         tiny=tiny,
         big=big,
         width=width,
-        threshold=_sig(_stream_threshold(width)),
         moments_per_block=per_block,
         moments_mib_per_block=per_block / 2**20,
         plumbing=plumbing,
@@ -406,6 +395,52 @@ def _bias_correction() -> NS:
     return NS(reps=data["reps"], rows=rows)
 
 
+def _memory() -> NS:
+    """Section 6: the README command's peak phase by phase, before issue 35 and after, with
+    lm-eval's own `--model hf` run measured in the same run of the benchmark."""
+    before = json_file(BENCHMARKS / "memory_smollm2_before.json")
+    after = json_file(BENCHMARKS / "memory_smollm2.json")
+    rows = {r["phase"]: r for r in before["plugin"]["phases"]}
+    phases = [
+        NS(
+            phase=r["phase"],
+            before=rows[r["phase"]]["peak_kb"] / 1e6,
+            after=r["peak_kb"] / 1e6,
+            after_end=r["end_kb"] / 1e6,
+        )
+        for r in after["plugin"]["phases"]
+    ]
+    ordered = {r["phase"]: r["peak_kb"] / 1e6 for r in after["plugin"]["phases"]}
+    _require(after["plugin"]["peak_gb"] > PEAK_GOAL_GB, "the 1.0 GB goal is not met")
+    return NS(
+        before=before,
+        after=after,
+        phases=phases,
+        docs=after["docs"],
+        floor=ordered["load"],
+        capture=ordered["capture"],
+        estimation=ordered["estimation"],
+        below_hf=after["plugin"]["peak_gb"] < after["hf"]["peak_gb"],
+        ratio_hf=after["plugin"]["peak_gb"] / after["hf"]["peak_gb"],
+    )
+
+
+def _per_document(gpu: NS) -> NS:
+    """Section 6: the plugin's cost a document against lm-eval's own loglikelihood task of the
+    same documents, and the 7B forecast's per-document share restated with it."""
+    record = json_file(BENCHMARKS / "per_document_tiny_cpu.json")
+    plugin, lm_eval = record["summary"]["plugin"], record["summary"]["lm-eval"]
+    return NS(
+        record=record,
+        small=record["docs"][0],
+        large=record["docs"][1],
+        plugin=plugin,
+        lm_eval=lm_eval,
+        ratios=record["ratios"],
+        gpu_seconds=plugin["ms_per_doc"] * gpu.docs / 1000,
+    )
+
+
 def values() -> dict:
     """The namespace of docs/performance.md's template."""
     harness = _harness()
@@ -413,6 +448,7 @@ def values() -> dict:
     cpus = {r["cpus"] for r in (json_file(BENCHMARKS / "harness_overhead_smollm2.json"),
                                 scale.tiny, scale.one_b)}  # fmt: skip
     (cores,) = cpus
+    gpu = _gpu(scale, harness.tokens_per_doc)  # scale.py's documents: the same lists
     return {
         "machine": NS(cores=cores, torch=scale.tiny["torch"].split("+")[0]),
         "estimators": _estimators(),
@@ -420,6 +456,8 @@ def values() -> dict:
         "harness": harness,
         "before_issue_9": _before_issue_9(),
         "scale": scale,
-        "gpu": _gpu(scale, harness.tokens_per_doc),  # scale.py's documents: the same lists
+        "gpu": gpu,
+        "memory": _memory(),
+        "per_document": _per_document(gpu),
         "bias": _bias_correction(),
     }
