@@ -44,7 +44,9 @@ DOCUMENTS: tuple[Document, ...] = (
     ),
     Document("docs/reproduction.md", "reproduction.md.j2", ("reproduction",)),
     Document(
-        "docs/performance.md", "performance.md.j2", ("performance", "performance_projections")
+        "docs/performance.md",
+        "performance.md.j2",
+        ("performance", "performance_projections", "performance_readme_command"),
     ),
     Document("docs/method-notes.md", "method-notes.md.j2", ("method_notes",)),
     Document("docs/uncertainty.md", "uncertainty.md.j2", ("uncertainty",)),

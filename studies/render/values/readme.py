@@ -127,7 +127,8 @@ def meaning() -> SimpleNamespace:
     round-2 candidate), in the numbers the README's short verdict quotes."""
     selection = probe("round2_smollm2")
     trained, random_init = (
-        model(selection, name)["candidates"][DEFAULT]["value"] for name in ("trained", "random init")
+        model(selection, name)["candidates"][DEFAULT]["value"]
+        for name in ("trained", "random init")
     )
     seed_units = seed_separations(selection, probe("seeds_round2_smollm2"))[DEFAULT]
     qwen = probe("round2_qwen")

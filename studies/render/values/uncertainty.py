@@ -135,7 +135,8 @@ def n_stability() -> SimpleNamespace:
         )
     every = [r for s in series for r in s.rows]
     noise3 = next((r for r in every if r.model == "smollm2 weight noise 0.3"), None)
-    round2 = model(probe("round2_smollm2"), "weight noise 0.3")["candidates"][FLOOR_UPDATE_JACKKNIFE]
+    noisy = model(probe("round2_smollm2"), "weight noise 0.3")
+    round2 = noisy["candidates"][FLOOR_UPDATE_JACKKNIFE]
     return SimpleNamespace(
         series=series,
         n_models=len(every),
