@@ -286,7 +286,7 @@ def shipped_model_dir(name: str | ShippedModel) -> Path:
     `--model_args pretrained=<it>` loads it anywhere."""
     model = shipped_model(name)
     files = _data_files(model)
-    cache = default_cache_dir(model.key)
+    cache = default_cache_dir(model)
     info = _source_info(model, files)
     if not _cache_is_valid(cache, info):
         verify_files(model, files)

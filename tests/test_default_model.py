@@ -64,6 +64,19 @@ def test_a_missing_study_wheel_says_how_to_install(monkeypatch, tmp_path):
         default_model.shipped_model_dir(QWEN_15)
 
 
+def test_a_study_model_s_built_copy_is_found_under_its_own_key(monkeypatch, tmp_path):
+    """A study model is not in the plugin's registry: its cache is found by the model itself,
+    not by its key (which the registry does not know and once raised KeyError)."""
+    from lm_eval_emergence import default_model
+    from studies.models import QWEN_15
+
+    monkeypatch.setenv("LM_EVAL_EMERGENCE_CACHE", str(tmp_path))
+    monkeypatch.setattr(default_model, "_data_files", lambda model: [])
+    monkeypatch.setattr(default_model, "_source_info", lambda model, files: {})
+    monkeypatch.setattr(default_model, "_cache_is_valid", lambda cache, info: True)
+    assert default_model.shipped_model_dir(QWEN_15) == tmp_path / QWEN_15.key
+
+
 def _smollm2_gguf():
     from lm_eval_emergence import default_model
 
