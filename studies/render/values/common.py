@@ -60,3 +60,10 @@ def lm_eval_results(run: str) -> dict:
     """The `results` of a committed reproduction run's lm-eval output."""
     (path,) = sorted((REPRODUCTION / "runs" / run).glob("**/results_*.json"))
     return json_file(path)["results"]
+
+
+def claim_holds(document: str, condition: bool, claim: str) -> None:
+    """Stop the rendering of `document` when its results no longer bear out a claim its prose
+    makes in words (an order, "every", "none")."""
+    if not condition:
+        raise ValueError(f"{document}: the results no longer say {claim!r}")

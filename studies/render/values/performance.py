@@ -21,7 +21,7 @@ from lm_eval_emergence.settings import DEFAULT_IE_PROTOCOL, EstimationSettings
 from studies.benchmarks.estimators import CASES
 from studies.benchmarks.scale import SHAPES
 from studies.render.formatting import grouped, num
-from studies.render.values.common import BENCHMARKS, json_file
+from studies.render.values.common import BENCHMARKS, claim_holds, json_file
 
 TRAINED = ("infonce", "mine", "smile")  # the trained bounds run on the CPU, table order
 COLUMNS = ("gaussian", *TRAINED, "mine-paper")
@@ -35,9 +35,7 @@ CONTINUOUS = {name for name, *_, nonlinear in CASES if nonlinear != "discrete"}
 
 
 def _require(condition: bool, claim: str) -> None:
-    """Stop the rendering where a result no longer supports a claim of the prose."""
-    if not condition:
-        raise ValueError(f"docs/performance.md claims {claim}; the results no longer show it")
+    claim_holds("docs/performance.md", condition, claim)
 
 
 def _series(texts: list[str]) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace as NS
 
+from lm_eval_emergence.records import Sidecar, TaskRecord
+from lm_eval_emergence.report.evidence import moments_held
 from lm_eval_emergence.settings import DEFAULT_PROJECTIONS
 from studies.render.values.common import BENCHMARKS, ROOT, json_file
 
@@ -15,22 +17,10 @@ README_RUN = ROOT / "studies" / "readme" / "results" / "main"
 MOMENTS_LIMIT_MB = 200
 
 
-def _readme_moments_mb() -> float:
-    """The second moments the README command held at once, in MB, as its evidence prints it
-    (`report.evidence.moments_held`: the largest task's peak while it estimates, plus the
-    streamed moments the other tasks hold meanwhile)."""
+def _readme_tasks() -> dict[str, TaskRecord]:
+    """The README command's task records, from its sidecar."""
     (sidecar,) = sorted(README_RUN.glob("**/emergence_*.json"))
-    tasks = list(json_file(sidecar)["tasks"].values())
-    streamed = [int(t["capture"].get("moments_bytes") or 0) for t in tasks]
-    peaks = [t["result"]["moments_bytes"] or 0 for t in tasks]
-    return max(p + sum(streamed) - s for p, s in zip(peaks, streamed, strict=True)) / 2**20
-
-
-def _readme_streamed_mb() -> float:
-    """The streamed moments one task of the README command holds until lm-eval aggregates."""
-    (sidecar,) = sorted(README_RUN.glob("**/emergence_*.json"))
-    tasks = json_file(sidecar)["tasks"].values()
-    return max(int(t["capture"].get("moments_bytes") or 0) for t in tasks) / 2**20
+    return Sidecar.from_dict(json_file(sidecar)).tasks
 
 
 def values() -> dict:
@@ -38,7 +28,8 @@ def values() -> dict:
     rows = [NS(**r, moments_mb=r["moments_bytes"] / 2**20) for r in data["rows"]]
     by_r = {r.projections: r for r in rows}
     one, default = by_r[1], by_r[DEFAULT_PROJECTIONS]
-    moments = _readme_moments_mb()
+    tasks = _readme_tasks()
+    moments = moments_held(tasks) / 2**20  # the line the command's evidence prints
     return {
         "projections": NS(
             rows=rows,
@@ -54,7 +45,8 @@ def values() -> dict:
             ),
             readme_moments_mb=moments,
             within_limit=moments <= MOMENTS_LIMIT_MB,
-            streamed_task_mb=_readme_streamed_mb(),
+            streamed_task_mb=max(int(r.capture.get("moments_bytes") or 0) for r in tasks.values())
+            / 2**20,
             moments_limit_mb=MOMENTS_LIMIT_MB,
         )
     }

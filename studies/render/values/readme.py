@@ -17,6 +17,7 @@ from studies.render.values.common import (
     FLOOR_UPDATE_JACKKNIFE,
     REPRODUCTION,
     ROOT,
+    claim_holds,
     json_file,
     model,
     probe,
@@ -37,9 +38,7 @@ DEFAULT = FLOOR_UPDATE_JACKKNIFE
 
 
 def _holds(condition: bool, claim: str) -> None:
-    """Stop the rendering when the results no longer bear out a claim the README makes."""
-    if not condition:
-        raise ValueError(f"README.md: the results no longer say {claim!r}")
+    claim_holds("README.md", condition, claim)
 
 
 def _files(run: str, pattern: str) -> Path:

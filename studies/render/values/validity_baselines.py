@@ -19,6 +19,7 @@ from studies.render.values.common import (
     FLOOR_UPDATE,
     PSI_UPDATE,
     VALIDITY,
+    claim_holds,
     json_file,
     model,
     probe,
@@ -50,9 +51,7 @@ PAST_PLATEAU = 0.75
 
 
 def _holds(condition: bool, claim: str) -> None:
-    """Stop the rendering when the results no longer bear out a claim the prose makes."""
-    if not condition:
-        raise ValueError(f"docs/validity.md, baselines: the results no longer say {claim!r}")
+    claim_holds("docs/validity.md, baselines", condition, claim)
 
 
 def record(series: str) -> dict:

@@ -20,6 +20,7 @@ from studies.render.values.common import (
     FLOOR_UPDATE,
     PSI_UPDATE,
     changes,
+    claim_holds,
     model,
     probe,
     seeds,
@@ -67,9 +68,7 @@ _WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", 
 
 
 def _holds(condition: bool, claim: str) -> None:
-    """Stop the rendering when the results no longer bear out a claim the prose makes."""
-    if not condition:
-        raise ValueError(f"docs/validity.md, round 1: the results no longer say {claim!r}")
+    claim_holds("docs/validity.md, round 1", condition, claim)
 
 
 def _word(n: int) -> str:

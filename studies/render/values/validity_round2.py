@@ -17,6 +17,7 @@ from studies.render.values.common import (
     FLOOR_UPDATE,
     FLOOR_UPDATE_JACKKNIFE,
     changes,
+    claim_holds,
     model,
     probe,
     summary,
@@ -60,9 +61,7 @@ _ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth".s
 
 
 def _holds(condition: bool, claim: str) -> None:
-    """Stop the rendering when the results no longer bear out a claim the prose makes."""
-    if not condition:
-        raise ValueError(f"docs/validity.md, round 2: the results no longer say {claim!r}")
+    claim_holds("docs/validity.md, round 2", condition, claim)
 
 
 def _word(n: int) -> str:
